@@ -1,0 +1,247 @@
+//! What each AADSTS code means and how users usually fix it.
+//!
+//! The table is data: one row per code (or family of codes), so a new code is one line.
+//! Meanings and fixes come from Microsoft's error reference and the reports collected in
+//! `shared/reference/entra-id.md` §12.
+
+use crate::error::ErrorKind;
+
+/// One known AADSTS code.
+#[derive(Debug)]
+pub(crate) struct KnownCode {
+    pub(crate) codes: &'static [u32],
+    pub(crate) kind: ErrorKind,
+    pub(crate) meaning: &'static str,
+    pub(crate) fix: &'static str,
+}
+
+const fn row(
+    codes: &'static [u32],
+    kind: ErrorKind,
+    meaning: &'static str,
+    fix: &'static str,
+) -> KnownCode {
+    KnownCode {
+        codes,
+        kind,
+        meaning,
+        fix,
+    }
+}
+
+pub(crate) static KNOWN_CODES: &[KnownCode] = &[
+    row(
+        &[7000215],
+        ErrorKind::InvalidClientSecret,
+        "the client secret is not valid",
+        "send the secret's Value, not its Secret ID: the portal shows the value once, when the secret is created (App registrations > Certificates & secrets); create a new secret if it was not saved",
+    ),
+    row(
+        &[7000222],
+        ErrorKind::ClientSecretExpired,
+        "the client secret has expired",
+        "create a new client secret under App registrations > Certificates & secrets and update the configuration, or switch to a certificate",
+    ),
+    row(
+        &[7000218, 7000216],
+        ErrorKind::ClientCredentialMissing,
+        "the request carried no client secret or client assertion, and the application is confidential",
+        "send the application's client secret or certificate; for the password grant without a secret, set 'Allow public client flows' to Yes under App registrations > Authentication",
+    ),
+    row(
+        &[700025],
+        ErrorKind::PublicClientSentCredential,
+        "a public client application sent a client secret or assertion",
+        "drop the secret for this application, or turn off 'Allow public client flows' so it is treated as confidential",
+    ),
+    row(
+        &[700016],
+        ErrorKind::ClientNotFound,
+        "no application with this client id exists in the tenant",
+        "check the client (application) id and the tenant; an application registered in another tenant must be consented in this one (for Dataverse, an administrator grants consent or creates the application user)",
+    ),
+    row(
+        &[700027, 50012],
+        ErrorKind::InvalidClientAssertion,
+        "the client assertion's signature could not be verified with any certificate registered on the application",
+        "upload the certificate whose private key signs the assertion (App registrations > Certificates & secrets) and check that the thumbprint in the assertion header matches it",
+    ),
+    row(
+        &[700030],
+        ErrorKind::InvalidClientAssertion,
+        "the certificate is not trusted for subject name and issuer authentication",
+        "upload the certificate itself, or configure trusted subject name and issuer for the application and send the x5c chain",
+    ),
+    row(
+        &[700024],
+        ErrorKind::ClientAssertionExpired,
+        "the client assertion is outside its validity window (exp/nbf)",
+        "synchronize the machine's clock (NTP) and create a fresh assertion for each request with an expiry of at most 10 minutes; a workload identity token file must be re-read when it changes",
+    ),
+    row(
+        &[7000112],
+        ErrorKind::ApplicationDisabled,
+        "the application is disabled in this tenant",
+        "re-enable the service principal (Enterprise applications > Properties > Enabled for users to sign in)",
+    ),
+    row(
+        &[90002],
+        ErrorKind::TenantNotFound,
+        "the tenant was not found",
+        "check the tenant id or domain, and that the authority host is in the same cloud as the tenant (public, US Government or China)",
+    ),
+    row(
+        &[90038, 900382, 900432],
+        ErrorKind::WrongCloud,
+        "the request crossed Microsoft clouds: the tenant or application lives in another national cloud",
+        "use the authority of the tenant's cloud: login.microsoftonline.us for GCC High and DoD, login.chinacloudapi.cn for China, login.microsoftonline.com otherwise",
+    ),
+    row(
+        &[9001023, 90124, 90130],
+        ErrorKind::TenantNotAllowed,
+        "this grant is not allowed on the `common` or `consumers` endpoint",
+        "use the tenant id, a verified domain, or `organizations` in the authority",
+    ),
+    row(
+        &[50049],
+        ErrorKind::UnknownInstance,
+        "the authority host is not a known Microsoft identity host",
+        "fix the authority host, or turn off instance discovery for a private or emulated host",
+    ),
+    row(
+        &[50126],
+        ErrorKind::InvalidUserCredentials,
+        "the user name or password is wrong (federated users also get this from the password grant)",
+        "check the user name (UPN) and the password; a user federated to an on-premises identity provider cannot use the password grant: use client credentials or the device code grant",
+    ),
+    row(
+        &[50034],
+        ErrorKind::UserNotFound,
+        "the user does not exist in this tenant",
+        "check the user principal name and that the authority's tenant is the user's home tenant",
+    ),
+    row(
+        &[50053],
+        ErrorKind::AccountLocked,
+        "the account is locked, or sign-in was blocked as suspicious",
+        "wait for the lockout to end or ask an administrator to unblock the account",
+    ),
+    row(
+        &[50055, 50144],
+        ErrorKind::PasswordExpired,
+        "the user's password has expired",
+        "reset the password interactively, then use the new one",
+    ),
+    row(
+        &[50057],
+        ErrorKind::AccountDisabled,
+        "the user account is disabled",
+        "ask an administrator to enable the account, or use another identity",
+    ),
+    row(
+        &[50076],
+        ErrorKind::MfaRequired,
+        "multi-factor authentication is required for this user, and the password grant cannot perform it",
+        "use the client credentials grant with an application user, or the device code grant, which lets the user complete MFA in a browser",
+    ),
+    row(
+        &[50079],
+        ErrorKind::MfaRegistrationRequired,
+        "the user must register for multi-factor authentication, which the password grant cannot do",
+        "use the client credentials grant with an application user, or the device code grant; or have the user complete MFA registration interactively",
+    ),
+    row(
+        &[53003],
+        ErrorKind::ConditionalAccessBlocked,
+        "a Conditional Access policy blocked the sign-in",
+        "ask an administrator to review the Conditional Access sign-in logs for this request; a non-interactive grant may need a policy exclusion or a compliant device",
+    ),
+    row(
+        &[65001],
+        ErrorKind::ConsentRequired,
+        "the user or an administrator has not consented to the application's use of Dynamics CRM (user_impersonation)",
+        "grant admin consent for the Dynamics CRM user_impersonation permission under App registrations > API permissions; app-only grants need no consent but an application user in the environment",
+    ),
+    row(
+        &[650057],
+        ErrorKind::PermissionMissing,
+        "the application does not list the requested API among its permissions",
+        "add the Dynamics CRM user_impersonation permission under App registrations > API permissions",
+    ),
+    row(
+        &[500011, 50001],
+        ErrorKind::ResourceNotFound,
+        "the resource (the Dataverse organization) was not found in the tenant",
+        "check the organization URL and that the environment belongs to this tenant; do not encode or double the resource URL",
+    ),
+    row(
+        &[70011, 700022],
+        ErrorKind::InvalidScope,
+        "the scope is malformed or names more than one resource",
+        "request exactly one resource, as https://{org}/.default for confidential clients or https://{org}/user_impersonation for public clients",
+    ),
+    row(
+        &[901002],
+        ErrorKind::ResourceParameterOnV2,
+        "the request sent the v1 `resource` parameter to the v2 endpoint",
+        "send scope={org}/.default to the v2 endpoint, or use the v1 endpoint (/oauth2/token) with resource=",
+    ),
+    row(
+        &[900144, 90014],
+        ErrorKind::MissingParameter,
+        "a required parameter is missing from the request body",
+        "the error description names the parameter; if it is client_id or grant_type, check the grant's configuration",
+    ),
+    row(
+        &[70000, 70008, 700082, 50173, 70043],
+        ErrorKind::RefreshTokenRejected,
+        "the refresh token is invalid, expired or revoked",
+        "run the original grant again (d365 does this automatically for the password grant); a revoked token follows a password change or an administrator's sign-out",
+    ),
+    row(
+        &[70003],
+        ErrorKind::UnsupportedGrantType,
+        "the identity provider does not support this grant type",
+        "check the grant type; AD FS and Entra support client_credentials, password and refresh_token",
+    ),
+    row(
+        &[50196],
+        ErrorKind::Throttled,
+        "Entra ID detected a loop: the same token was requested too often",
+        "cache tokens (TokenCache) and share them between workers (a shared TokenStore) instead of asking for a new token per call",
+    ),
+];
+
+/// The row for an AADSTS code, if we know it.
+pub(crate) fn lookup(code: u32) -> Option<&'static KnownCode> {
+    KNOWN_CODES.iter().find(|row| row.codes.contains(&code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The codes issue #2 requires a hint for.
+    const REQUIRED: &[u32] = &[
+        7000215, 7000222, 7000218, 700016, 700027, 700024, 90002, 50126, 50076, 50079, 50034,
+        53003, 65001, 500011, 901002, 9001023, 900382,
+    ];
+
+    #[test]
+    fn every_required_code_has_a_hint() {
+        for code in REQUIRED {
+            let row = lookup(*code).unwrap_or_else(|| panic!("AADSTS{code} has no row"));
+            assert!(!row.fix.is_empty() && !row.meaning.is_empty());
+        }
+    }
+
+    #[test]
+    fn no_code_appears_twice() {
+        let mut seen = std::collections::HashSet::new();
+        for row in KNOWN_CODES {
+            for code in row.codes {
+                assert!(seen.insert(code), "AADSTS{code} is listed twice");
+            }
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! [`TokenCache`]: wraps any provider, answers hits from memory under a read lock, and
+//! makes sure that however many callers miss at once, one request goes out.
+//!
+//! Per request there is a slot: the current entry (behind a `std` read-write lock, so a
+//! hit is a read lock and an `Arc` clone), and a flight lock that serializes requests to
+//! the provider. Callers that wait on a flight take its outcome, success or failure,
+//! instead of sending their own request: 1,000 callers on a cold key cause one request,
+//! and if it fails, one failure.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+
+use crate::error::AuthError;
+use crate::provider::{Grant, TokenProvider};
+use crate::resource::TokenRequest;
+use crate::store::{MemoryStore, TokenStore};
+use crate::token::AccessToken;
+
+/// Renew this long before expiry, as MSAL does.
+const DEFAULT_REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+/// After a failed early refresh, keep serving the current token this long before trying again.
+const DEFAULT_RETRY_FAILED_REFRESH_AFTER: Duration = Duration::from_secs(30);
+
+/// A caching [`TokenProvider`] around another one.
+///
+/// - A hit takes a read lock and clones an `Arc`; it never calls the provider.
+/// - A miss, or an expired token, is single-flight: concurrent callers share one request
+///   and its outcome.
+/// - A token is renewed early: at the identity provider's `refresh_on`, or
+///   `refresh_before_expiry` (5 minutes) before it expires, but never before half of its
+///   remaining lifetime, so short-lived tokens do not cause a request per call.
+/// - While a token is due but still valid, one caller renews it and the others keep
+///   using it; if renewal fails, the current token is served until it expires and the
+///   failure is logged as a warning.
+/// - [`invalidate`](TokenCache::invalidate) drops a token the resource server rejected.
+/// - Tokens are also saved in a [`TokenStore`] (a private [`MemoryStore`] unless one is
+///   given), so caches and processes that share a store share tokens.
+///
+/// Cloning is cheap and clones share the cache.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use d365_auth_core::{TokenCache, TokenProvider, TokenRequest};
+/// # async fn run(provider: impl TokenProvider + 'static) -> Result<(), Box<dyn std::error::Error>> {
+/// let cache = TokenCache::new(provider);
+/// let request = TokenRequest::for_url("https://contoso.crm.dynamics.com")?;
+/// let token = cache.request_token(&request).await?; // one request to the identity provider
+/// let again = cache.request_token(&request).await?; // from memory
+/// assert!(token.same_token(&again));
+/// # Ok(()) }
+/// ```
+pub struct TokenCache<P> {
+    shared: Arc<Shared<P>>,
+}
+
+struct Shared<P> {
+    provider: P,
+    store: Arc<dyn TokenStore>,
+    /// `provider.cache_key()`, computed once: it prefixes every store key.
+    partition: String,
+    refresh_before_expiry: Duration,
+    retry_failed_refresh_after: Duration,
+    slots: RwLock<HashMap<TokenRequest, Arc<Slot>>>,
+}
+
+/// Everything the cache knows about one request.
+#[derive(Default)]
+struct Slot {
+    entry: RwLock<Option<Entry>>,
+    /// Held while a request to the provider is in flight.
+    flight: tokio::sync::Mutex<()>,
+    /// Counts finished flights, so a waiter can tell that one finished while it waited.
+    flights_finished: AtomicU64,
+    /// The outcome of the last finished flight, handed to the callers that waited on it.
+    last_outcome: Mutex<Option<Result<AccessToken, AuthError>>>,
+    /// When an early refresh last failed.
+    refresh_failed_at: Mutex<Option<Instant>>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    token: AccessToken,
+    refresh_at: SystemTime,
+    /// The resource server refused it; kept only for its refresh token.
+    rejected: bool,
+}
+
+impl Entry {
+    fn is_fresh(&self, now: SystemTime) -> bool {
+        !self.rejected && now < self.refresh_at
+    }
+
+    fn is_usable(&self, now: SystemTime) -> bool {
+        !self.rejected && !self.token.is_expired_at(now)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section here is a single assignment, so a panic elsewhere cannot
+    // leave the data half-written: recovering from poison is safe.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Slot {
+    fn current(&self) -> Option<Entry> {
+        read(&self.entry).clone()
+    }
+
+    fn fresh_token(&self, now: SystemTime) -> Option<AccessToken> {
+        read(&self.entry)
+            .as_ref()
+            .filter(|entry| entry.is_fresh(now))
+            .map(|entry| entry.token.clone())
+    }
+
+    fn usable_token(&self, now: SystemTime) -> Option<AccessToken> {
+        read(&self.entry)
+            .as_ref()
+            .filter(|entry| entry.is_usable(now))
+            .map(|entry| entry.token.clone())
+    }
+
+    fn finish_flight(&self, outcome: &Result<AccessToken, AuthError>) {
+        *lock(&self.last_outcome) = Some(outcome.clone());
+        self.flights_finished.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// When to renew `token`, received at `now`.
+fn refresh_at(token: &AccessToken, now: SystemTime, refresh_before_expiry: Duration) -> SystemTime {
+    let expires_on = token.expires_on();
+    let by_skew = expires_on.checked_sub(refresh_before_expiry).unwrap_or(now);
+    let halfway = now + token.remaining_at(now) / 2;
+    let planned = by_skew.max(halfway);
+    // The identity provider's own advice wins when it is earlier.
+    token
+        .refresh_on()
+        .map_or(planned, |refresh_on| refresh_on.min(planned))
+}
+
+impl<P: TokenProvider> TokenCache<P> {
+    /// A cache around `provider` with the default settings and a private memory store.
+    pub fn new(provider: P) -> Self {
+        Self::builder(provider).build()
+    }
+
+    /// Configures a cache around `provider`.
+    pub fn builder(provider: P) -> TokenCacheBuilder<P> {
+        TokenCacheBuilder {
+            provider,
+            store: None,
+            refresh_before_expiry: DEFAULT_REFRESH_BEFORE_EXPIRY,
+            retry_failed_refresh_after: DEFAULT_RETRY_FAILED_REFRESH_AFTER,
+        }
+    }
+
+    /// The provider behind the cache.
+    pub fn provider(&self) -> &P {
+        &self.shared.provider
+    }
+
+    /// A token for `request`: from memory when fresh, else from the store or the provider.
+    ///
+    /// # Errors
+    ///
+    /// The provider's [`AuthError`] when no valid token is at hand and the request failed.
+    pub async fn get(&self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
+        let now = SystemTime::now();
+        let slot = {
+            let slots = read(&self.shared.slots);
+            match slots.get(request) {
+                Some(slot) => {
+                    if let Some(token) = slot.fresh_token(now) {
+                        return Ok(token);
+                    }
+                    Arc::clone(slot)
+                }
+                None => {
+                    drop(slots);
+                    Arc::clone(
+                        write(&self.shared.slots)
+                            .entry(request.clone())
+                            .or_default(),
+                    )
+                }
+            }
+        };
+        self.renew(&slot, request).await
+    }
+
+    /// Drops `token` because the resource server rejected it (HTTP 401): the next call
+    /// gets a new one. Returns whether the cache held it.
+    pub async fn invalidate(&self, token: &AccessToken) -> bool {
+        let mut found = Vec::new();
+        for (request, slot) in read(&self.shared.slots).iter() {
+            let mut entry = write(&slot.entry);
+            if let Some(entry) = entry.as_mut().filter(|entry| entry.token.same_token(token)) {
+                entry.rejected = true;
+                found.push(request.clone());
+            }
+        }
+        for request in &found {
+            let key = self.store_key(request);
+            if let Err(error) = self.shared.store.remove(&key).await {
+                tracing::warn!(%error, "could not remove a rejected token from the token store");
+            }
+        }
+        if !found.is_empty() {
+            tracing::debug!(grant = %self.shared.provider.grant(), "token invalidated after the resource rejected it");
+        }
+        !found.is_empty()
+    }
+
+    /// Forgets every token held in memory (the store is left as it is).
+    pub fn clear(&self) {
+        write(&self.shared.slots).clear();
+    }
+
+    async fn renew(&self, slot: &Slot, request: &TokenRequest) -> Result<AccessToken, AuthError> {
+        let now = SystemTime::now();
+        let current = slot.current();
+        match current.as_ref().filter(|entry| entry.is_usable(now)) {
+            Some(entry) => self.refresh_early(slot, request, &entry.token).await,
+            None => {
+                self.fetch_blocking(slot, request, current.map(|entry| entry.token))
+                    .await
+            }
+        }
+    }
+
+    /// The token is due but valid: one caller renews it, everyone else keeps using it.
+    async fn refresh_early(
+        &self,
+        slot: &Slot,
+        request: &TokenRequest,
+        current: &AccessToken,
+    ) -> Result<AccessToken, AuthError> {
+        let Ok(_flight) = slot.flight.try_lock() else {
+            return Ok(current.clone());
+        };
+        let now = SystemTime::now();
+        if let Some(token) = slot.fresh_token(now) {
+            return Ok(token);
+        }
+        let failed_recently = lock(&slot.refresh_failed_at)
+            .is_some_and(|at| at.elapsed() < self.shared.retry_failed_refresh_after);
+        if failed_recently {
+            return Ok(current.clone());
+        }
+        let outcome = self.fetch(request, Some(current)).await;
+        slot.finish_flight(&outcome);
+        match outcome {
+            Ok(token) => {
+                *lock(&slot.refresh_failed_at) = None;
+                self.install(slot, request, &token).await;
+                Ok(token)
+            }
+            Err(error) => {
+                *lock(&slot.refresh_failed_at) = Some(Instant::now());
+                let remaining = current.remaining_at(SystemTime::now()).as_secs();
+                tracing::warn!(
+                    grant = %self.shared.provider.grant(),
+                    resource = %request.resource(),
+                    remaining_secs = remaining,
+                    %error,
+                    "token refresh failed; serving the current token until it expires"
+                );
+                Ok(current.clone())
+            }
+        }
+    }
+
+    /// No valid token: wait for the one flight, or be it.
+    async fn fetch_blocking(
+        &self,
+        slot: &Slot,
+        request: &TokenRequest,
+        previous: Option<AccessToken>,
+    ) -> Result<AccessToken, AuthError> {
+        let finished_before = slot.flights_finished.load(Ordering::Acquire);
+        let _flight = slot.flight.lock().await;
+        if let Some(token) = slot.usable_token(SystemTime::now()) {
+            return Ok(token);
+        }
+        if slot.flights_finished.load(Ordering::Acquire) != finished_before
+            && let Some(outcome) = lock(&slot.last_outcome).clone()
+        {
+            return outcome;
+        }
+        let previous = match self.load_from_store(request, previous.as_ref()).await {
+            Stored::Usable(token) => {
+                let outcome = Ok(token.clone());
+                slot.finish_flight(&outcome);
+                self.remember(slot, &token);
+                return outcome;
+            }
+            Stored::Previous(token) => Some(token),
+            Stored::Nothing => previous,
+        };
+        let outcome = self.fetch(request, previous.as_ref()).await;
+        if let Ok(token) = &outcome {
+            self.install(slot, request, token).await;
+        }
+        slot.finish_flight(&outcome);
+        outcome
+    }
+
+    async fn fetch(
+        &self,
+        request: &TokenRequest,
+        previous: Option<&AccessToken>,
+    ) -> Result<AccessToken, AuthError> {
+        let started = Instant::now();
+        let provider = &self.shared.provider;
+        let outcome = match previous {
+            Some(previous) => provider.renew_token(request, previous).await,
+            None => provider.request_token(request).await,
+        };
+        let elapsed_ms = started.elapsed().as_millis();
+        match &outcome {
+            Ok(token) => tracing::debug!(
+                grant = %provider.grant(),
+                resource = %request.resource(),
+                elapsed_ms,
+                valid_secs = token.remaining_at(SystemTime::now()).as_secs(),
+                "token acquired"
+            ),
+            Err(error) => tracing::debug!(
+                grant = %provider.grant(),
+                resource = %request.resource(),
+                elapsed_ms,
+                %error,
+                "token request failed"
+            ),
+        }
+        outcome
+    }
+
+    fn remember(&self, slot: &Slot, token: &AccessToken) {
+        let now = SystemTime::now();
+        *write(&slot.entry) = Some(Entry {
+            token: token.clone(),
+            refresh_at: refresh_at(token, now, self.shared.refresh_before_expiry),
+            rejected: false,
+        });
+    }
+
+    async fn install(&self, slot: &Slot, request: &TokenRequest, token: &AccessToken) {
+        self.remember(slot, token);
+        if let Err(error) = self
+            .shared
+            .store
+            .save(&self.store_key(request), token)
+            .await
+        {
+            tracing::warn!(%error, "could not save a token to the token store; it stays in memory");
+        }
+    }
+
+    async fn load_from_store(
+        &self,
+        request: &TokenRequest,
+        rejected: Option<&AccessToken>,
+    ) -> Stored {
+        match self.shared.store.load(&self.store_key(request)).await {
+            Ok(Some(token)) if rejected.is_some_and(|r| r.same_token(&token)) => {
+                Stored::Previous(token)
+            }
+            Ok(Some(token)) if !token.is_expired_at(SystemTime::now()) => Stored::Usable(token),
+            Ok(Some(token)) => Stored::Previous(token),
+            Ok(None) => Stored::Nothing,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the token store; asking the identity provider");
+                Stored::Nothing
+            }
+        }
+    }
+
+    fn store_key(&self, request: &TokenRequest) -> String {
+        format!("{}|{}", self.shared.partition, request.cache_key())
+    }
+}
+
+enum Stored {
+    Usable(AccessToken),
+    Previous(AccessToken),
+    Nothing,
+}
+
+impl<P> Clone for TokenCache<P> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<P: fmt::Debug> fmt::Debug for TokenCache<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("provider", &self.shared.provider)
+            .field("store", &self.shared.store)
+            .field("refresh_before_expiry", &self.shared.refresh_before_expiry)
+            .field("entries", &read(&self.shared.slots).len())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl<P: TokenProvider> TokenProvider for TokenCache<P> {
+    async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
+        self.get(request).await
+    }
+
+    /// The caller found `previous` unusable: drop it and get another.
+    async fn renew_token(
+        &self,
+        request: &TokenRequest,
+        previous: &AccessToken,
+    ) -> Result<AccessToken, AuthError> {
+        self.invalidate(previous).await;
+        self.get(request).await
+    }
+
+    fn grant(&self) -> Grant {
+        self.shared.provider.grant()
+    }
+
+    fn cache_key(&self) -> String {
+        self.shared.partition.clone()
+    }
+}
+
+/// Configures a [`TokenCache`]; see [`TokenCache::builder`].
+#[must_use]
+pub struct TokenCacheBuilder<P> {
+    provider: P,
+    store: Option<Arc<dyn TokenStore>>,
+    refresh_before_expiry: Duration,
+    retry_failed_refresh_after: Duration,
+}
+
+impl<P: TokenProvider> TokenCacheBuilder<P> {
+    /// Renew tokens this long before they expire (default 5 minutes). The identity
+    /// provider's `refresh_in` still wins when it is earlier.
+    pub fn refresh_before_expiry(mut self, margin: Duration) -> Self {
+        self.refresh_before_expiry = margin;
+        self
+    }
+
+    /// After a failed early refresh, serve the current token this long before trying
+    /// again (default 30 seconds).
+    pub fn retry_failed_refresh_after(mut self, delay: Duration) -> Self {
+        self.retry_failed_refresh_after = delay;
+        self
+    }
+
+    /// Keep tokens in `store` too (a shared [`MemoryStore`], a file, Redis).
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The cache.
+    pub fn build(self) -> TokenCache<P> {
+        let partition = self.provider.cache_key();
+        TokenCache {
+            shared: Arc::new(Shared {
+                provider: self.provider,
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                partition,
+                refresh_before_expiry: self.refresh_before_expiry,
+                retry_failed_refresh_after: self.retry_failed_refresh_after,
+                slots: RwLock::default(),
+            }),
+        }
+    }
+}
+
+impl<P: fmt::Debug> fmt::Debug for TokenCacheBuilder<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCacheBuilder")
+            .field("provider", &self.provider)
+            .field("refresh_before_expiry", &self.refresh_before_expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::Resource;
+
+    fn token_at(now: SystemTime, lifetime: u64, refresh_in: Option<u64>) -> AccessToken {
+        let builder = AccessToken::builder(
+            "t".into(),
+            now + Duration::from_secs(lifetime),
+            Resource::parse("https://contoso.crm.dynamics.com").unwrap(),
+        );
+        match refresh_in {
+            Some(secs) => builder.refresh_on(now + Duration::from_secs(secs)).build(),
+            None => builder.build(),
+        }
+    }
+
+    #[test]
+    fn refresh_is_planned_from_skew_halfway_and_refresh_on() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let five_minutes = Duration::from_secs(300);
+        // (lifetime, refresh_in, margin, expected seconds after now)
+        let cases = [
+            (3600, None, five_minutes, 3300),       // expires_on − 5 min
+            (3600, Some(1800), five_minutes, 1800), // Entra's refresh_in is earlier
+            (3600, Some(3500), five_minutes, 3300), // refresh_in later than the margin: margin wins
+            (240, None, five_minutes, 120),         // shorter than the margin: halfway
+            (5, None, five_minutes, 2), // a 5 s token: 2.5 s, truncated by the test's secs
+            (86_400, None, Duration::from_secs(60), 86_340),
+            (0, None, five_minutes, 0), // already expired: due now
+        ];
+        for (lifetime, refresh_in, margin, expected) in cases {
+            let token = token_at(now, lifetime, refresh_in);
+            let due = refresh_at(&token, now, margin)
+                .duration_since(now)
+                .unwrap()
+                .as_secs();
+            assert_eq!(
+                due, expected,
+                "lifetime {lifetime}, refresh_in {refresh_in:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Reading what a token endpoint answers: Entra's success responses (numbers that may be
+//! strings, v1 and v2 fields), its error bodies, plain RFC 6749 errors, and everything
+//! that is neither (an HTML page, an empty or truncated body, a proxy's 502).
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize};
+use url::Url;
+
+use crate::error::{AuthError, IdentityError};
+use crate::resource::TokenRequest;
+use crate::token::AccessToken;
+
+/// Lifetime assumed when a response has no `expires_in`, as MSAL assumes.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
+
+/// A successful token response, read leniently: `expires_in` and its siblings may be
+/// numbers (v2) or strings (v1, AD FS).
+#[derive(Clone)]
+pub struct TokenResponse {
+    access_token: SecretString,
+    token_type: String,
+    expires_in: Option<Duration>,
+    expires_on: Option<SystemTime>,
+    ext_expires_in: Option<Duration>,
+    refresh_in: Option<Duration>,
+    refresh_token: Option<SecretString>,
+    scope: Option<String>,
+    resource: Option<String>,
+    received_at: SystemTime,
+}
+
+impl TokenResponse {
+    pub(crate) fn from_wire(wire: WireTokenResponse, received_at: SystemTime) -> Self {
+        let seconds = |value: Option<u64>| value.map(Duration::from_secs);
+        Self {
+            access_token: SecretString::from(wire.access_token.secret().as_str()),
+            token_type: wire.token_type.0,
+            expires_in: seconds(wire.expires_in),
+            expires_on: wire
+                .expires_on
+                .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),
+            ext_expires_in: seconds(wire.ext_expires_in),
+            refresh_in: seconds(wire.refresh_in),
+            refresh_token: wire
+                .refresh_token
+                .map(|token| SecretString::from(token.secret().as_str())),
+            scope: wire.scope,
+            resource: wire.resource,
+            received_at,
+        }
+    }
+
+    /// The access token.
+    #[must_use]
+    pub fn access_token(&self) -> &SecretString {
+        &self.access_token
+    }
+
+    /// The token type, normally `Bearer`.
+    #[must_use]
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// `expires_in`: seconds of validity from when the response was sent.
+    #[must_use]
+    pub fn expires_in(&self) -> Option<Duration> {
+        self.expires_in
+    }
+
+    /// `expires_on` (v1): the expiry as an instant.
+    #[must_use]
+    pub fn expires_on(&self) -> Option<SystemTime> {
+        self.expires_on
+    }
+
+    /// `ext_expires_in`: how long Entra would accept the token during an outage.
+    #[must_use]
+    pub fn ext_expires_in(&self) -> Option<Duration> {
+        self.ext_expires_in
+    }
+
+    /// `refresh_in`: when Entra advises renewing.
+    #[must_use]
+    pub fn refresh_in(&self) -> Option<Duration> {
+        self.refresh_in
+    }
+
+    /// The refresh token, for user grants.
+    #[must_use]
+    pub fn refresh_token(&self) -> Option<&SecretString> {
+        self.refresh_token.as_ref()
+    }
+
+    /// The scopes granted (v2 user grants).
+    #[must_use]
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The resource echoed by a v1 endpoint.
+    #[must_use]
+    pub fn resource(&self) -> Option<&str> {
+        self.resource.as_deref()
+    }
+
+    /// When the expiry is: `expires_in` from when the response arrived (the local clock
+    /// is the one that will judge it), else `expires_on`, else 10 minutes.
+    #[must_use]
+    pub fn expiry(&self) -> SystemTime {
+        match (self.expires_in, self.expires_on) {
+            (Some(lifetime), _) => self.received_at + lifetime,
+            (None, Some(expires_on)) => expires_on,
+            (None, None) => self.received_at + DEFAULT_LIFETIME,
+        }
+    }
+
+    /// The [`AccessToken`] for `request`, carrying the refresh token if there is one.
+    #[must_use]
+    pub fn into_access_token(self, request: &TokenRequest) -> AccessToken {
+        let expires_on = self.expiry();
+        let mut builder =
+            AccessToken::builder(self.access_token, expires_on, request.resource().clone())
+                .token_type(self.token_type);
+        if let Some(refresh_in) = self.refresh_in {
+            builder = builder.refresh_on(self.received_at + refresh_in);
+        }
+        if let Some(scope) = self.scope {
+            builder = builder.scope(scope);
+        }
+        if let Some(refresh_token) = self.refresh_token {
+            builder = builder.refresh_token(refresh_token);
+        }
+        builder.build()
+    }
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("expires_on", &self.expires_on)
+            .field("refresh_in", &self.refresh_in)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("scope", &self.scope)
+            .field("resource", &self.resource)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The token type as sent; Entra writes `Bearer`, the RFC `bearer`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub(crate) struct WireTokenType(String);
+
+impl oauth2::TokenType for WireTokenType {}
+
+/// A token response as the wire has it; `oauth2` deserializes into this.
+#[derive(Debug, Deserialize, Serialize)]
+pub(crate) struct WireTokenResponse {
+    access_token: oauth2::AccessToken,
+    #[serde(default = "bearer")]
+    token_type: WireTokenType,
+    #[serde(default, deserialize_with = "seconds")]
+    expires_in: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    expires_on: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    ext_expires_in: Option<u64>,
+    #[serde(default, deserialize_with = "seconds")]
+    refresh_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<oauth2::RefreshToken>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    resource: Option<String>,
+}
+
+fn bearer() -> WireTokenType {
+    WireTokenType("Bearer".to_owned())
+}
+
+impl oauth2::TokenResponse for WireTokenResponse {
+    type TokenType = WireTokenType;
+
+    fn access_token(&self) -> &oauth2::AccessToken {
+        &self.access_token
+    }
+
+    fn token_type(&self) -> &WireTokenType {
+        &self.token_type
+    }
+
+    fn expires_in(&self) -> Option<Duration> {
+        self.expires_in.map(Duration::from_secs)
+    }
+
+    fn refresh_token(&self) -> Option<&oauth2::RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+
+    fn scopes(&self) -> Option<&Vec<oauth2::Scope>> {
+        None
+    }
+}
+
+/// A count of seconds as a JSON number, a numeric string (v1), or null.
+fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Unsigned(u64),
+        Float(f64),
+        Text(String),
+    }
+    let invalid = || serde::de::Error::custom("expected a non-negative number of seconds");
+    match Option::<Seconds>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Seconds::Unsigned(value)) => Ok(Some(value)),
+        Some(Seconds::Float(value)) if value.is_finite() && value >= 0.0 => {
+            // Fractions of a second do not matter for expiry; truncation is intended.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Ok(Some(value as u64))
+        }
+        Some(Seconds::Float(_)) => Err(invalid()),
+        Some(Seconds::Text(text)) => text.trim().parse().map(Some).map_err(|_| invalid()),
+    }
+}
+
+/// An OAuth error body: RFC 6749's fields plus Entra's diagnostics.
+#[derive(Debug, Deserialize)]
+struct WireErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+    #[serde(default)]
+    error_codes: Vec<u32>,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    correlation_id: Option<String>,
+    #[serde(default)]
+    error_uri: Option<String>,
+    #[serde(default)]
+    suberror: Option<String>,
+    #[serde(default)]
+    claims: Option<String>,
+}
+
+/// Reads a successful (200) token response body.
+pub(crate) fn parse_success(
+    endpoint: &Url,
+    body: &[u8],
+    received_at: SystemTime,
+) -> Result<TokenResponse, AuthError> {
+    serde_json::from_slice::<WireTokenResponse>(body)
+        .map(|wire| TokenResponse::from_wire(wire, received_at))
+        .map_err(|error| unreadable_token(endpoint, &error, None))
+}
+
+/// The error for a 200 response whose body is not a token response. The body itself is
+/// never quoted: it may hold a token.
+pub(crate) fn unreadable_token(
+    endpoint: &Url,
+    error: &serde_json::Error,
+    field: Option<&str>,
+) -> AuthError {
+    let problem = match error.classify() {
+        serde_json::error::Category::Eof => "a truncated JSON body".to_owned(),
+        serde_json::error::Category::Syntax => format!(
+            "a body that is not valid JSON (line {}, column {})",
+            error.line(),
+            error.column()
+        ),
+        serde_json::error::Category::Data | serde_json::error::Category::Io => {
+            let message = error.to_string();
+            match field.filter(|field| !field.is_empty() && *field != ".") {
+                Some(field) => format!("a token response whose field `{field}` is invalid"),
+                None if message.starts_with("missing field") => {
+                    format!(
+                        "a token response with a {}",
+                        message.split(" at line").next().unwrap_or(&message)
+                    )
+                }
+                None => "JSON that is not a token response".to_owned(),
+            }
+        }
+    };
+    AuthError::UnexpectedResponse {
+        endpoint: endpoint.clone(),
+        status: StatusCode::OK,
+        detail: problem,
+    }
+}
+
+/// Classifies any response that is not a usable 200: a redirect, throttling, an OAuth
+/// error (Entra-shaped or plain), or a body that is none of these.
+///
+/// Grant crates call this too when they talk to other endpoints of the identity provider
+/// (such as a device authorization endpoint), so that every failure reads the same way.
+#[must_use]
+pub fn classify_error_response(
+    endpoint: &Url,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> AuthError {
+    if status.is_redirection() {
+        return AuthError::Redirected {
+            endpoint: endpoint.clone(),
+            status,
+            location: headers
+                .get(http::header::LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned),
+        };
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return AuthError::Throttled {
+            endpoint: endpoint.clone(),
+            retry_after: retry_after(headers),
+        };
+    }
+    if let Ok(wire) = serde_json::from_slice::<WireErrorBody>(body) {
+        return IdentityError {
+            endpoint: endpoint.clone(),
+            status,
+            error: wire.error,
+            description: wire.error_description,
+            codes: wire.error_codes,
+            trace_id: wire.trace_id,
+            correlation_id: wire.correlation_id,
+            timestamp: wire.timestamp,
+            error_uri: wire.error_uri,
+            suberror: wire.suberror,
+            claims: wire.claims,
+        }
+        .into();
+    }
+    AuthError::UnexpectedResponse {
+        endpoint: endpoint.clone(),
+        status,
+        detail: describe_body(headers, body),
+    }
+}
+
+/// A short, safe description of an error body that is not an OAuth error.
+fn describe_body(headers: &HeaderMap, body: &[u8]) -> String {
+    const MAX_CHARS: usize = 120;
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "an empty body".to_owned();
+    }
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let looks_html = content_type.contains("html") || text.starts_with('<');
+    if looks_html {
+        let title = between(text, "<title>", "</title>")
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        return match title {
+            Some(title) => format!("an HTML page titled \"{}\"", shorten(title, MAX_CHARS)),
+            None => "an HTML page".to_owned(),
+        };
+    }
+    if text.starts_with('{') || text.starts_with('[') {
+        return match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(_) => "JSON that is not an OAuth error".to_owned(),
+            Err(error) if error.is_eof() => "a truncated JSON body".to_owned(),
+            Err(_) => "a body that is not valid JSON".to_owned(),
+        };
+    }
+    format!("a non-JSON body: \"{}\"", shorten(text, MAX_CHARS))
+}
+
+fn between<'t>(text: &'t str, open: &str, close: &str) -> Option<&'t str> {
+    let lower = text.to_ascii_lowercase();
+    let start = lower.find(open)? + open.len();
+    let end = start + lower[start..].find(close)?;
+    text.get(start..end)
+}
+
+fn shorten(text: &str, max_chars: usize) -> String {
+    let single_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if single_line.chars().count() <= max_chars {
+        single_line
+    } else {
+        let cut: String = single_line.chars().take(max_chars).collect();
+        format!("{cut}…")
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from token endpoints and ignored).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}

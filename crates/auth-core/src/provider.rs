@@ -1,0 +1,162 @@
+//! [`TokenProvider`]: the one trait every grant implements and every consumer calls.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::AuthError;
+use crate::resource::TokenRequest;
+use crate::token::AccessToken;
+
+/// Something that gets access tokens: a grant (client credentials, password, device
+/// code, ...) or a wrapper around one, such as [`TokenCache`](crate::TokenCache).
+///
+/// Grants implement [`request_token`](TokenProvider::request_token) and do not cache:
+/// wrap them in a [`TokenCache`](crate::TokenCache) for that. The trait is object safe;
+/// consumers such as the Web API client hold an `Arc<dyn TokenProvider>`.
+///
+/// # Examples
+///
+/// A provider that hands out a token from somewhere else (a sidecar, a test):
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use d365_auth_core::{async_trait, AccessToken, AuthError, Grant, TokenProvider, TokenRequest};
+///
+/// #[derive(Debug)]
+/// struct FromSidecar;
+///
+/// #[async_trait]
+/// impl TokenProvider for FromSidecar {
+///     async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
+///         let expires = SystemTime::now() + Duration::from_secs(300);
+///         Ok(AccessToken::builder("token-from-sidecar".into(), expires, request.resource().clone()).build())
+///     }
+///
+///     fn grant(&self) -> Grant {
+///         Grant::Other("sidecar")
+///     }
+///
+///     fn cache_key(&self) -> String {
+///         "sidecar".to_owned()
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait TokenProvider: Send + Sync + fmt::Debug {
+    /// Asks the identity provider for a new token for `request`.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError`]: a configuration mistake, a refusal from the identity provider, or a
+    /// transport failure.
+    async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken, AuthError>;
+
+    /// Asks for a token to replace `previous`, which is expired, due for refresh, or was
+    /// rejected by the resource. Grants that hold a refresh token use it here (the token
+    /// carries it: [`AccessToken::refresh_token`]); the default asks for a new token.
+    ///
+    /// # Errors
+    ///
+    /// As for [`request_token`](TokenProvider::request_token).
+    async fn renew_token(
+        &self,
+        request: &TokenRequest,
+        previous: &AccessToken,
+    ) -> Result<AccessToken, AuthError> {
+        let _ = previous;
+        self.request_token(request).await
+    }
+
+    /// The grant this provider uses, for logs and comparisons.
+    fn grant(&self) -> Grant;
+
+    /// Whose tokens this provider returns: authority, tenant, client id, and for delegated
+    /// grants the user. Providers with equal keys are interchangeable, so a shared
+    /// [`TokenStore`](crate::TokenStore) may hand one's token to the other. Never include
+    /// a secret.
+    fn cache_key(&self) -> String;
+}
+
+/// An OAuth 2.0 grant type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Grant {
+    /// `client_credentials`: the application acts as itself.
+    ClientCredentials,
+    /// `password`: resource owner password credentials.
+    Password,
+    /// `refresh_token`.
+    RefreshToken,
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    DeviceCode,
+    /// Any other grant, by its name.
+    Other(&'static str),
+}
+
+impl Grant {
+    /// The `grant_type` value on the wire (or the name given to [`Grant::Other`]).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientCredentials => "client_credentials",
+            Self::Password => "password",
+            Self::RefreshToken => "refresh_token",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            Self::Other(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[async_trait]
+impl<P: TokenProvider + ?Sized> TokenProvider for Arc<P> {
+    async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
+        (**self).request_token(request).await
+    }
+
+    async fn renew_token(
+        &self,
+        request: &TokenRequest,
+        previous: &AccessToken,
+    ) -> Result<AccessToken, AuthError> {
+        (**self).renew_token(request, previous).await
+    }
+
+    fn grant(&self) -> Grant {
+        (**self).grant()
+    }
+
+    fn cache_key(&self) -> String {
+        (**self).cache_key()
+    }
+}
+
+#[async_trait]
+impl<P: TokenProvider + ?Sized> TokenProvider for Box<P> {
+    async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
+        (**self).request_token(request).await
+    }
+
+    async fn renew_token(
+        &self,
+        request: &TokenRequest,
+        previous: &AccessToken,
+    ) -> Result<AccessToken, AuthError> {
+        (**self).renew_token(request, previous).await
+    }
+
+    fn grant(&self) -> Grant {
+        (**self).grant()
+    }
+
+    fn cache_key(&self) -> String {
+        (**self).cache_key()
+    }
+}

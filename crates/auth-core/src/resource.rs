@@ -1,0 +1,368 @@
+//! The resource a token is for, and the two wire forms that name it.
+//!
+//! Entra ID's v2 endpoint names the target API by a scope
+//! (`https://org.crm.dynamics.com/.default`), the v1 endpoint and AD FS by a resource
+//! (`resource=https://org.crm.dynamics.com/`). Users paste organization URLs in many shapes;
+//! [`Resource::parse`] turns each of them into one canonical origin so that both forms, and
+//! the cache key, come out the same.
+
+use std::fmt;
+
+use url::Url;
+
+use crate::error::ConfigError;
+use crate::urls::{checked_origin, is_loopback_host, parse_url};
+
+/// Whether the application asking for a token can keep a secret.
+///
+/// It decides the v2 scope: a confidential client asks for `{org}/.default` (every
+/// permission granted to the app), a public client for `{org}/user_impersonation` (the
+/// delegated permission Dataverse exposes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ClientKind {
+    /// An application with a secret, a certificate or an assertion.
+    Confidential,
+    /// An application with no credential of its own (a script, a desktop tool).
+    Public,
+}
+
+/// The API a token is requested for, as a canonical origin such as
+/// `https://contoso.crm.dynamics.com`.
+///
+/// # Examples
+///
+/// ```
+/// use d365_auth_core::{ClientKind, Resource};
+///
+/// let org = Resource::parse("https://Contoso.crm4.dynamics.com/api/data/v9.2/")?;
+/// assert_eq!(org.as_str(), "https://contoso.crm4.dynamics.com");
+/// assert_eq!(org.v2_scope(ClientKind::Confidential), "https://contoso.crm4.dynamics.com/.default");
+/// assert_eq!(org.v2_scope(ClientKind::Public), "https://contoso.crm4.dynamics.com/user_impersonation");
+/// assert_eq!(org.v1_resource(), "https://contoso.crm4.dynamics.com/");
+/// # Ok::<(), d365_auth_core::ConfigError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Resource {
+    origin: String,
+}
+
+/// Paths that users copy along with the organization URL and that say nothing about the
+/// resource: the Web API root, the SOAP endpoint, and the app's start page.
+const IGNORED_PATH_PREFIXES: &[&str] = &["/api/data", "/xrmservices/", "/main.aspx", "/apps/"];
+
+impl Resource {
+    /// Parses an organization URL in any common form: with or without a trailing slash,
+    /// with the `/api/data/v9.2` path, with an upper-case host, in any cloud, or a loopback
+    /// address with a port (the emulator).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the input is not an absolute URL, has no host, uses plain
+    /// `http` for a host that is not loopback, carries a query string, fragment or user
+    /// name, or has a path that is not part of an organization URL.
+    pub fn parse(input: &str) -> Result<Self, ConfigError> {
+        Self::from_url(&parse_url(input, "organization URL")?)
+    }
+
+    /// Builds a resource from an already parsed URL, with the rules of [`Resource::parse`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Resource::parse`].
+    pub fn from_url(url: &Url) -> Result<Self, ConfigError> {
+        let origin = checked_origin(url, "organization URL")?;
+        let path = url.path().to_ascii_lowercase();
+        let path_is_noise = path == "/"
+            || path.is_empty()
+            || IGNORED_PATH_PREFIXES
+                .iter()
+                .any(|prefix| path.starts_with(prefix));
+        if !path_is_noise {
+            return Err(ConfigError::UnexpectedPath {
+                what: "organization URL",
+                origin,
+                path: url.path().to_owned(),
+            });
+        }
+        Ok(Self { origin })
+    }
+
+    /// The canonical origin: scheme, lower-case host and (non-default) port, no slash.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.origin
+    }
+
+    /// The v2 `scope` value for this resource.
+    #[must_use]
+    pub fn v2_scope(&self, client: ClientKind) -> String {
+        match client {
+            ClientKind::Confidential => format!("{}/.default", self.origin),
+            ClientKind::Public => format!("{}/user_impersonation", self.origin),
+        }
+    }
+
+    /// The v1 (and AD FS) `resource` value: the origin with a trailing slash, as Dataverse
+    /// names itself in its `WWW-Authenticate` challenge.
+    #[must_use]
+    pub fn v1_resource(&self) -> String {
+        format!("{}/", self.origin)
+    }
+
+    /// Whether the host is a loopback address (the emulator, a local proxy).
+    #[must_use]
+    pub fn is_loopback(&self) -> bool {
+        Url::parse(&self.origin)
+            .ok()
+            .and_then(|url| url.host_str().map(is_loopback_host))
+            .unwrap_or(false)
+    }
+}
+
+impl fmt::Debug for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Resource").field(&self.origin).finish()
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)
+    }
+}
+
+impl std::str::FromStr for Resource {
+    type Err = ConfigError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        Self::parse(input)
+    }
+}
+
+/// What a token is requested for. Providers turn it into the wire form their endpoint
+/// wants; the cache uses it as its key.
+///
+/// # Examples
+///
+/// ```
+/// use d365_auth_core::TokenRequest;
+///
+/// let request = TokenRequest::for_url("https://contoso.crm.dynamics.com/")?;
+/// assert_eq!(request.resource().as_str(), "https://contoso.crm.dynamics.com");
+/// # Ok::<(), d365_auth_core::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct TokenRequest {
+    resource: Resource,
+}
+
+impl TokenRequest {
+    /// A request for a token to call `resource`.
+    #[must_use]
+    pub fn new(resource: Resource) -> Self {
+        Self { resource }
+    }
+
+    /// A request for a token to call the organization at `url` (see [`Resource::parse`]).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Resource::parse`].
+    pub fn for_url(url: &str) -> Result<Self, ConfigError> {
+        Resource::parse(url).map(Self::new)
+    }
+
+    /// The resource the token is for.
+    #[must_use]
+    pub fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
+    /// A stable text form of the request, for keys in a persistent [`TokenStore`](crate::TokenStore).
+    #[must_use]
+    pub fn cache_key(&self) -> &str {
+        self.resource.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (input, expected origin or the start of the expected error message)
+    const CASES: &[(&str, Result<&str, &str>)] = &[
+        (
+            "https://contoso.crm.dynamics.com",
+            Ok("https://contoso.crm.dynamics.com"),
+        ),
+        (
+            "https://contoso.crm.dynamics.com/",
+            Ok("https://contoso.crm.dynamics.com"),
+        ),
+        (
+            "  https://contoso.crm.dynamics.com/  ",
+            Ok("https://contoso.crm.dynamics.com"),
+        ),
+        (
+            "https://CONTOSO.CRM.Dynamics.com/",
+            Ok("https://contoso.crm.dynamics.com"),
+        ),
+        (
+            "https://contoso.crm.dynamics.com/api/data/v9.2",
+            Ok("https://contoso.crm.dynamics.com"),
+        ),
+        (
+            "https://contoso.crm.dynamics.com/api/data/v9.2/",
+            Ok("https://contoso.crm.dynamics.com"),
+        ),
+        (
+            "https://contoso.crm.dynamics.com/API/Data/v9.1/accounts",
+            Ok("https://contoso.crm.dynamics.com"),
+        ),
+        (
+            "https://contoso.crm.dynamics.com/XRMServices/2011/Organization.svc",
+            Ok("https://contoso.crm.dynamics.com"),
+        ),
+        (
+            "https://contoso.crm.dynamics.com/main.aspx",
+            Ok("https://contoso.crm.dynamics.com"),
+        ),
+        (
+            "https://contoso.crm4.dynamics.com",
+            Ok("https://contoso.crm4.dynamics.com"),
+        ),
+        (
+            "https://contoso.crm11.dynamics.com/",
+            Ok("https://contoso.crm11.dynamics.com"),
+        ),
+        (
+            "https://contoso.crm.dynamics.us/",
+            Ok("https://contoso.crm.dynamics.us"),
+        ),
+        (
+            "https://contoso.crm.microsoftdynamics.us",
+            Ok("https://contoso.crm.microsoftdynamics.us"),
+        ),
+        (
+            "https://contoso.crm.dynamics.cn",
+            Ok("https://contoso.crm.dynamics.cn"),
+        ),
+        (
+            "https://contoso.crm.dynamics.com:443/",
+            Ok("https://contoso.crm.dynamics.com"),
+        ),
+        (
+            "https://crm.contoso.local:8443/",
+            Ok("https://crm.contoso.local:8443"),
+        ),
+        ("http://127.0.0.1:8080", Ok("http://127.0.0.1:8080")),
+        (
+            "http://127.0.0.1:8080/api/data/v9.2/",
+            Ok("http://127.0.0.1:8080"),
+        ),
+        ("http://localhost:5555/", Ok("http://localhost:5555")),
+        ("http://[::1]:5555/", Ok("http://[::1]:5555")),
+        ("https://127.0.0.1:5555/", Ok("https://127.0.0.1:5555")),
+        (
+            "contoso.crm.dynamics.com",
+            Err("the organization URL is not a URL"),
+        ),
+        ("", Err("the organization URL is not a URL")),
+        ("not a url", Err("the organization URL is not a URL")),
+        (
+            "http://contoso.crm.dynamics.com",
+            Err("the organization URL `http://contoso.crm.dynamics.com` uses plain http"),
+        ),
+        (
+            "http://10.0.0.5:8080/",
+            Err("the organization URL `http://10.0.0.5:8080` uses plain http"),
+        ),
+        ("https://", Err("the organization URL has no host")),
+        (
+            "file:///etc/passwd",
+            Err("the organization URL has no host"),
+        ),
+        (
+            "ftp://contoso.crm.dynamics.com",
+            Err("the organization URL uses the scheme `ftp`"),
+        ),
+        (
+            "https://contoso.crm.dynamics.com/?foo=bar",
+            Err(
+                "the organization URL `https://contoso.crm.dynamics.com` has a query string or fragment",
+            ),
+        ),
+        (
+            "https://contoso.crm.dynamics.com/#main",
+            Err(
+                "the organization URL `https://contoso.crm.dynamics.com` has a query string or fragment",
+            ),
+        ),
+        (
+            "https://user:hunter2@contoso.crm.dynamics.com/",
+            Err(
+                "the organization URL `https://contoso.crm.dynamics.com` contains a user name or password",
+            ),
+        ),
+        (
+            "https://contoso.crm.dynamics.com/contoso",
+            Err("the organization URL `https://contoso.crm.dynamics.com` has the path `/contoso`"),
+        ),
+    ];
+
+    #[test]
+    fn organization_urls_normalize_or_fail_clearly() {
+        for (input, expected) in CASES {
+            let actual = Resource::parse(input);
+            match (expected, &actual) {
+                (Ok(origin), Ok(resource)) => {
+                    assert_eq!(resource.as_str(), *origin, "input {input:?}");
+                }
+                (Err(message), Err(error)) => {
+                    let text = error.to_string();
+                    assert!(text.starts_with(message), "input {input:?}: got {text:?}");
+                    assert!(!text.contains("hunter2"), "a password leaked: {text}");
+                }
+                _ => panic!("input {input:?}: expected {expected:?}, got {actual:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn both_wire_forms_come_from_the_origin() {
+        for (input, expected) in CASES {
+            let Ok(origin) = expected else { continue };
+            let resource = Resource::parse(input).unwrap();
+            assert_eq!(
+                resource.v2_scope(ClientKind::Confidential),
+                format!("{origin}/.default")
+            );
+            assert_eq!(
+                resource.v2_scope(ClientKind::Public),
+                format!("{origin}/user_impersonation")
+            );
+            assert_eq!(resource.v1_resource(), format!("{origin}/"));
+        }
+    }
+
+    #[test]
+    fn loopback_is_recognized() {
+        assert!(Resource::parse("http://127.0.0.1:1").unwrap().is_loopback());
+        assert!(Resource::parse("http://[::1]:1").unwrap().is_loopback());
+        assert!(
+            !Resource::parse("https://contoso.crm.dynamics.com")
+                .unwrap()
+                .is_loopback()
+        );
+    }
+
+    #[test]
+    fn requests_for_equivalent_urls_are_equal() {
+        let a = TokenRequest::for_url("https://Contoso.crm.dynamics.com/api/data/v9.2/").unwrap();
+        let b = TokenRequest::for_url("https://contoso.crm.dynamics.com").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.cache_key(), "https://contoso.crm.dynamics.com");
+    }
+}

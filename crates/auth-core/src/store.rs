@@ -1,0 +1,115 @@
+//! [`TokenStore`]: where a [`TokenCache`](crate::TokenCache) keeps tokens beyond its own
+//! memory, so that they can be shared between caches and outlive a process; and
+//! [`MemoryStore`], the default.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::error::ErrorSource;
+use crate::token::AccessToken;
+
+/// A place to keep tokens (with their refresh tokens) by key.
+///
+/// Keys are built by the cache from [`TokenProvider::cache_key`](crate::TokenProvider::cache_key)
+/// and the request; they hold no secret. A store holds secrets: a persistent one must
+/// protect them (file permissions, encryption) and must never log them.
+///
+/// Failures never reach the cache's callers: the cache logs them and carries on with
+/// its memory and the provider.
+#[async_trait]
+pub trait TokenStore: Send + Sync + fmt::Debug {
+    /// The token saved under `key`, if any (expired ones too: they may carry a refresh token).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be read.
+    async fn load(&self, key: &str) -> Result<Option<AccessToken>, StoreError>;
+
+    /// Saves `token` under `key`, replacing what was there.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be written.
+    async fn save(&self, key: &str, token: &AccessToken) -> Result<(), StoreError>;
+
+    /// Forgets the token under `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be written.
+    async fn remove(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// A store that could not be read or written.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("token store: {message}")]
+pub struct StoreError {
+    message: String,
+    #[source]
+    source: Option<ErrorSource>,
+}
+
+impl StoreError {
+    /// An error saying what failed, with its cause.
+    pub fn new(
+        message: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source: source.map(ErrorSource::from),
+        }
+    }
+}
+
+/// Tokens in this process's memory. Share one `Arc<MemoryStore>` between caches so that
+/// they share tokens; the default store of each [`TokenCache`](crate::TokenCache) is a
+/// fresh one of its own.
+#[derive(Default)]
+pub struct MemoryStore {
+    tokens: Mutex<HashMap<String, AccessToken>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, AccessToken>> {
+        // A panic while holding the lock cannot leave the map half-written: every
+        // operation on it is a single insert or remove.
+        self.tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("tokens", &self.tokens().len())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn load(&self, key: &str) -> Result<Option<AccessToken>, StoreError> {
+        Ok(self.tokens().get(key).cloned())
+    }
+
+    async fn save(&self, key: &str, token: &AccessToken) -> Result<(), StoreError> {
+        self.tokens().insert(key.to_owned(), token.clone());
+        Ok(())
+    }
+
+    async fn remove(&self, key: &str) -> Result<(), StoreError> {
+        self.tokens().remove(key);
+        Ok(())
+    }
+}

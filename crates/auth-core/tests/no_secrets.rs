@@ -1,0 +1,107 @@
+//! Secrets never reach a log line, `Debug`, or an error message: every grant form is sent
+//! at TRACE level against answers that succeed and fail, and everything observable is
+//! searched for each secret.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use d365_auth_core::{
+    Authority, ClientCredential, ClientKind, EndpointVersion, Tenant, TokenEndpointClient,
+    TokenForm, TokenRequest,
+};
+use secrecy::SecretString;
+use support::{Canned, CannedServer};
+
+const SECRETS: &[&str] = &[
+    "CLIENT-SECRET-VALUE",
+    "USER-PASSWORD-VALUE",
+    "REFRESH-TOKEN-VALUE",
+    "ASSERTION-VALUE",
+    "DEVICE-CODE-VALUE",
+    "ACCESS-TOKEN-VALUE",
+    "NEW-REFRESH-VALUE",
+];
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_secret_in_logs_debug_or_errors() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let success = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"ACCESS-TOKEN-VALUE","refresh_token":"NEW-REFRESH-VALUE"}"#;
+    let failure = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}"#;
+    let truncated = r#"{"token_type":"Bearer","access_token":"ACCESS-TOKEN-VAL"#;
+    let answers = [
+        Canned::json(200, success),
+        Canned::json(401, failure),
+        Canned::json(200, truncated),
+    ];
+
+    let secret = SecretString::from("CLIENT-SECRET-VALUE");
+    let password = SecretString::from("USER-PASSWORD-VALUE");
+    let refresh = SecretString::from("REFRESH-TOKEN-VALUE");
+    let assertion = SecretString::from("ASSERTION-VALUE");
+    let device_code = SecretString::from("DEVICE-CODE-VALUE");
+    let request = TokenRequest::for_url("https://contoso.crm.dynamics.com").unwrap();
+    let mut observed = String::new();
+
+    for answer in answers {
+        let server = CannedServer::start(vec![answer]).await;
+        let authority = Authority::custom(&server.base, Tenant::Organizations).unwrap();
+        let endpoint = authority.token_endpoint(EndpointVersion::V2);
+        let forms = [
+            TokenForm::client_credentials("app").credential(ClientCredential::SecretPost(&secret)),
+            TokenForm::client_credentials("app").credential(ClientCredential::SecretBasic(&secret)),
+            TokenForm::client_credentials("app")
+                .credential(ClientCredential::Assertion(&assertion)),
+            TokenForm::password("app", "ana@contoso.com", &password),
+            TokenForm::refresh_token("app", &refresh)
+                .credential(ClientCredential::SecretPost(&secret)),
+            TokenForm::grant("urn:ietf:params:oauth:grant-type:device_code", "app")
+                .secret_param("device_code", &device_code),
+        ];
+        for form in forms {
+            let form = form.target(&request, ClientKind::Confidential, &endpoint);
+            observed.push_str(&format!("{form:?}\n"));
+            match TokenEndpointClient::new().send(&endpoint, &form).await {
+                Ok(response) => {
+                    observed.push_str(&format!("{response:?}\n"));
+                    let token = response.into_access_token(&request);
+                    observed.push_str(&format!("{token:?}\n{:?}\n", token.authorization_header()));
+                }
+                Err(error) => observed.push_str(&format!("{error}\n{error:?}\n")),
+            }
+        }
+    }
+    observed.push_str(&String::from_utf8_lossy(&logs.0.lock().unwrap()));
+    assert!(
+        observed.contains("token_request"),
+        "TRACE logging was not captured"
+    );
+    for secret in SECRETS {
+        assert!(
+            !observed.contains(secret),
+            "{secret} leaked into:\n{observed}"
+        );
+    }
+}
