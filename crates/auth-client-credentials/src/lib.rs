@@ -1,5 +1,38 @@
-//! The OAuth 2.0 client credentials grant for Microsoft Entra ID and AD FS.
+//! The OAuth 2.0 client credentials grant for Microsoft Entra ID and AD FS: the
+//! application gets a token as itself, for daemons, scheduled jobs and services.
 //!
-//! This crate is being built: it will provide `ClientCredentials`, a
-//! [`d365_auth_core::TokenProvider`] for client secrets, certificates and external
-//! assertions. Until then it exports nothing.
+//! One builder, three credentials:
+//! - a **client secret**, sent as `client_secret_post` (default) or `client_secret_basic`;
+//! - a **certificate** (PEM or PKCS#12): a client assertion signed per request, PS256 with
+//!   `x5t#S256` by default or RS256 with `x5t`, optionally with the `x5c` chain;
+//! - an **external assertion**: your callback, or a federated token file
+//!   (`AZURE_FEDERATED_TOKEN_FILE`) re-read when it changes.
+//!
+//! The builder catches the usual mistakes before any request: an empty secret, a secret
+//! *ID* pasted instead of its value (a warning), a key that does not match its
+//! certificate, an expired certificate, `common` as the tenant.
+//!
+//! ```no_run
+//! use d365_auth_client_credentials::{Certificate, ClientCredentials};
+//! use d365_auth_core::{TokenCache, TokenRequest};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let grant = ClientCredentials::builder()
+//!     .tenant("contoso.onmicrosoft.com")
+//!     .client_id("00000000-0000-0000-0000-000000000001")
+//!     .certificate(Certificate::from_pkcs12_file("app.pfx".as_ref(), &"pfx-password".into())?)
+//!     .build()?;
+//! let cache = TokenCache::new(grant);
+//! let token = cache.get(&TokenRequest::for_url("https://contoso.crm.dynamics.com")?).await?;
+//! # Ok(()) }
+//! ```
+
+mod certificate;
+mod environment;
+mod external;
+mod provider;
+
+pub use certificate::{AssertionAlgorithm, Certificate};
+pub use environment::environment_configured;
+pub use external::AssertionFuture;
+pub use provider::{ClientCredentials, ClientCredentialsBuilder, SecretMethod};

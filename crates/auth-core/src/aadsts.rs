@@ -73,6 +73,18 @@ pub(crate) static KNOWN_CODES: &[KnownCode] = &[
         "upload the certificate itself, or configure trusted subject name and issuer for the application and send the x5c chain",
     ),
     row(
+        &[50013],
+        ErrorKind::InvalidClientAssertion,
+        "the client assertion is not valid: malformed, or already used (its jti was seen before)",
+        "create a new assertion for every request, with a unique jti; d365's certificate credential does this, so check an external assertion source",
+    ),
+    row(
+        &[700021],
+        ErrorKind::InvalidClientAssertion,
+        "the client assertion's iss or sub is not the client id sent with it",
+        "set both iss and sub of the assertion to the application (client) id",
+    ),
+    row(
         &[700024],
         ErrorKind::ClientAssertionExpired,
         "the client assertion is outside its validity window (exp/nbf)",

@@ -20,6 +20,8 @@ const CODES: &[(u32, &str, u16)] = &[
     (700027, "invalid_client", 401),
     (50012, "invalid_client", 401),
     (700030, "invalid_client", 401),
+    (50013, "invalid_client", 401),
+    (700021, "invalid_client", 401),
     (700024, "invalid_client", 401),
     (7000112, "unauthorized_client", 400),
     (90002, "invalid_request", 400),

@@ -1,0 +1,496 @@
+//! [`ClientCredentials`] and its builder: which authority, which client, which credential,
+//! validated before the first request.
+
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use d365_auth_core::{
+    AccessToken, AuthError, Authority, ClientCredential, ClientKind, Cloud, ConfigError,
+    EndpointVersion, Grant, Tenant, TokenEndpoint, TokenEndpointClient, TokenForm, TokenProvider,
+    TokenRequest, async_trait,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::certificate::{AssertionAlgorithm, Certificate};
+use crate::external::{ExternalAssertion, FederatedTokenFile, looks_like_jwt};
+
+/// Lifetime of the assertions we sign: Entra rejects much longer ones in some tenants,
+/// and MSAL and azure-identity use 5 to 10 minutes.
+const ASSERTION_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+/// How a client secret travels to the token endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecretMethod {
+    /// `client_secret_post`: in the form body. Entra's usual form, and the default.
+    #[default]
+    Post,
+    /// `client_secret_basic`: in an HTTP Basic header, each part form-encoded (RFC 6749 §2.3.1).
+    Basic,
+}
+
+#[derive(Clone)]
+enum Credential {
+    Secret(SecretString, SecretMethod),
+    Certificate {
+        certificate: Certificate,
+        algorithm: AssertionAlgorithm,
+        include_chain: bool,
+    },
+    External(ExternalAssertion),
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Secret(_, method) => f
+                .debug_tuple("Secret")
+                .field(&"[redacted]")
+                .field(method)
+                .finish(),
+            Self::Certificate {
+                certificate,
+                algorithm,
+                include_chain,
+            } => f
+                .debug_struct("Certificate")
+                .field("certificate", certificate)
+                .field("algorithm", algorithm)
+                .field("include_chain", include_chain)
+                .finish(),
+            Self::External(source) => source.fmt(f),
+        }
+    }
+}
+
+/// The OAuth 2.0 client credentials grant: the application gets a token as itself.
+///
+/// Every request sends a fresh credential: the secret, a newly signed assertion, or the
+/// current external assertion. It does not cache; put it in a
+/// [`TokenCache`](d365_auth_core::TokenCache).
+///
+/// # Examples
+///
+/// ```no_run
+/// use d365_auth_client_credentials::ClientCredentials;
+/// use d365_auth_core::{TokenCache, TokenRequest};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let grant = ClientCredentials::builder()
+///     .tenant("contoso.onmicrosoft.com")
+///     .client_id("00000000-0000-0000-0000-000000000001")
+///     .client_secret(std::env::var("CLIENT_SECRET")?.into())
+///     .build()?;
+/// let cache = TokenCache::new(grant);
+/// let token = cache.get(&TokenRequest::for_url("https://contoso.crm.dynamics.com")?).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ClientCredentials {
+    endpoint: TokenEndpoint,
+    client_id: String,
+    credential: Credential,
+    http: TokenEndpointClient,
+}
+
+impl ClientCredentials {
+    /// Configures the grant.
+    pub fn builder() -> ClientCredentialsBuilder {
+        ClientCredentialsBuilder::default()
+    }
+
+    /// The token endpoint requests go to.
+    #[must_use]
+    pub fn token_endpoint(&self) -> &TokenEndpoint {
+        &self.endpoint
+    }
+
+    /// The application (client) id.
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    async fn assertion(&self) -> Result<Option<SecretString>, AuthError> {
+        match &self.credential {
+            Credential::Secret(..) => Ok(None),
+            Credential::Certificate {
+                certificate,
+                algorithm,
+                include_chain,
+            } => certificate
+                .sign_assertion(
+                    &self.client_id,
+                    self.endpoint.url().as_str(),
+                    *algorithm,
+                    *include_chain,
+                    ASSERTION_LIFETIME,
+                )
+                .map(Some)
+                .map_err(|error| {
+                    AuthError::credential(
+                        format!(
+                            "the client assertion could not be signed with the certificate: {error}"
+                        ),
+                        Some(Box::new(error)),
+                    )
+                }),
+            Credential::External(source) => {
+                let assertion = source.assertion().await?;
+                if !looks_like_jwt(&assertion) {
+                    return Err(AuthError::credential(
+                        "the external client assertion is not a JWT (three base64url parts separated by dots); check what the callback or token file provides",
+                        None,
+                    ));
+                }
+                Ok(Some(assertion))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl TokenProvider for ClientCredentials {
+    async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
+        let assertion = self.assertion().await?;
+        let credential = match (&self.credential, &assertion) {
+            (Credential::Secret(secret, SecretMethod::Post), _) => {
+                ClientCredential::SecretPost(secret)
+            }
+            (Credential::Secret(secret, SecretMethod::Basic), _) => {
+                ClientCredential::SecretBasic(secret)
+            }
+            (_, Some(assertion)) => ClientCredential::Assertion(assertion),
+            (_, None) => {
+                unreachable!("certificates and external sources always produce an assertion")
+            }
+        };
+        let form = TokenForm::client_credentials(&self.client_id)
+            .credential(credential)
+            .target(request, ClientKind::Confidential, &self.endpoint);
+        let response = self.http.send(&self.endpoint, &form).await?;
+        Ok(response.into_access_token(request))
+    }
+
+    fn grant(&self) -> Grant {
+        Grant::ClientCredentials
+    }
+
+    fn cache_key(&self) -> String {
+        format!(
+            "client_credentials|{}|{}",
+            self.endpoint.url(),
+            self.client_id
+        )
+    }
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("endpoint", &self.endpoint.url().as_str())
+            .field("client_id", &self.client_id)
+            .field("credential", &self.credential)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the authority comes from, until `build` resolves it.
+#[derive(Clone, Debug, Default)]
+enum AuthoritySetting {
+    #[default]
+    Unset,
+    Cloud(Cloud),
+    Host(String),
+    Adfs(String),
+    Authority(Authority),
+    Endpoint(TokenEndpoint),
+}
+
+/// Configures [`ClientCredentials`]; see [`ClientCredentials::builder`]. Every mistake is
+/// reported by [`build`](Self::build), before any request.
+#[derive(Default)]
+#[must_use]
+pub struct ClientCredentialsBuilder {
+    tenant: Option<String>,
+    authority: AuthoritySetting,
+    version: EndpointVersion,
+    client_id: Option<String>,
+    secret: Option<SecretString>,
+    secret_method: SecretMethod,
+    certificate: Option<Result<Certificate, ConfigError>>,
+    algorithm: AssertionAlgorithm,
+    include_chain: bool,
+    external: Option<ExternalAssertion>,
+    http: Option<reqwest::Client>,
+    timeout: Option<Duration>,
+}
+
+impl ClientCredentialsBuilder {
+    /// The tenant: its id, a verified domain, or `organizations`. Client credentials need a
+    /// specific tenant: `common` and `consumers` are refused.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// The Microsoft cloud (public by default).
+    pub fn cloud(mut self, cloud: Cloud) -> Self {
+        self.authority = AuthoritySetting::Cloud(cloud);
+        self
+    }
+
+    /// A host that speaks Entra's protocol instead of Microsoft's: the d365 emulator's
+    /// base URL, a proxy. The tenant follows it in the path.
+    pub fn authority_host(mut self, base_url: impl Into<String>) -> Self {
+        self.authority = AuthoritySetting::Host(base_url.into());
+        self
+    }
+
+    /// On-premises AD FS (`https://adfs.contoso.com`); no tenant is needed.
+    pub fn adfs(mut self, url: impl Into<String>) -> Self {
+        self.authority = AuthoritySetting::Adfs(url.into());
+        self
+    }
+
+    /// A complete authority (cloud or host, and tenant); the tenant setting is then ignored.
+    pub fn authority(mut self, authority: Authority) -> Self {
+        self.authority = AuthoritySetting::Authority(authority);
+        self
+    }
+
+    /// Any OAuth 2.0 token endpoint, for servers that are not shaped like Entra ID.
+    pub fn token_endpoint(mut self, endpoint: TokenEndpoint) -> Self {
+        self.authority = AuthoritySetting::Endpoint(endpoint);
+        self
+    }
+
+    /// The Entra endpoint version: v2 (`scope=…/.default`, the default) or v1 (`resource=`).
+    pub fn endpoint_version(mut self, version: EndpointVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The application (client) id.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Authenticate with a client secret (its value, not its id).
+    pub fn client_secret(mut self, secret: SecretString) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// How the secret is sent (`client_secret_post` unless set).
+    pub fn secret_method(mut self, method: SecretMethod) -> Self {
+        self.secret_method = method;
+        self
+    }
+
+    /// Authenticate with a certificate: a client assertion signed per request.
+    pub fn certificate(mut self, certificate: Certificate) -> Self {
+        self.certificate = Some(Ok(certificate));
+        self
+    }
+
+    /// Authenticate with a PEM key and certificate read from files (one file holding both
+    /// may be given twice). Problems are reported by `build`.
+    pub fn certificate_pem_files(
+        mut self,
+        private_key: impl AsRef<Path>,
+        certificate: impl AsRef<Path>,
+    ) -> Self {
+        self.certificate = Some(Certificate::from_pem_files(
+            private_key.as_ref(),
+            certificate.as_ref(),
+        ));
+        self
+    }
+
+    /// Authenticate with a PKCS#12 archive read from a file.
+    pub fn certificate_pkcs12_file(
+        mut self,
+        path: impl AsRef<Path>,
+        password: &SecretString,
+    ) -> Self {
+        self.certificate = Some(Certificate::from_pkcs12_file(path.as_ref(), password));
+        self
+    }
+
+    /// The assertion's algorithm: PS256 with `x5t#S256` (default) or RS256 with `x5t`.
+    pub fn assertion_algorithm(mut self, algorithm: AssertionAlgorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Send the certificate chain in the `x5c` header, for subject name and issuer trust.
+    pub fn send_certificate_chain(mut self, send: bool) -> Self {
+        self.include_chain = send;
+        self
+    }
+
+    /// Authenticate with an assertion your code provides (called for every request).
+    pub fn assertion_callback<F, Fut>(mut self, callback: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<SecretString, AuthError>> + Send + 'static,
+    {
+        self.external = Some(ExternalAssertion::callback(callback));
+        self
+    }
+
+    /// Authenticate with the federated token in a file (workload identity), re-read when
+    /// it changes.
+    pub fn federated_token_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.external = Some(ExternalAssertion::File(Arc::new(FederatedTokenFile::new(
+            path.as_ref(),
+        ))));
+        self
+    }
+
+    /// Use your HTTP client (proxy, extra roots). Build it without redirects.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// The timeout of each token request (30 seconds unless set).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Checks the settings and builds the grant.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a missing or invalid client id, tenant or authority; no
+    /// credential or more than one; an empty secret; a certificate that cannot be used.
+    pub fn build(self) -> Result<ClientCredentials, ConfigError> {
+        let client_id = self
+            .client_id
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| ConfigError::Missing {
+                setting: "client id",
+                fix: "give the application (client) id from the app registration's Overview page"
+                    .to_owned(),
+            })?;
+        let endpoint = resolve_endpoint(self.authority, self.tenant.as_deref(), self.version)?;
+        let credential = match (self.secret, self.certificate, self.external) {
+            (Some(secret), None, None) => {
+                check_secret(&secret)?;
+                Credential::Secret(secret, self.secret_method)
+            }
+            (None, Some(certificate), None) => Credential::Certificate {
+                certificate: certificate?,
+                algorithm: self.algorithm,
+                include_chain: self.include_chain,
+            },
+            (None, None, Some(external)) => Credential::External(external),
+            (None, None, None) => {
+                return Err(ConfigError::Missing {
+                    setting: "client credential",
+                    fix: "give a client secret, a certificate, or an external assertion".to_owned(),
+                });
+            }
+            _ => {
+                return Err(ConfigError::Invalid {
+                    setting: "client credential",
+                    problem: "more than one credential was given".to_owned(),
+                    fix: "give exactly one of a client secret, a certificate, or an external assertion".to_owned(),
+                });
+            }
+        };
+        let mut http = TokenEndpointClient::builder();
+        if let Some(client) = self.http {
+            http = http.http_client(client);
+        }
+        if let Some(timeout) = self.timeout {
+            http = http.timeout(timeout);
+        }
+        Ok(ClientCredentials {
+            endpoint,
+            client_id,
+            credential,
+            http: http.build(),
+        })
+    }
+}
+
+impl fmt::Debug for ClientCredentialsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentialsBuilder")
+            .field("tenant", &self.tenant)
+            .field("authority", &self.authority)
+            .field("version", &self.version)
+            .field("client_id", &self.client_id)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "certificate",
+                &self.certificate.as_ref().map(|c| c.as_ref().ok()),
+            )
+            .field("external", &self.external)
+            .finish_non_exhaustive()
+    }
+}
+
+fn resolve_endpoint(
+    setting: AuthoritySetting,
+    tenant: Option<&str>,
+    version: EndpointVersion,
+) -> Result<TokenEndpoint, ConfigError> {
+    let tenant = || -> Result<Tenant, ConfigError> {
+        let tenant = Tenant::parse(tenant.ok_or_else(|| ConfigError::Missing {
+            setting: "tenant",
+            fix: "give the directory (tenant) id or a verified domain such as contoso.onmicrosoft.com".to_owned(),
+        })?)?;
+        if matches!(tenant, Tenant::Common | Tenant::Consumers) {
+            return Err(ConfigError::Invalid {
+                setting: "tenant",
+                problem: format!(
+                    "`{tenant}` names no tenant, and an application can only act as itself in its own"
+                ),
+                fix: "give the directory (tenant) id or a verified domain".to_owned(),
+            });
+        }
+        Ok(tenant)
+    };
+    let authority = match setting {
+        AuthoritySetting::Endpoint(endpoint) => return Ok(endpoint),
+        AuthoritySetting::Authority(authority) => authority,
+        AuthoritySetting::Unset => Authority::public_cloud(tenant()?),
+        AuthoritySetting::Cloud(cloud) => Authority::cloud(cloud, tenant()?),
+        AuthoritySetting::Host(host) => Authority::custom(&host, tenant()?)?,
+        AuthoritySetting::Adfs(url) => Authority::adfs(&url)?,
+    };
+    Ok(authority.token_endpoint(version))
+}
+
+/// Catches the secret mistakes people make before Entra does.
+fn check_secret(secret: &SecretString) -> Result<(), ConfigError> {
+    let value = secret.expose_secret();
+    if value.trim().is_empty() {
+        return Err(ConfigError::Missing {
+            setting: "client secret",
+            fix: "give the secret's Value from App registrations > Certificates & secrets"
+                .to_owned(),
+        });
+    }
+    if Tenant::parse(value).is_ok_and(|tenant| matches!(tenant, Tenant::Id(_))) {
+        tracing::warn!(
+            "the client secret looks like a GUID: that is usually the secret's ID, not its Value; Entra will answer AADSTS7000215"
+        );
+    }
+    if value.trim() != value {
+        tracing::warn!(
+            "the client secret has leading or trailing whitespace, which is probably a copy-paste mistake"
+        );
+    }
+    Ok(())
+}
