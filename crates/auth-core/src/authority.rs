@@ -423,6 +423,16 @@ impl Authority {
         )
     }
 
+    /// An endpoint of the Entra host outside any tenant, such as
+    /// `common/userrealm/{user}`; `None` for AD FS.
+    #[must_use]
+    pub fn instance_endpoint(&self, path: &str) -> Option<Url> {
+        match &self.kind {
+            AuthorityKind::Entra { base, .. } => base.join(path.trim_start_matches('/')).ok(),
+            AuthorityKind::Adfs { .. } => None,
+        }
+    }
+
     /// The endpoint of another Entra path under the tenant, such as
     /// `oauth2/v2.0/devicecode`; `None` for AD FS.
     #[must_use]

@@ -109,6 +109,15 @@ pub enum ConfigError {
         /// Why it is not a tenant.
         reason: &'static str,
     },
+    /// The user is federated to another identity provider, which the password grant
+    /// cannot sign in through; found before the password was sent.
+    #[error("`{user}`{} is federated to another identity provider, and the password grant cannot sign in federated users, so the password was not sent; use the client credentials grant (an application user) for unattended jobs or the device code grant for people, or, if the tenant validates federated users' passwords in the cloud (AllowCloudPasswordValidation), turn the grant's user realm check off", domain.as_deref().map(|domain| format!(" (domain `{domain}`)")).unwrap_or_default())]
+    FederatedUser {
+        /// The user name.
+        user: String,
+        /// The user's domain, as the user realm endpoint named it.
+        domain: Option<String>,
+    },
     /// A required setting is missing.
     #[error("{setting} is required: {fix}")]
     Missing {
@@ -174,6 +183,9 @@ pub enum ErrorKind {
     UnknownInstance,
     /// AADSTS50126: wrong user name or password.
     InvalidUserCredentials,
+    /// The user is federated to another identity provider; the password grant cannot sign
+    /// them in (found by the user realm check, before the password was sent).
+    FederatedUser,
     /// AADSTS50034: the user does not exist in the tenant.
     UserNotFound,
     /// AADSTS50053: the account is locked.
@@ -304,6 +316,7 @@ impl AuthError {
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
         match self {
+            Self::Config(ConfigError::FederatedUser { .. }) => ErrorKind::FederatedUser,
             Self::Config(_) => ErrorKind::Configuration,
             Self::Identity(error) => error.kind(),
             Self::Throttled { .. } => ErrorKind::Throttled,

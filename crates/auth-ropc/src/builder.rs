@@ -1,0 +1,445 @@
+//! [`UsernamePasswordBuilder`]: every setting of the password grant, checked by `build`
+//! before any request, with a fix for each mistake.
+
+use std::fmt;
+use std::time::Duration;
+
+use d365_auth_core::{
+    AuthError, Authority, Cloud, ConfigError, EndpointVersion, Tenant, TokenEndpoint,
+    TokenEndpointClient, default_http_client,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::provider::{Inner, UsernamePassword};
+use crate::realm::{RealmCheck, realm_url};
+
+/// Where the authority comes from, until `build` resolves it.
+#[derive(Clone, Debug, Default)]
+enum AuthoritySetting {
+    #[default]
+    Public,
+    Cloud(Cloud),
+    Host(String),
+    Adfs(String),
+    Authority(Authority),
+    Endpoint(TokenEndpoint),
+}
+
+/// Configures [`UsernamePassword`]; see [`UsernamePassword::builder`]. Every mistake is
+/// reported by [`build`](Self::build), before any request.
+///
+/// Required: a tenant (unless the authority is AD FS or a complete [`Authority`]), the
+/// client id, the user name and the password. Everything else has a default: the public
+/// cloud, the v2 endpoint, a public client, the user realm check on, d365's HTTP client
+/// and a 30-second timeout.
+///
+/// # Examples
+///
+/// A public client (no secret) in the public cloud:
+///
+/// ```
+/// use d365_auth_ropc::UsernamePassword;
+///
+/// let grant = UsernamePassword::builder()
+///     .tenant("contoso.onmicrosoft.com")
+///     .client_id("51f81489-12ee-4a9e-aaae-a2591f45987d")
+///     .username("ana@contoso.com")
+///     .password("correct horse battery staple".into())
+///     .build()?;
+/// assert_eq!(
+///     grant.token_endpoint().url().as_str(),
+///     "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
+/// );
+/// assert!(!format!("{grant:?}").contains("battery"));
+/// # Ok::<(), d365_auth_core::ConfigError>(())
+/// ```
+///
+/// A confidential client on the v1 endpoint of the US Government cloud, and AD FS:
+///
+/// ```
+/// use d365_auth_core::{ClientKind, Cloud, EndpointVersion};
+/// use d365_auth_ropc::UsernamePassword;
+///
+/// let grant = UsernamePassword::builder()
+///     .cloud(Cloud::UsGovernment)
+///     .tenant("organizations")
+///     .endpoint_version(EndpointVersion::V1)
+///     .client_id("00000000-0000-0000-0000-000000000001")
+///     .client_secret("app-secret-value".into())
+///     .username("ana@contoso.com")
+///     .password("p4ssw0rd".into())
+///     .build()?;
+/// assert_eq!(grant.client_kind(), ClientKind::Confidential);
+/// assert_eq!(
+///     grant.token_endpoint().url().as_str(),
+///     "https://login.microsoftonline.us/organizations/oauth2/token",
+/// );
+///
+/// let on_premises = UsernamePassword::builder()
+///     .adfs("https://adfs.contoso.com")
+///     .client_id("00000000-0000-0000-0000-000000000002")
+///     .username(r"CONTOSO\ana")
+///     .password("p4ssw0rd".into())
+///     .build()?;
+/// assert!(!on_premises.checks_user_realm());
+/// # Ok::<(), d365_auth_core::ConfigError>(())
+/// ```
+#[must_use]
+pub struct UsernamePasswordBuilder {
+    tenant: Option<String>,
+    authority: AuthoritySetting,
+    version: EndpointVersion,
+    client_id: Option<String>,
+    client_secret: Option<SecretString>,
+    username: Option<String>,
+    password: Option<SecretString>,
+    user_realm_check: bool,
+    http: Option<reqwest::Client>,
+    timeout: Option<Duration>,
+}
+
+impl Default for UsernamePasswordBuilder {
+    fn default() -> Self {
+        Self {
+            tenant: None,
+            authority: AuthoritySetting::default(),
+            version: EndpointVersion::default(),
+            client_id: None,
+            client_secret: None,
+            username: None,
+            password: None,
+            user_realm_check: true,
+            http: None,
+            timeout: None,
+        }
+    }
+}
+
+impl UsernamePasswordBuilder {
+    /// The tenant: its id, a verified domain (`contoso.onmicrosoft.com`), or
+    /// `organizations` (any work or school account). `common` and `consumers` are refused:
+    /// Entra ID does not allow the password grant there (AADSTS9001023).
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// The Microsoft cloud (public unless set).
+    pub fn cloud(mut self, cloud: Cloud) -> Self {
+        self.authority = AuthoritySetting::Cloud(cloud);
+        self
+    }
+
+    /// A host that speaks Entra ID's protocol instead of Microsoft's: the d365 emulator's
+    /// base URL (`http://127.0.0.1:8080`), a proxy. The tenant follows it in the path.
+    pub fn authority_host(mut self, base_url: impl Into<String>) -> Self {
+        self.authority = AuthoritySetting::Host(base_url.into());
+        self
+    }
+
+    /// On-premises AD FS (`https://adfs.contoso.com`): no tenant, the v1 protocol
+    /// (`resource=`), and no user realm check.
+    pub fn adfs(mut self, url: impl Into<String>) -> Self {
+        self.authority = AuthoritySetting::Adfs(url.into());
+        self
+    }
+
+    /// A complete authority (cloud or host, and tenant, or AD FS); the tenant setting is
+    /// then ignored. Its tenant must not be `common` or `consumers`.
+    pub fn authority(mut self, authority: Authority) -> Self {
+        self.authority = AuthoritySetting::Authority(authority);
+        self
+    }
+
+    /// The Entra endpoint version: v2 (`scope=`, the default) or v1 (`resource=`). AD FS
+    /// always uses its one endpoint.
+    pub fn endpoint_version(mut self, version: EndpointVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The application (client) id. With no client secret the application must allow
+    /// public client flows (App registrations > Authentication).
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The client secret of a confidential application (its value, not its id). The grant
+    /// then asks for `{org}/.default` instead of `{org}/user_impersonation`.
+    pub fn client_secret(mut self, secret: SecretString) -> Self {
+        self.client_secret = Some(secret);
+        self
+    }
+
+    /// The user's name: a user principal name (`ana@contoso.com`) for Entra ID, or what
+    /// AD FS accepts (`CONTOSO\ana`).
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// The user's password.
+    pub fn password(mut self, password: SecretString) -> Self {
+        self.password = Some(password);
+        self
+    }
+
+    /// Whether to ask Entra ID's user realm endpoint, before the password is sent, if the
+    /// user is federated to another identity provider, and refuse such users (default:
+    /// on; never for AD FS). Turn it off for a tenant that validates federated users'
+    /// passwords in the cloud, or a host without the endpoint that is slow to say so.
+    pub fn user_realm_check(mut self, check: bool) -> Self {
+        self.user_realm_check = check;
+        self
+    }
+
+    /// Use your HTTP client (proxy, extra root certificates) for the token endpoint and
+    /// the user realm check. Build it with `redirect(reqwest::redirect::Policy::none())`.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// The timeout of each request (30 seconds unless set).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Any OAuth 2.0 token endpoint, for servers that are not shaped like Entra ID. There
+    /// is no user realm endpoint on such a server, so the realm check is skipped.
+    pub fn token_endpoint(mut self, endpoint: TokenEndpoint) -> Self {
+        self.authority = AuthoritySetting::Endpoint(endpoint);
+        self
+    }
+
+    /// Checks the settings and builds the grant. A password with leading or trailing
+    /// spaces is accepted with a warning in the log (Entra ID does not support them).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a missing or invalid tenant (including `common` and
+    /// `consumers`), authority, client id, user name or password, or an empty client secret.
+    pub fn build(self) -> Result<UsernamePassword, ConfigError> {
+        let (authority, endpoint) = match self.authority {
+            AuthoritySetting::Endpoint(endpoint) => (None, endpoint),
+            setting => {
+                let authority = resolve_authority(setting, self.tenant.as_deref())?;
+                let endpoint = authority.token_endpoint(self.version);
+                (Some(authority), endpoint)
+            }
+        };
+        let client_id = self
+            .client_id
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| ConfigError::Missing {
+                setting: "client id",
+                fix: "give the application (client) id from the app registration's Overview page"
+                    .to_owned(),
+            })?;
+        let username = self
+            .username
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .ok_or_else(|| ConfigError::Missing {
+                setting: "username",
+                fix: "give the user's sign-in name, such as ana@contoso.com (its user principal name)".to_owned(),
+            })?;
+        let password = self
+            .password
+            .filter(|password| !password.expose_secret().trim().is_empty())
+            .ok_or_else(|| ConfigError::Missing {
+                setting: "password",
+                fix: "give the user's password (it is empty or only spaces); to sign in without one, use the device code grant".to_owned(),
+            })?;
+        if has_outer_whitespace(password.expose_secret()) {
+            tracing::warn!(
+                %username,
+                "the password begins or ends with whitespace, which Entra ID does not support for the password grant; sign-in will likely fail with AADSTS50126 — check for a stray space or newline from a file or an environment variable"
+            );
+        }
+        if let Some(secret) = &self.client_secret
+            && secret.expose_secret().trim().is_empty()
+        {
+            return Err(ConfigError::Invalid {
+                setting: "client secret",
+                problem: "it is empty".to_owned(),
+                fix: "give the secret's Value from App registrations > Certificates & secrets, or leave the secret out for a public client".to_owned(),
+            });
+        }
+
+        let http_client = match self.http {
+            Some(client) => client,
+            None => default_http_client().map_err(|error| match error {
+                AuthError::Config(config) => config,
+                other => ConfigError::Invalid {
+                    setting: "HTTP client",
+                    problem: other.to_string(),
+                    fix: "pass your own reqwest::Client to the builder".to_owned(),
+                },
+            })?,
+        };
+        let mut token_client = TokenEndpointClient::builder().http_client(http_client.clone());
+        if let Some(timeout) = self.timeout {
+            token_client = token_client.timeout(timeout);
+        }
+        let token_client = token_client.build();
+        let realm = if self.user_realm_check {
+            authority
+                .as_ref()
+                .and_then(|authority| realm_url(authority, &username))
+                .map(|url| RealmCheck::new(url, http_client, token_client.timeout()))
+        } else {
+            None
+        };
+        Ok(UsernamePassword::from_inner(Inner {
+            authority,
+            endpoint,
+            client_id,
+            client_secret: self.client_secret,
+            username,
+            password,
+            realm,
+            http: token_client,
+        }))
+    }
+}
+
+fn has_outer_whitespace(text: &str) -> bool {
+    text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace)
+}
+
+fn resolve_authority(
+    setting: AuthoritySetting,
+    tenant: Option<&str>,
+) -> Result<Authority, ConfigError> {
+    let tenant = || -> Result<Tenant, ConfigError> {
+        let tenant = tenant.ok_or_else(|| ConfigError::Missing {
+            setting: "tenant",
+            fix: "give the tenant id, a verified domain such as contoso.onmicrosoft.com, or `organizations`".to_owned(),
+        })?;
+        let tenant = Tenant::parse(tenant)?;
+        check_tenant(&tenant)?;
+        Ok(tenant)
+    };
+    let authority = match setting {
+        AuthoritySetting::Public => Authority::public_cloud(tenant()?),
+        AuthoritySetting::Cloud(cloud) => Authority::cloud(cloud, tenant()?),
+        AuthoritySetting::Host(base_url) => Authority::custom(&base_url, tenant()?)?,
+        AuthoritySetting::Adfs(url) => Authority::adfs(&url)?,
+        AuthoritySetting::Authority(authority) => {
+            if let Some(tenant) = authority.tenant() {
+                check_tenant(tenant)?;
+            }
+            authority
+        }
+        AuthoritySetting::Endpoint(_) => unreachable!("build() handles explicit endpoints"),
+    };
+    Ok(authority)
+}
+
+/// Entra ID answers the password grant on `common` and `consumers` with AADSTS9001023;
+/// saying so here saves a round trip and names the fix.
+fn check_tenant(tenant: &Tenant) -> Result<(), ConfigError> {
+    let why = match tenant {
+        Tenant::Common => {
+            "`common` is not allowed for the password grant: Entra ID refuses it there (AADSTS9001023), because it cannot tell which directory checks the password"
+        }
+        Tenant::Consumers => {
+            "`consumers` is not allowed for the password grant: Entra ID refuses it there (AADSTS9001023), and personal Microsoft accounts can use neither this grant nor Dataverse"
+        }
+        _ => return Ok(()),
+    };
+    Err(ConfigError::Invalid {
+        setting: "tenant",
+        problem: why.to_owned(),
+        fix: "use the tenant id, a verified domain such as contoso.onmicrosoft.com, or `organizations`".to_owned(),
+    })
+}
+
+impl fmt::Debug for UsernamePasswordBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UsernamePasswordBuilder")
+            .field("tenant", &self.tenant)
+            .field("authority", &self.authority)
+            .field("version", &self.version)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("user_realm_check", &self.user_realm_check)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> UsernamePasswordBuilder {
+        UsernamePassword::builder()
+            .client_id("app")
+            .username("ana@contoso.com")
+            .password("pw".into())
+    }
+
+    #[test]
+    fn tenants_for_the_password_grant() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            (
+                "organizations",
+                Ok("https://login.microsoftonline.com/organizations"),
+            ),
+            (
+                "Contoso.onmicrosoft.com",
+                Ok("https://login.microsoftonline.com/contoso.onmicrosoft.com"),
+            ),
+            (
+                "72f988bf-86f1-41af-91ab-2d7cd011db47",
+                Ok("https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47"),
+            ),
+            ("common", Err("AADSTS9001023")),
+            ("COMMON", Err("AADSTS9001023")),
+            ("consumers", Err("personal Microsoft accounts")),
+            ("contoso", Err("a tenant is a tenant id")),
+        ];
+        for (tenant, expected) in cases {
+            match (base().tenant(*tenant).build(), expected) {
+                (Ok(grant), Ok(url)) => assert_eq!(grant.authority().unwrap().url().as_str(), *url),
+                (Err(error), Err(reason)) => {
+                    assert!(error.to_string().contains(reason), "{tenant}: {error}");
+                }
+                (Ok(grant), Err(_)) => panic!("{tenant}: expected an error, got {grant:?}"),
+                (Err(error), Ok(_)) => panic!("{tenant}: {error}"),
+            }
+        }
+    }
+
+    #[test]
+    fn complete_authorities_are_checked_too() {
+        let common = Authority::parse("https://login.microsoftonline.com/common").unwrap();
+        let error = base().authority(common).build().unwrap_err();
+        assert!(error.to_string().contains("AADSTS9001023"), "{error}");
+        let adfs = Authority::adfs("https://adfs.contoso.com").unwrap();
+        assert!(base().authority(adfs).build().is_ok());
+    }
+
+    #[test]
+    fn outer_whitespace() {
+        for (text, expected) in [
+            ("pw", false),
+            (" pw", true),
+            ("pw ", true),
+            ("pw\n", true),
+            ("p w", false),
+        ] {
+            assert_eq!(has_outer_whitespace(text), expected, "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! [`UsernamePassword`]: the password grant as a [`TokenProvider`], which signs in with the
+//! password once and then renews with the refresh token it received.
+
+use std::fmt;
+use std::sync::Arc;
+
+use d365_auth_core::{
+    AccessToken, AuthError, Authority, ClientCredential, ClientKind, ErrorKind, Grant,
+    TokenEndpoint, TokenEndpointClient, TokenForm, TokenProvider, TokenRequest, async_trait,
+};
+use secrecy::SecretString;
+
+use crate::builder::UsernamePasswordBuilder;
+use crate::realm::RealmCheck;
+
+/// Asks for a refresh token on endpoints that take scopes; auth-core leaves it out on v1
+/// and AD FS, which issue refresh tokens to user grants without being asked.
+const OFFLINE_ACCESS: &str = "offline_access";
+
+/// The resource owner password credentials grant (`grant_type=password`): a user's name
+/// and password exchanged for a token, by a public client or a confidential one (with its
+/// client secret).
+///
+/// The password crosses the wire once per refresh-token lifetime, not once per access
+/// token: tokens carry the refresh token Entra ID returns, and
+/// [`renew_token`](TokenProvider::renew_token) (which [`TokenCache`](d365_auth_core::TokenCache)
+/// calls when a token is due) redeems it, falling back to the password only when the
+/// refresh token is refused.
+///
+/// Microsoft recommends against this grant: it fails for users with multi-factor
+/// authentication, federated users and personal accounts. Prefer the client credentials
+/// grant for unattended jobs and the device code grant for people.
+///
+/// Cloning is cheap; clones share the HTTP client and the user realm answer. `Debug`
+/// shows neither the password nor the client secret.
+///
+/// # Examples
+///
+/// ```no_run
+/// use d365_auth_core::{TokenCache, TokenRequest};
+/// use d365_auth_ropc::UsernamePassword;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let grant = UsernamePassword::builder()
+///     .tenant("contoso.onmicrosoft.com")
+///     .client_id("51f81489-12ee-4a9e-aaae-a2591f45987d")
+///     .username("ana@contoso.com")
+///     .password(std::env::var("D365_PASSWORD")?.into())
+///     .build()?;
+/// let cache = TokenCache::new(grant);
+/// let token = cache.get(&TokenRequest::for_url("https://contoso.crm.dynamics.com")?).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct UsernamePassword {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    /// `None` when the grant was given a bare token endpoint.
+    pub(crate) authority: Option<Authority>,
+    pub(crate) endpoint: TokenEndpoint,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<SecretString>,
+    pub(crate) username: String,
+    pub(crate) password: SecretString,
+    pub(crate) realm: Option<RealmCheck>,
+    pub(crate) http: TokenEndpointClient,
+}
+
+impl UsernamePassword {
+    /// Configures the grant; see [`UsernamePasswordBuilder`].
+    pub fn builder() -> UsernamePasswordBuilder {
+        UsernamePasswordBuilder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The authority tokens come from (`None` when built with a bare token endpoint).
+    #[must_use]
+    pub fn authority(&self) -> Option<&Authority> {
+        self.inner.authority.as_ref()
+    }
+
+    /// The token endpoint requests go to.
+    #[must_use]
+    pub fn token_endpoint(&self) -> &TokenEndpoint {
+        &self.inner.endpoint
+    }
+
+    /// The application (client) id.
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// The user name (UPN) that signs in.
+    #[must_use]
+    pub fn username(&self) -> &str {
+        &self.inner.username
+    }
+
+    /// Public without a client secret, confidential with one. It decides the v2 scope:
+    /// `{org}/user_impersonation` for a public client, `{org}/.default` for a confidential one.
+    #[must_use]
+    pub fn client_kind(&self) -> ClientKind {
+        if self.inner.client_secret.is_some() {
+            ClientKind::Confidential
+        } else {
+            ClientKind::Public
+        }
+    }
+
+    /// Whether the user realm is checked before the password is sent.
+    #[must_use]
+    pub fn checks_user_realm(&self) -> bool {
+        self.inner.realm.is_some()
+    }
+
+    fn credential(&self) -> ClientCredential<'_> {
+        match &self.inner.client_secret {
+            Some(secret) => ClientCredential::SecretPost(secret),
+            None => ClientCredential::None,
+        }
+    }
+
+    /// Redeems `refresh_token`. A response without a new refresh token keeps the old one:
+    /// Entra does not revoke a refresh token by using it, and AD FS often issues none.
+    async fn redeem(
+        &self,
+        request: &TokenRequest,
+        refresh_token: &SecretString,
+    ) -> Result<AccessToken, AuthError> {
+        let inner = &*self.inner;
+        let form = TokenForm::refresh_token(&inner.client_id, refresh_token)
+            .credential(self.credential())
+            .target(request, self.client_kind(), &inner.endpoint)
+            .scope(OFFLINE_ACCESS);
+        let response = inner.http.send(&inner.endpoint, &form).await?;
+        let issued_new = response.refresh_token().is_some();
+        let token = response.into_access_token(request);
+        if issued_new {
+            return Ok(token);
+        }
+        Ok(with_refresh_token(&token, refresh_token.clone()))
+    }
+}
+
+/// `token` with `refresh_token` attached; every other fact is kept.
+fn with_refresh_token(token: &AccessToken, refresh_token: SecretString) -> AccessToken {
+    let mut builder = AccessToken::builder(
+        token.secret().clone(),
+        token.expires_on(),
+        token.resource().clone(),
+    )
+    .token_type(token.token_type())
+    .refresh_token(refresh_token);
+    if let Some(refresh_on) = token.refresh_on() {
+        builder = builder.refresh_on(refresh_on);
+    }
+    if let Some(scope) = token.scope() {
+        builder = builder.scope(scope);
+    }
+    builder.build()
+}
+
+/// Whether a refresh failed because of the refresh token itself (invalid, expired,
+/// revoked), so that signing in with the password again may succeed. Entra sends
+/// `invalid_grant` for all of these; the AADSTS codes we know map to
+/// [`ErrorKind::RefreshTokenRejected`].
+fn refresh_token_refused(error: &AuthError) -> bool {
+    error.kind() == ErrorKind::RefreshTokenRejected
+        || error
+            .identity()
+            .is_some_and(|identity| identity.error() == "invalid_grant")
+}
+
+#[async_trait]
+impl TokenProvider for UsernamePassword {
+    /// Signs in with the password (after the user realm check, if on).
+    async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
+        let inner = &*self.inner;
+        if let Some(realm) = &inner.realm {
+            realm.check(&inner.username).await?;
+        }
+        tracing::debug!(
+            username = %inner.username,
+            client_id = %inner.client_id,
+            resource = %request.resource(),
+            "signing in with the user's password"
+        );
+        let form = TokenForm::password(&inner.client_id, &inner.username, &inner.password)
+            .credential(self.credential())
+            .target(request, self.client_kind(), &inner.endpoint)
+            .scope(OFFLINE_ACCESS);
+        let response = inner.http.send(&inner.endpoint, &form).await?;
+        Ok(response.into_access_token(request))
+    }
+
+    /// Redeems the refresh token `previous` carries; signs in with the password only if
+    /// there is none or it is refused.
+    async fn renew_token(
+        &self,
+        request: &TokenRequest,
+        previous: &AccessToken,
+    ) -> Result<AccessToken, AuthError> {
+        let Some(refresh_token) = previous.refresh_token() else {
+            return self.request_token(request).await;
+        };
+        match self.redeem(request, refresh_token).await {
+            Ok(token) => Ok(token),
+            Err(error) if refresh_token_refused(&error) => {
+                tracing::debug!(
+                    username = %self.inner.username,
+                    aadsts = error.aadsts(),
+                    "refresh token refused; signing in with the password again"
+                );
+                self.request_token(request).await
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn grant(&self) -> Grant {
+        Grant::Password
+    }
+
+    /// Endpoint, client and user: tokens of different users never share a key.
+    fn cache_key(&self) -> String {
+        format!(
+            "password|{}|{}|{}",
+            self.inner.endpoint.url(),
+            self.inner.client_id,
+            self.inner.username.to_lowercase()
+        )
+    }
+}
+
+impl fmt::Debug for UsernamePassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("UsernamePassword")
+            .field("endpoint", &inner.endpoint.url().as_str())
+            .field("client_id", &inner.client_id)
+            .field(
+                "client_secret",
+                &inner.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("username", &inner.username)
+            .field("password", &"[redacted]")
+            .field("user_realm_check", &inner.realm)
+            .field("http", &inner.http)
+            .finish()
+    }
+}
+
+/// Whether `error` is the refusal of a user federated to another identity provider,
+/// found by the user realm check before the password was sent
+/// ([`ErrorKind::FederatedUser`](d365_auth_core::ErrorKind::FederatedUser)).
+///
+/// ```
+/// use d365_auth_core::{AuthError, ConfigError};
+///
+/// let other = AuthError::Config(ConfigError::Missing { setting: "username", fix: String::new() });
+/// assert!(!d365_auth_ropc::is_federated_user(&other));
+/// ```
+#[must_use]
+pub fn is_federated_user(error: &AuthError) -> bool {
+    error.kind() == d365_auth_core::ErrorKind::FederatedUser
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use d365_auth_core::Resource;
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn carrying_a_refresh_token_keeps_every_other_fact() {
+        let now = SystemTime::now();
+        let token = AccessToken::builder(
+            "access".into(),
+            now + Duration::from_secs(3600),
+            Resource::parse("https://contoso.crm.dynamics.com").unwrap(),
+        )
+        .token_type("bearer")
+        .refresh_on(now + Duration::from_secs(1800))
+        .scope("https://contoso.crm.dynamics.com/user_impersonation")
+        .build();
+        let carried = with_refresh_token(&token, "refresh".into());
+        assert!(carried.same_token(&token));
+        assert_eq!(carried.expires_on(), token.expires_on());
+        assert_eq!(carried.refresh_on(), token.refresh_on());
+        assert_eq!(carried.token_type(), "bearer");
+        assert_eq!(carried.scope(), token.scope());
+        assert_eq!(carried.resource(), token.resource());
+        assert_eq!(
+            carried.refresh_token().map(ExposeSecret::expose_secret),
+            Some("refresh")
+        );
+    }
+}
