@@ -1,0 +1,418 @@
+//! The admin API under `/_emulator/`: inspect and change the directory and the settings of a
+//! running emulator with JSON requests. No secret is ever returned except a secret value the
+//! caller asked the emulator to generate, once, in the response that created it.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::config::{AppConfig, UserConfig};
+use crate::directory::{
+    App, ClientCertificate, ClientSecret, DirectoryError, Tenant, User, parse_guid, parse_time,
+};
+use crate::identity::random_string;
+use crate::state::AppState;
+
+type Shared = State<Arc<AppState>>;
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/settings", get(get_settings).patch(patch_settings))
+        .route("/tenants", get(list_tenants).post(add_tenant))
+        .route("/tenants/{tenant}", get(get_tenant).delete(remove_tenant))
+        .route("/tenants/{tenant}/apps", post(add_app))
+        .route("/tenants/{tenant}/apps/{client_id}", delete(remove_app))
+        .route(
+            "/tenants/{tenant}/apps/{client_id}/secrets",
+            post(add_secret),
+        )
+        .route(
+            "/tenants/{tenant}/apps/{client_id}/secrets/{secret_id}",
+            delete(remove_secret),
+        )
+        .route(
+            "/tenants/{tenant}/apps/{client_id}/certificates",
+            post(add_certificate),
+        )
+        .route("/tenants/{tenant}/users", post(add_user))
+        .route(
+            "/tenants/{tenant}/users/{upn}",
+            delete(remove_user).patch(patch_user),
+        )
+}
+
+/// An admin API failure as JSON: `{"error": "not_found", "message": "..."}`.
+struct AdminError(DirectoryError);
+
+impl From<DirectoryError> for AdminError {
+    fn from(err: DirectoryError) -> Self {
+        Self(err)
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, kind) = match &self.0 {
+            DirectoryError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            DirectoryError::Duplicate(_) => (StatusCode::CONFLICT, "conflict"),
+            DirectoryError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+        };
+        (
+            status,
+            Json(json!({"error": kind, "message": self.0.to_string()})),
+        )
+            .into_response()
+    }
+}
+
+type AdminResult = Result<Response, AdminError>;
+
+fn created(body: Value) -> AdminResult {
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+fn no_content() -> AdminResult {
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn rfc3339(time: OffsetDateTime) -> String {
+    time.format(&Rfc3339).unwrap_or_default()
+}
+
+fn tenant_summary(tenant: &Tenant) -> Value {
+    json!({
+        "id": tenant.id,
+        "domain": tenant.domain,
+        "display_name": tenant.display_name,
+        "apps": tenant.apps.iter().map(app_summary).collect::<Vec<_>>(),
+        "users": tenant.users.iter().map(user_summary).collect::<Vec<_>>(),
+    })
+}
+
+fn app_summary(app: &App) -> Value {
+    json!({
+        "client_id": app.client_id,
+        "display_name": app.display_name,
+        "service_principal_id": app.service_principal_id,
+        "public_client": app.public_client,
+        "roles": app.roles,
+        "secrets": app.secrets.iter().map(|s| json!({
+            "id": s.id,
+            "expires_at": rfc3339(s.expires_at),
+        })).collect::<Vec<_>>(),
+        "certificates": app.certificates.iter().map(|c| json!({
+            "thumbprint": c.thumbprints.sha1_hex(),
+            "x5t": c.thumbprints.x5t(),
+            "x5t#S256": c.thumbprints.x5t_s256(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn user_summary(user: &User) -> Value {
+    json!({
+        "upn": user.upn,
+        "object_id": user.object_id,
+        "display_name": user.display_name,
+        "mfa_required": user.mfa_required,
+        "federated": user.federated,
+        "disabled": user.disabled,
+    })
+}
+
+fn not_found(what: &str) -> DirectoryError {
+    DirectoryError::NotFound(what.to_owned())
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+fn settings_body(state: &AppState) -> Value {
+    json!({"token_lifetime_secs": state.settings().token_lifetime_secs})
+}
+
+async fn get_settings(State(state): Shared) -> Json<Value> {
+    Json(settings_body(&state))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsPatch {
+    token_lifetime_secs: Option<u64>,
+}
+
+async fn patch_settings(State(state): Shared, Json(patch): Json<SettingsPatch>) -> AdminResult {
+    if let Some(seconds) = patch.token_lifetime_secs {
+        if seconds == 0 {
+            return Err(
+                DirectoryError::Invalid("token_lifetime_secs must be at least 1".into()).into(),
+            );
+        }
+        state.set_token_lifetime(seconds);
+    }
+    Ok(Json(settings_body(&state)).into_response())
+}
+
+async fn list_tenants(State(state): Shared) -> Json<Value> {
+    let directory = state.directory();
+    Json(json!(
+        directory
+            .tenants
+            .iter()
+            .map(tenant_summary)
+            .collect::<Vec<_>>()
+    ))
+}
+
+async fn get_tenant(State(state): Shared, Path(segment): Path<String>) -> AdminResult {
+    let directory = state.directory();
+    let tenant = directory
+        .tenant(&segment)
+        .ok_or_else(|| not_found(&format!("tenant '{segment}'")))?;
+    Ok(Json(tenant_summary(tenant)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    id: Option<String>,
+    domain: String,
+    display_name: Option<String>,
+}
+
+async fn add_tenant(State(state): Shared, Json(body): Json<NewTenant>) -> AdminResult {
+    let tenant = Tenant::new(
+        body.id.as_deref(),
+        &body.domain,
+        body.display_name.as_deref(),
+    )?;
+    let summary = tenant_summary(&tenant);
+    state.directory_mut().add_tenant(tenant)?;
+    created(summary)
+}
+
+async fn remove_tenant(State(state): Shared, Path(segment): Path<String>) -> AdminResult {
+    let mut directory = state.directory_mut();
+    let id = directory
+        .tenant(&segment)
+        .map(|t| t.id.clone())
+        .ok_or_else(|| not_found(&format!("tenant '{segment}'")))?;
+    directory.tenants.retain(|t| t.id != id);
+    no_content()
+}
+
+fn with_tenant<T>(
+    state: &AppState,
+    segment: &str,
+    change: impl FnOnce(&mut Tenant) -> Result<T, DirectoryError>,
+) -> Result<T, AdminError> {
+    let mut directory = state.directory_mut();
+    let tenant = directory
+        .tenant_mut(segment)
+        .ok_or_else(|| not_found(&format!("tenant '{segment}'")))?;
+    Ok(change(tenant)?)
+}
+
+fn with_app<T>(
+    state: &AppState,
+    segment: &str,
+    client_id: &str,
+    change: impl FnOnce(&mut App) -> Result<T, DirectoryError>,
+) -> Result<T, AdminError> {
+    with_tenant(state, segment, |tenant| {
+        let app = tenant
+            .app_mut(client_id)
+            .ok_or_else(|| not_found(&format!("app '{client_id}'")))?;
+        change(app)
+    })
+}
+
+async fn add_app(
+    State(state): Shared,
+    Path(segment): Path<String>,
+    Json(config): Json<AppConfig>,
+) -> AdminResult {
+    let app = App::from_config(&config)?;
+    let summary = app_summary(&app);
+    with_tenant(&state, &segment, |tenant| tenant.add_app(app))?;
+    created(summary)
+}
+
+async fn remove_app(
+    State(state): Shared,
+    Path((segment, client_id)): Path<(String, String)>,
+) -> AdminResult {
+    with_tenant(&state, &segment, |tenant| {
+        let id = tenant
+            .app(&client_id)
+            .map(|a| a.client_id.clone())
+            .ok_or_else(|| not_found(&format!("app '{client_id}'")))?;
+        tenant.apps.retain(|a| a.client_id != id);
+        Ok(())
+    })?;
+    no_content()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSecret {
+    id: Option<String>,
+    /// Generated when absent, and then returned once.
+    value: Option<SecretString>,
+    expires_at: Option<String>,
+    /// Alternative to `expires_at`; negative values make an already expired secret.
+    expires_in_secs: Option<i64>,
+}
+
+async fn add_secret(
+    State(state): Shared,
+    Path((segment, client_id)): Path<(String, String)>,
+    Json(body): Json<NewSecret>,
+) -> AdminResult {
+    let expires_at = match (&body.expires_at, body.expires_in_secs) {
+        (Some(text), _) => parse_time(text)?,
+        (None, Some(seconds)) => OffsetDateTime::now_utc() + time::Duration::seconds(seconds),
+        (None, None) => OffsetDateTime::now_utc() + time::Duration::days(730),
+    };
+    let generated = body.value.is_none();
+    let value = body
+        .value
+        .unwrap_or_else(|| SecretString::from(random_string(2)));
+    let id = match body.id.as_deref() {
+        Some(id) => parse_guid(id, "secret id")?,
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let mut response = json!({"id": id, "expires_at": rfc3339(expires_at)});
+    if generated {
+        use secrecy::ExposeSecret as _;
+        response["value"] = json!(value.expose_secret());
+    }
+    let secret = ClientSecret {
+        id,
+        value,
+        expires_at,
+    };
+    with_app(&state, &segment, &client_id, |app| {
+        if app.secrets.iter().any(|s| s.id == secret.id) {
+            return Err(DirectoryError::Duplicate(format!("secret '{}'", secret.id)));
+        }
+        app.secrets.push(secret);
+        Ok(())
+    })?;
+    created(response)
+}
+
+async fn remove_secret(
+    State(state): Shared,
+    Path((segment, client_id, secret_id)): Path<(String, String, String)>,
+) -> AdminResult {
+    with_app(&state, &segment, &client_id, |app| {
+        let before = app.secrets.len();
+        app.secrets
+            .retain(|s| !s.id.eq_ignore_ascii_case(&secret_id));
+        if app.secrets.len() == before {
+            return Err(not_found(&format!("secret '{secret_id}'")));
+        }
+        Ok(())
+    })?;
+    no_content()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCertificate {
+    certificate_pem: String,
+}
+
+async fn add_certificate(
+    State(state): Shared,
+    Path((segment, client_id)): Path<(String, String)>,
+    Json(body): Json<NewCertificate>,
+) -> AdminResult {
+    let certificate = ClientCertificate::from_pem(&body.certificate_pem)?;
+    let response = json!({
+        "thumbprint": certificate.thumbprints.sha1_hex(),
+        "x5t": certificate.thumbprints.x5t(),
+        "x5t#S256": certificate.thumbprints.x5t_s256(),
+    });
+    with_app(&state, &segment, &client_id, |app| {
+        app.certificates.push(certificate);
+        Ok(())
+    })?;
+    created(response)
+}
+
+async fn add_user(
+    State(state): Shared,
+    Path(segment): Path<String>,
+    Json(config): Json<UserConfig>,
+) -> AdminResult {
+    let user = User::from_config(&config)?;
+    let summary = user_summary(&user);
+    with_tenant(&state, &segment, |tenant| tenant.add_user(user))?;
+    created(summary)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    password: Option<SecretString>,
+    display_name: Option<String>,
+    mfa_required: Option<bool>,
+    federated: Option<bool>,
+    disabled: Option<bool>,
+}
+
+async fn patch_user(
+    State(state): Shared,
+    Path((segment, upn)): Path<(String, String)>,
+    Json(patch): Json<UserPatch>,
+) -> AdminResult {
+    let summary = with_tenant(&state, &segment, |tenant| {
+        let user = tenant
+            .user_mut(&upn)
+            .ok_or_else(|| not_found(&format!("user '{upn}'")))?;
+        if let Some(password) = patch.password {
+            user.password = password;
+        }
+        if let Some(name) = patch.display_name {
+            user.display_name = name;
+        }
+        if let Some(flag) = patch.mfa_required {
+            user.mfa_required = flag;
+        }
+        if let Some(flag) = patch.federated {
+            user.federated = flag;
+        }
+        if let Some(flag) = patch.disabled {
+            user.disabled = flag;
+        }
+        Ok(user_summary(user))
+    })?;
+    Ok(Json(summary).into_response())
+}
+
+async fn remove_user(
+    State(state): Shared,
+    Path((segment, upn)): Path<(String, String)>,
+) -> AdminResult {
+    with_tenant(&state, &segment, |tenant| {
+        let before = tenant.users.len();
+        tenant.users.retain(|u| !u.upn.eq_ignore_ascii_case(&upn));
+        if tenant.users.len() == before {
+            return Err(not_found(&format!("user '{upn}'")));
+        }
+        Ok(())
+    })?;
+    no_content()
+}

@@ -1,0 +1,361 @@
+//! The in-memory directory: tenants, app registrations (with secrets and certificates) and
+//! users. It is data only; the token endpoint decides what a lookup result means.
+//!
+//! Designed to grow: the Dataverse half adds an organization model (application users,
+//! security roles) beside `apps` and `users` in a tenant.
+
+use secrecy::{ExposeSecret as _, SecretString};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::config::{AppConfig, CertificateConfig, SecretConfig, TenantConfig, UserConfig};
+use crate::keys::{self, Thumbprints};
+
+/// A failed directory change, reported by the admin API and by configuration loading.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DirectoryError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Duplicate(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Normalizes a GUID to lower-case hyphenated form, the form every comparison uses.
+pub(crate) fn parse_guid(text: &str, what: &str) -> Result<String, DirectoryError> {
+    Uuid::parse_str(text.trim())
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| DirectoryError::Invalid(format!("{what} '{text}' is not a GUID")))
+}
+
+fn guid_or_new(text: Option<&str>, what: &str) -> Result<String, DirectoryError> {
+    match text {
+        Some(text) => parse_guid(text, what),
+        None => Ok(Uuid::new_v4().hyphenated().to_string()),
+    }
+}
+
+pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, DirectoryError> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|_| DirectoryError::Invalid(format!("'{text}' is not an RFC 3339 date-time")))
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Directory {
+    pub(crate) tenants: Vec<Tenant>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Tenant {
+    pub(crate) id: String,
+    pub(crate) domain: String,
+    pub(crate) display_name: String,
+    pub(crate) apps: Vec<App>,
+    pub(crate) users: Vec<User>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct App {
+    pub(crate) client_id: String,
+    pub(crate) display_name: String,
+    /// Object id of the app's service principal: the `oid`/`sub` of app-only tokens.
+    pub(crate) service_principal_id: String,
+    pub(crate) public_client: bool,
+    pub(crate) roles: Vec<String>,
+    pub(crate) secrets: Vec<ClientSecret>,
+    pub(crate) certificates: Vec<ClientCertificate>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ClientSecret {
+    pub(crate) id: String,
+    pub(crate) value: SecretString,
+    pub(crate) expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ClientCertificate {
+    pub(crate) thumbprints: Thumbprints,
+    pub(crate) public_key: rsa::RsaPublicKey,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct User {
+    pub(crate) upn: String,
+    pub(crate) password: SecretString,
+    pub(crate) object_id: String,
+    pub(crate) display_name: String,
+    pub(crate) mfa_required: bool,
+    pub(crate) federated: bool,
+    pub(crate) disabled: bool,
+}
+
+/// Constant-time comparison, so the emulator does not teach a timing side channel by example.
+pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Directory {
+    /// A tenant by GUID or verified domain, case-insensitively.
+    pub(crate) fn tenant(&self, segment: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| t.matches(segment))
+    }
+
+    pub(crate) fn tenant_mut(&mut self, segment: &str) -> Option<&mut Tenant> {
+        self.tenants.iter_mut().find(|t| t.matches(segment))
+    }
+
+    /// The home tenant of an app, for the `organizations` endpoint.
+    pub(crate) fn tenant_of_app(&self, client_id: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| t.app(client_id).is_some())
+    }
+
+    pub(crate) fn add_tenant(&mut self, tenant: Tenant) -> Result<(), DirectoryError> {
+        if self.tenant(&tenant.id).is_some() || self.tenant(&tenant.domain).is_some() {
+            return Err(DirectoryError::Duplicate(format!(
+                "tenant '{}'",
+                tenant.domain
+            )));
+        }
+        self.tenants.push(tenant);
+        Ok(())
+    }
+
+    /// Adds a configured tenant, merging it into an existing one with the same id or domain.
+    pub(crate) fn apply_tenant(&mut self, config: &TenantConfig) -> Result<(), DirectoryError> {
+        let existing = config
+            .id
+            .as_deref()
+            .and_then(|id| self.tenants.iter().position(|t| t.matches(id)))
+            .or_else(|| self.tenants.iter().position(|t| t.matches(&config.domain)));
+        let index = if let Some(index) = existing {
+            index
+        } else {
+            self.add_tenant(Tenant::new(
+                config.id.as_deref(),
+                &config.domain,
+                config.display_name.as_deref(),
+            )?)?;
+            self.tenants.len() - 1
+        };
+        let tenant = &mut self.tenants[index];
+        for app in &config.apps {
+            tenant.add_app(App::from_config(app)?)?;
+        }
+        for user in &config.users {
+            tenant.add_user(User::from_config(user)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Tenant {
+    pub(crate) fn new(
+        id: Option<&str>,
+        domain: &str,
+        display_name: Option<&str>,
+    ) -> Result<Self, DirectoryError> {
+        let domain = domain.trim().to_ascii_lowercase();
+        if domain.is_empty() || domain.contains('/') {
+            return Err(DirectoryError::Invalid(format!(
+                "'{domain}' is not a domain name"
+            )));
+        }
+        Ok(Self {
+            id: guid_or_new(id, "tenant id")?,
+            display_name: display_name.unwrap_or(&domain).to_owned(),
+            domain,
+            apps: Vec::new(),
+            users: Vec::new(),
+        })
+    }
+
+    fn matches(&self, segment: &str) -> bool {
+        self.id.eq_ignore_ascii_case(segment.trim()) || self.domain.eq_ignore_ascii_case(segment)
+    }
+
+    pub(crate) fn app(&self, client_id: &str) -> Option<&App> {
+        self.apps
+            .iter()
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id.trim()))
+    }
+
+    pub(crate) fn app_mut(&mut self, client_id: &str) -> Option<&mut App> {
+        self.apps
+            .iter_mut()
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id.trim()))
+    }
+
+    pub(crate) fn user(&self, upn: &str) -> Option<&User> {
+        self.users
+            .iter()
+            .find(|u| u.upn.eq_ignore_ascii_case(upn.trim()))
+    }
+
+    pub(crate) fn user_by_object_id(&self, object_id: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.object_id == object_id)
+    }
+
+    pub(crate) fn user_mut(&mut self, upn: &str) -> Option<&mut User> {
+        self.users
+            .iter_mut()
+            .find(|u| u.upn.eq_ignore_ascii_case(upn.trim()))
+    }
+
+    pub(crate) fn add_app(&mut self, app: App) -> Result<(), DirectoryError> {
+        if self.app(&app.client_id).is_some() {
+            return Err(DirectoryError::Duplicate(format!(
+                "app '{}'",
+                app.client_id
+            )));
+        }
+        self.apps.push(app);
+        Ok(())
+    }
+
+    pub(crate) fn add_user(&mut self, user: User) -> Result<(), DirectoryError> {
+        if self.user(&user.upn).is_some() {
+            return Err(DirectoryError::Duplicate(format!("user '{}'", user.upn)));
+        }
+        self.users.push(user);
+        Ok(())
+    }
+}
+
+impl App {
+    pub(crate) fn from_config(config: &AppConfig) -> Result<Self, DirectoryError> {
+        let client_id = guid_or_new(config.client_id.as_deref(), "client id")?;
+        let secrets = config
+            .secrets
+            .iter()
+            .map(ClientSecret::from_config)
+            .collect::<Result<_, _>>()?;
+        let certificates = config
+            .certificates
+            .iter()
+            .map(ClientCertificate::from_config)
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            display_name: config
+                .display_name
+                .clone()
+                .unwrap_or_else(|| format!("app {client_id}")),
+            service_principal_id: Uuid::new_v4().hyphenated().to_string(),
+            client_id,
+            public_client: config.public_client,
+            roles: config.roles.clone(),
+            secrets,
+            certificates,
+        })
+    }
+}
+
+impl ClientSecret {
+    pub(crate) fn from_config(config: &SecretConfig) -> Result<Self, DirectoryError> {
+        let expires_at = match config.expires_at.as_deref() {
+            Some(text) => parse_time(text)?,
+            None => OffsetDateTime::now_utc() + time::Duration::days(730),
+        };
+        if config.value.expose_secret().is_empty() {
+            return Err(DirectoryError::Invalid(
+                "a client secret cannot be empty".into(),
+            ));
+        }
+        Ok(Self {
+            id: guid_or_new(config.id.as_deref(), "secret id")?,
+            value: config.value.clone(),
+            expires_at,
+        })
+    }
+}
+
+impl ClientCertificate {
+    pub(crate) fn from_der(der: &[u8]) -> Result<Self, DirectoryError> {
+        let public_key = keys::certificate_public_key(der)
+            .map_err(|err| DirectoryError::Invalid(err.to_string()))?;
+        Ok(Self {
+            thumbprints: Thumbprints::of(der),
+            public_key,
+        })
+    }
+
+    pub(crate) fn from_pem(pem: &str) -> Result<Self, DirectoryError> {
+        let blocks = keys::pem_blocks(pem, "CERTIFICATE");
+        let der = blocks.first().ok_or_else(|| {
+            DirectoryError::Invalid("no '-----BEGIN CERTIFICATE-----' block found".into())
+        })?;
+        Self::from_der(der)
+    }
+
+    fn from_config(config: &CertificateConfig) -> Result<Self, DirectoryError> {
+        match (&config.pem, &config.path) {
+            (Some(pem), _) => Self::from_pem(pem),
+            (None, Some(path)) => {
+                let pem = std::fs::read_to_string(path).map_err(|err| {
+                    DirectoryError::Invalid(format!("cannot read {}: {err}", path.display()))
+                })?;
+                Self::from_pem(&pem)
+            }
+            (None, None) => Err(DirectoryError::Invalid(
+                "a certificate needs `pem` or `path`".into(),
+            )),
+        }
+    }
+}
+
+impl User {
+    pub(crate) fn from_config(config: &UserConfig) -> Result<Self, DirectoryError> {
+        let upn = config.upn.trim().to_owned();
+        let Some((local, _domain)) = upn.split_once('@') else {
+            return Err(DirectoryError::Invalid(format!(
+                "'{upn}' is not a UPN (name@domain)"
+            )));
+        };
+        Ok(Self {
+            display_name: config
+                .display_name
+                .clone()
+                .unwrap_or_else(|| local.to_owned()),
+            object_id: guid_or_new(config.object_id.as_deref(), "object id")?,
+            upn,
+            password: config.password.clone(),
+            mfa_required: config.mfa_required,
+            federated: config.federated,
+            disabled: config.disabled,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_are_found_by_id_or_domain_in_any_case() {
+        let mut directory = Directory::default();
+        let tenant = Tenant::new(
+            Some("D3650000-E0E0-4000-8000-000000000001"),
+            "Contoso.onmicrosoft.com",
+            None,
+        )
+        .expect("tenant");
+        directory.add_tenant(tenant).expect("added");
+        assert!(
+            directory
+                .tenant("d3650000-e0e0-4000-8000-000000000001")
+                .is_some()
+        );
+        assert!(directory.tenant("CONTOSO.onmicrosoft.com").is_some());
+        assert!(directory.tenant("fabrikam.onmicrosoft.com").is_none());
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(secrets_equal("abc", "abc"));
+        assert!(!secrets_equal("abc", "abd"));
+        assert!(!secrets_equal("abc", "abcd"));
+    }
+}

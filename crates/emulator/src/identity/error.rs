@@ -1,0 +1,356 @@
+//! Entra-shaped token endpoint errors: one constructor per failure, each with the AADSTS code,
+//! the RFC 6749 `error` value and the HTTP status Entra uses for it.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
+use serde_json::json;
+
+use super::RequestContext;
+
+#[derive(Debug, Clone)]
+pub(crate) struct AadError {
+    pub(crate) code: u32,
+    pub(crate) error: &'static str,
+    message: String,
+    suberror: Option<&'static str>,
+    claims: Option<String>,
+}
+
+impl AadError {
+    fn new(code: u32, error: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            error,
+            message: message.into(),
+            suberror: None,
+            claims: None,
+        }
+    }
+
+    /// Entra answers client-authentication failures with 401 and everything else with 400.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self.error {
+            "invalid_client" => StatusCode::UNAUTHORIZED,
+            "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub(crate) fn into_response(self, context: &RequestContext) -> Response {
+        let status = self.status();
+        let timestamp = context.timestamp();
+        let description = format!(
+            "AADSTS{}: {}\r\nTrace ID: {}\r\nCorrelation ID: {}\r\nTimestamp: {}",
+            self.code, self.message, context.trace_id, context.correlation_id, timestamp
+        );
+        let mut body = json!({
+            "error": self.error,
+            "error_description": description,
+            "error_codes": [self.code],
+            "timestamp": timestamp,
+            "trace_id": context.trace_id,
+            "correlation_id": context.correlation_id,
+            // Entra's lookup page, not the emulator's: the emulator serves no error pages.
+            "error_uri": format!("https://login.microsoftonline.com/error?code={}", self.code),
+        });
+        if let Some(suberror) = self.suberror {
+            body["suberror"] = json!(suberror);
+        }
+        if let Some(claims) = self.claims {
+            body["claims"] = json!(claims);
+        }
+        tracing::debug!(
+            code = self.code,
+            error = self.error,
+            "token request refused"
+        );
+        (status, axum::Json(body)).into_response()
+    }
+
+    /// The same failure under another `error` value (discovery says `invalid_tenant` where
+    /// the token endpoint says `invalid_request`).
+    pub(crate) fn with_error(mut self, error: &'static str) -> Self {
+        self.error = error;
+        self
+    }
+
+    pub(crate) fn unknown_instance() -> Self {
+        Self::new(50049, "invalid_instance", "Unknown or invalid instance.")
+    }
+
+    pub(crate) fn server_error(why: &str) -> Self {
+        Self::new(
+            50000,
+            "server_error",
+            format!("There was an error issuing a token: {why}"),
+        )
+    }
+
+    pub(crate) fn missing_parameter(name: &str) -> Self {
+        Self::new(
+            900_144,
+            "invalid_request",
+            format!("The request body must contain the following parameter: '{name}'."),
+        )
+    }
+
+    pub(crate) fn unsupported_grant_type(grant_type: &str) -> Self {
+        Self::new(
+            70003,
+            "unsupported_grant_type",
+            format!("The app requested an unsupported grant type '{grant_type}'."),
+        )
+    }
+
+    pub(crate) fn tenant_not_found(segment: &str) -> Self {
+        Self::new(
+            90002,
+            "invalid_request",
+            format!(
+                "Tenant '{segment}' not found. Check to make sure you have the correct tenant ID \
+                 and are signing into the correct cloud."
+            ),
+        )
+    }
+
+    pub(crate) fn no_tenant_information() -> Self {
+        Self::new(
+            50059,
+            "invalid_request",
+            "No tenant-identifying information found in either the request or implied by any \
+             provided credentials.",
+        )
+    }
+
+    pub(crate) fn resource_on_v2() -> Self {
+        Self::new(
+            901_002,
+            "invalid_request",
+            "The 'resource' request parameter is not supported.",
+        )
+    }
+
+    pub(crate) fn grant_on_common(segment: &str) -> Self {
+        Self::new(
+            9_001_023,
+            "invalid_request",
+            format!(
+                "The grant type isn't supported over the /{segment} or /consumers endpoints. \
+                 Please use the /organizations or tenant-specific endpoint."
+            ),
+        )
+    }
+
+    pub(crate) fn app_not_found(client_id: &str, tenant: &str) -> Self {
+        Self::new(
+            700_016,
+            "unauthorized_client",
+            format!(
+                "Application with identifier '{client_id}' was not found in the directory \
+                 '{tenant}'. This can happen if the application has not been installed by the \
+                 administrator of the tenant or consented to by any user in the tenant. You may \
+                 have sent your authentication request to the wrong tenant."
+            ),
+        )
+    }
+
+    pub(crate) fn invalid_secret(client_id: &str) -> Self {
+        Self::new(
+            7_000_215,
+            "invalid_client",
+            format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is \
+                 the client secret value, not the client secret ID, for a secret added to app \
+                 '{client_id}'."
+            ),
+        )
+    }
+
+    pub(crate) fn expired_secret(client_id: &str) -> Self {
+        Self::new(
+            7_000_222,
+            "invalid_client",
+            format!(
+                "The provided client secret keys for app '{client_id}' are expired. Visit the \
+                 Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, \
+                 or consider using certificate credentials for added security: \
+                 https://aka.ms/certCreds."
+            ),
+        )
+    }
+
+    pub(crate) fn client_credentials_need_credential() -> Self {
+        Self::new(
+            7_000_216,
+            "invalid_client",
+            "'client_assertion', 'client_secret' or 'request' is required for the \
+             'client_credentials' grant type.",
+        )
+    }
+
+    pub(crate) fn confidential_client_needs_credential() -> Self {
+        Self::new(
+            7_000_218,
+            "invalid_client",
+            "The request body must contain the following parameter: 'client_assertion' or \
+             'client_secret'.",
+        )
+    }
+
+    pub(crate) fn public_client_with_credential() -> Self {
+        Self::new(
+            700_025,
+            "invalid_client",
+            "Client is public so neither 'client_assertion' nor 'client_secret' should be \
+             presented.",
+        )
+    }
+
+    pub(crate) fn assertion_malformed(why: &str) -> Self {
+        Self::new(
+            50027,
+            "invalid_client",
+            format!("JWT token is invalid or malformed: {why}."),
+        )
+    }
+
+    pub(crate) fn assertion_key_not_registered(client_id: &str) -> Self {
+        Self::new(
+            700_027,
+            "invalid_client",
+            format!(
+                "Client assertion failed signature validation. The certificate with identifier \
+                 used to sign the client assertion is not registered on application \
+                 '{client_id}'."
+            ),
+        )
+    }
+
+    pub(crate) fn assertion_signature() -> Self {
+        Self::new(
+            700_027,
+            "invalid_client",
+            "Client assertion failed signature validation.",
+        )
+    }
+
+    pub(crate) fn assertion_time(now: i64, nbf: Option<i64>, exp: Option<i64>) -> Self {
+        let show = |t: Option<i64>| t.map_or_else(|| "(absent)".to_owned(), |t| t.to_string());
+        Self::new(
+            700_024,
+            "invalid_client",
+            format!(
+                "Client assertion is not within its valid time range. Current time: {now}, \
+                 assertion valid from {}, expiry time of assertion {}.",
+                show(nbf),
+                show(exp)
+            ),
+        )
+    }
+
+    pub(crate) fn assertion_audience(expected: &str) -> Self {
+        Self::new(
+            700_023,
+            "invalid_client",
+            format!(
+                "Client assertion audience claim does not match Realm issuer. Expected the \
+                 token endpoint '{expected}'."
+            ),
+        )
+    }
+
+    pub(crate) fn assertion_issuer() -> Self {
+        Self::new(
+            700_021,
+            "invalid_client",
+            "Client assertion application identifier doesn't match 'client_id' parameter. \
+             Both 'iss' and 'sub' must be the client id.",
+        )
+    }
+
+    /// Entra documents no dedicated code for a replayed client assertion; 50013 is its
+    /// generic "assertion is invalid" code, the closest documented match.
+    pub(crate) fn assertion_replayed() -> Self {
+        Self::new(
+            50013,
+            "invalid_client",
+            "Assertion is invalid: its 'jti' has already been used. Create a new client \
+             assertion for every request.",
+        )
+    }
+
+    pub(crate) fn invalid_scope(scope: &str, why: &str) -> Self {
+        Self::new(
+            70011,
+            "invalid_scope",
+            format!(
+                "The provided request must include a 'scope' input parameter. The provided value \
+                 for the input parameter 'scope' is not valid. The scope '{scope}' is not valid. \
+                 {why}"
+            ),
+        )
+    }
+
+    pub(crate) fn multiple_resources() -> Self {
+        Self::new(
+            700_022,
+            "invalid_scope",
+            "The provided value for the input parameter scope is not valid because it contains \
+             more than one resource.",
+        )
+    }
+
+    pub(crate) fn user_not_found(tenant: &str) -> Self {
+        Self::new(
+            50034,
+            "invalid_grant",
+            format!(
+                "The user account {{EUII Hidden}} does not exist in the {tenant} directory. To \
+                 sign into this application, the account must be added to the directory."
+            ),
+        )
+    }
+
+    pub(crate) fn bad_password() -> Self {
+        Self::new(
+            50126,
+            "invalid_grant",
+            "Error validating credentials due to invalid username or password.",
+        )
+    }
+
+    pub(crate) fn user_disabled() -> Self {
+        Self::new(
+            50057,
+            "invalid_grant",
+            "The user account is disabled. The user object in Active Directory backing this \
+             account has been disabled.",
+        )
+    }
+
+    pub(crate) fn mfa_required(resource: &str, policy_id: &str) -> Self {
+        let mut error = Self::new(
+            50076,
+            "invalid_grant",
+            format!(
+                "Due to a configuration change made by your administrator, or because you moved \
+                 to a new location, you must use multi-factor authentication to access \
+                 '{resource}'."
+            ),
+        );
+        error.suberror = Some("basic_action");
+        error.claims = Some(
+            json!({"access_token": {"capolids": {"essential": true, "values": [policy_id]}}})
+                .to_string(),
+        );
+        error
+    }
+
+    pub(crate) fn invalid_refresh_token() -> Self {
+        Self::new(
+            70000,
+            "invalid_grant",
+            "Provided grant is invalid or malformed. The refresh token is not valid.",
+        )
+    }
+}

@@ -1,0 +1,302 @@
+//! Building and signing tokens: access tokens with Entra's v1 or v2 claim set, v2 id tokens,
+//! opaque refresh tokens, and the JSON token response in the version's exact field types.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Header};
+use serde_json::{Map, Value, json};
+use sha2::Digest as _;
+use uuid::Uuid;
+
+use super::error::AadError;
+use crate::directory::{App, Tenant, User};
+use crate::state::{AppState, RefreshGrant};
+
+/// Which token endpoint a request came to; it decides the claim set and response field types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    V1,
+    V2,
+}
+
+/// How the client proved who it is: Entra's `appidacr`/`azpacr` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientAuth {
+    Public,
+    Secret,
+    Certificate,
+}
+
+impl ClientAuth {
+    fn acr(self) -> &'static str {
+        match self {
+            Self::Public => "0",
+            Self::Secret => "1",
+            Self::Certificate => "2",
+        }
+    }
+}
+
+/// The authenticated client a token is issued to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caller<'a> {
+    pub(crate) tenant: &'a Tenant,
+    pub(crate) app: &'a App,
+    pub(crate) auth: ClientAuth,
+}
+
+/// Entra back-dates `iat`/`nbf` by five minutes to absorb clock skew between its servers and
+/// the resource; the emulator copies that so clients meet the same numbers.
+const BACKDATE_SECS: i64 = 300;
+/// Refresh tokens of confidential and public clients live for 90 days.
+const REFRESH_TOKEN_LIFETIME_SECS: i64 = 90 * 24 * 3600;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Times {
+    pub(crate) now: i64,
+    pub(crate) lifetime: u64,
+}
+
+impl Times {
+    fn issued_at(self) -> i64 {
+        self.now - BACKDATE_SECS
+    }
+
+    fn expires_at(self) -> i64 {
+        self.now + i64::try_from(self.lifetime).unwrap_or(i64::MAX / 2)
+    }
+}
+
+/// A random base64url string of `16 * chunks` random bytes.
+pub(crate) fn random_string(chunks: usize) -> String {
+    let bytes: Vec<u8> = (0..chunks)
+        .flat_map(|_| Uuid::new_v4().into_bytes())
+        .collect();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn sign(state: &AppState, claims: &Value) -> Result<String, AadError> {
+    let mut header = Header::new(Algorithm::RS256);
+    header.typ = Some("JWT".to_owned());
+    header.kid = Some(state.signing.kid.clone());
+    header.x5t = Some(state.signing.kid.clone());
+    jsonwebtoken::encode(&header, claims, &state.signing.encoding)
+        .map_err(|err| AadError::server_error(&err.to_string()))
+}
+
+fn issuer(state: &AppState, endpoint: Endpoint, tenant_id: &str) -> String {
+    match endpoint {
+        Endpoint::V1 => format!("https://sts.windows.net/{tenant_id}/"),
+        Endpoint::V2 => format!("{}/{tenant_id}/v2.0", state.base_url),
+    }
+}
+
+/// The `aud` of an access token: the resource without its trailing slash, as Entra emits it.
+fn audience(resource: &str) -> String {
+    resource.trim_end_matches('/').to_owned()
+}
+
+fn common_claims(
+    state: &AppState,
+    endpoint: Endpoint,
+    caller: Caller<'_>,
+    resource: &str,
+    times: Times,
+) -> Map<String, Value> {
+    let Caller { tenant, app, auth } = caller;
+    let mut claims = Map::new();
+    claims.insert("aud".into(), json!(audience(resource)));
+    claims.insert("iss".into(), json!(issuer(state, endpoint, &tenant.id)));
+    claims.insert("iat".into(), json!(times.issued_at()));
+    claims.insert("nbf".into(), json!(times.issued_at()));
+    claims.insert("exp".into(), json!(times.expires_at()));
+    claims.insert("aio".into(), json!(random_string(3)));
+    match endpoint {
+        Endpoint::V1 => {
+            claims.insert("appid".into(), json!(app.client_id));
+            claims.insert("appidacr".into(), json!(auth.acr()));
+            claims.insert(
+                "idp".into(),
+                json!(format!("https://sts.windows.net/{}/", tenant.id)),
+            );
+        }
+        Endpoint::V2 => {
+            claims.insert("azp".into(), json!(app.client_id));
+            claims.insert("azpacr".into(), json!(auth.acr()));
+        }
+    }
+    claims.insert("rh".into(), json!(format!("0.{}", random_string(2))));
+    claims.insert("tid".into(), json!(tenant.id));
+    claims.insert("uti".into(), json!(random_string(1)));
+    claims.insert(
+        "ver".into(),
+        json!(match endpoint {
+            Endpoint::V1 => "1.0",
+            Endpoint::V2 => "2.0",
+        }),
+    );
+    claims
+}
+
+/// The token response body with the field types of the endpoint version: v1 sends every
+/// number as a string and echoes `resource`, v2 sends numbers.
+fn response_body(
+    endpoint: Endpoint,
+    access_token: String,
+    times: Times,
+    resource: &str,
+) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("token_type".into(), json!("Bearer"));
+    match endpoint {
+        Endpoint::V1 => {
+            body.insert("expires_in".into(), json!(times.lifetime.to_string()));
+            body.insert("ext_expires_in".into(), json!(times.lifetime.to_string()));
+            body.insert("expires_on".into(), json!(times.expires_at().to_string()));
+            body.insert("not_before".into(), json!(times.issued_at().to_string()));
+            body.insert("resource".into(), json!(resource));
+        }
+        Endpoint::V2 => {
+            body.insert("expires_in".into(), json!(times.lifetime));
+            body.insert("ext_expires_in".into(), json!(times.lifetime));
+            // Entra adds a refresh hint to long-lived tokens only.
+            if times.lifetime >= 7200 {
+                body.insert("refresh_in".into(), json!(times.lifetime / 2));
+            }
+        }
+    }
+    body.insert("access_token".into(), json!(access_token));
+    body
+}
+
+/// Issues an app-only (client credentials) token.
+pub(crate) fn app_only(
+    state: &AppState,
+    endpoint: Endpoint,
+    caller: Caller<'_>,
+    resource: &str,
+    times: Times,
+) -> Result<Value, AadError> {
+    let app = caller.app;
+    let mut claims = common_claims(state, endpoint, caller, resource, times);
+    claims.insert("idtyp".into(), json!("app"));
+    claims.insert("oid".into(), json!(app.service_principal_id));
+    claims.insert("sub".into(), json!(app.service_principal_id));
+    if !app.roles.is_empty() {
+        claims.insert("roles".into(), json!(app.roles));
+    }
+    let token = sign(state, &Value::Object(claims))?;
+    Ok(Value::Object(response_body(
+        endpoint, token, times, resource,
+    )))
+}
+
+/// What a delegated (user) token is for.
+#[derive(Debug, Clone)]
+pub(crate) struct Delegation {
+    pub(crate) resource: String,
+    /// Permission names without the resource prefix, e.g. `user_impersonation`.
+    pub(crate) permissions: Vec<String>,
+    pub(crate) openid: bool,
+    pub(crate) profile: bool,
+    pub(crate) offline_access: bool,
+    pub(crate) client_info: bool,
+}
+
+/// Entra's `sub` is pairwise: stable for one user and one app, different across apps.
+fn pairwise_subject(user: &User, app: &App) -> String {
+    let digest = sha2::Sha256::digest(format!("{}|{}", user.object_id, app.client_id));
+    URL_SAFE_NO_PAD.encode(&digest[..32])[..43].to_owned()
+}
+
+/// Issues a delegated token (password or refresh grant), with a refresh token when due.
+pub(crate) fn delegated(
+    state: &AppState,
+    endpoint: Endpoint,
+    caller: Caller<'_>,
+    user: &User,
+    delegation: &Delegation,
+    times: Times,
+) -> Result<Value, AadError> {
+    let Caller { tenant, app, .. } = caller;
+    let resource = &delegation.resource;
+    let mut claims = common_claims(state, endpoint, caller, resource, times);
+    if endpoint == Endpoint::V1 {
+        claims.insert("amr".into(), json!(["pwd"]));
+        claims.insert("unique_name".into(), json!(user.upn));
+        claims.insert("upn".into(), json!(user.upn));
+        claims.insert("ipaddr".into(), json!("127.0.0.1"));
+    } else {
+        claims.insert("preferred_username".into(), json!(user.upn));
+    }
+    claims.insert("name".into(), json!(user.display_name));
+    claims.insert("oid".into(), json!(user.object_id));
+    claims.insert("scp".into(), json!(delegation.permissions.join(" ")));
+    claims.insert("sub".into(), json!(pairwise_subject(user, app)));
+    let access_token = sign(state, &Value::Object(claims))?;
+    let mut body = response_body(endpoint, access_token, times, resource);
+
+    let resource_prefix = audience(resource);
+    let mut granted: Vec<String> = match endpoint {
+        Endpoint::V1 => delegation.permissions.clone(),
+        Endpoint::V2 => delegation
+            .permissions
+            .iter()
+            .map(|permission| format!("{resource_prefix}/{permission}"))
+            .collect(),
+    };
+    if endpoint == Endpoint::V2 {
+        for (flag, name) in [
+            (delegation.openid, "openid"),
+            (delegation.profile, "profile"),
+            (delegation.offline_access, "offline_access"),
+        ] {
+            if flag {
+                granted.push(name.to_owned());
+            }
+        }
+    }
+    body.insert("scope".into(), json!(granted.join(" ")));
+
+    // v1 always hands out a refresh token for user flows; v2 only for `offline_access`.
+    if endpoint == Endpoint::V1 || delegation.offline_access {
+        let refresh_token = format!("1.{}", random_string(4));
+        state.refresh_tokens().insert(
+            refresh_token.clone(),
+            RefreshGrant {
+                tenant_id: tenant.id.clone(),
+                client_id: app.client_id.clone(),
+                user_object_id: user.object_id.clone(),
+                resource: delegation.resource.clone(),
+                permissions: delegation.permissions.clone(),
+                expires_at: times.now + REFRESH_TOKEN_LIFETIME_SECS,
+            },
+        );
+        body.insert("refresh_token".into(), json!(refresh_token));
+    }
+    if endpoint == Endpoint::V2 && delegation.openid {
+        let mut id_claims = Map::new();
+        id_claims.insert("aud".into(), json!(app.client_id));
+        id_claims.insert("iss".into(), json!(issuer(state, Endpoint::V2, &tenant.id)));
+        id_claims.insert("iat".into(), json!(times.issued_at()));
+        id_claims.insert("nbf".into(), json!(times.issued_at()));
+        id_claims.insert("exp".into(), json!(times.expires_at()));
+        id_claims.insert("oid".into(), json!(user.object_id));
+        id_claims.insert("sub".into(), json!(pairwise_subject(user, app)));
+        id_claims.insert("tid".into(), json!(tenant.id));
+        id_claims.insert("ver".into(), json!("2.0"));
+        if delegation.profile {
+            id_claims.insert("name".into(), json!(user.display_name));
+            id_claims.insert("preferred_username".into(), json!(user.upn));
+        }
+        body.insert(
+            "id_token".into(),
+            json!(sign(state, &Value::Object(id_claims))?),
+        );
+    }
+    if delegation.client_info {
+        let info = json!({ "uid": user.object_id, "utid": tenant.id }).to_string();
+        body.insert("client_info".into(), json!(URL_SAFE_NO_PAD.encode(info)));
+    }
+    Ok(Value::Object(body))
+}

@@ -1,0 +1,105 @@
+//! The Entra ID half of the emulator: token endpoints (v1 and v2), OIDC discovery, JWKS,
+//! instance discovery and user realm, shaped like `login.microsoftonline.com`.
+
+mod client_auth;
+mod discovery;
+mod error;
+mod mint;
+mod token;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::state::AppState;
+
+pub(crate) use discovery::user_realm_fallback;
+pub(crate) use mint::random_string;
+
+/// Per-request diagnostics ids, as Entra reports them in headers and error bodies.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestIds {
+    trace_id: String,
+    correlation_id: String,
+}
+
+/// What an error body needs to know about the request it answers.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestContext {
+    pub(crate) trace_id: String,
+    pub(crate) correlation_id: String,
+    pub(crate) now: OffsetDateTime,
+}
+
+impl RequestContext {
+    pub(crate) fn new(ids: RequestIds) -> Self {
+        Self {
+            trace_id: ids.trace_id,
+            correlation_id: ids.correlation_id,
+            now: OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// `2026-01-01 00:00:00Z`, Entra's timestamp format.
+    pub(crate) fn timestamp(&self) -> String {
+        let format =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+        self.now.format(format).unwrap_or_default()
+    }
+}
+
+/// Gives every identity request a trace id (`x-ms-request-id`) and a correlation id (the
+/// caller's `client-request-id` when it sent one, echoed back as Entra does).
+async fn request_ids(mut request: Request, next: Next) -> Response {
+    let trace_id = Uuid::new_v4().to_string();
+    let client_request_id = request
+        .headers()
+        .get("client-request-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| Uuid::parse_str(value).ok())
+        .map(|id| id.to_string());
+    let correlation_id = client_request_id
+        .clone()
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    request.extensions_mut().insert(RequestIds {
+        trace_id: trace_id.clone(),
+        correlation_id,
+    });
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&trace_id) {
+        headers.insert("x-ms-request-id", value);
+    }
+    if let Some(value) = client_request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        headers.insert("client-request-id", value);
+    }
+    response
+}
+
+/// The identity routes. Only `{tenant}` parameters start a path (no static `common`
+/// segment), so that a request for `/common/oauth2/v2.0/token` always reaches the token
+/// endpoint and the Dataverse routes (`/api/data/...`) can be merged beside these later.
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/{tenant}/oauth2/token", post(token::token_v1))
+        .route("/{tenant}/oauth2/v2.0/token", post(token::token_v2))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(discovery::openid_configuration_v2),
+        )
+        .route(
+            "/{tenant}/.well-known/openid-configuration",
+            get(discovery::openid_configuration_v1),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(discovery::keys_v2))
+        .route("/{tenant}/discovery/keys", get(discovery::keys_v1))
+        .route("/{tenant}/discovery/instance", get(discovery::instance))
+        .layer(axum::middleware::from_fn(request_ids))
+}

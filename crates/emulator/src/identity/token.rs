@@ -1,0 +1,459 @@
+//! `POST /{tenant}/oauth2/token` (v1, `resource=`) and `POST /{tenant}/oauth2/v2.0/token`
+//! (v2, `scope=`): request parsing, the checks in Entra's order, and the three grants
+//! (`client_credentials`, `password`, `refresh_token`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use secrecy::ExposeSecret as _;
+use serde_json::Value;
+
+use super::client_auth::{self, BasicCredentials, ClientRequest};
+use super::error::AadError;
+use super::mint::{self, Caller, Delegation, Endpoint, Times};
+use super::{RequestContext, RequestIds};
+use crate::directory::{Directory, Tenant, secrets_equal};
+use crate::state::AppState;
+
+pub(crate) async fn token_v1(
+    State(state): State<Arc<AppState>>,
+    Path(segment): Path<String>,
+    Extension(ids): Extension<RequestIds>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(Endpoint::V1, &state, &segment, ids, &headers, &body)
+}
+
+pub(crate) async fn token_v2(
+    State(state): State<Arc<AppState>>,
+    Path(segment): Path<String>,
+    Extension(ids): Extension<RequestIds>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(Endpoint::V2, &state, &segment, ids, &headers, &body)
+}
+
+fn handle(
+    endpoint: Endpoint,
+    state: &AppState,
+    segment: &str,
+    ids: RequestIds,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let context = RequestContext::new(ids);
+    let mut response = match issue(endpoint, state, segment, headers, body, &context) {
+        Ok(json) => (StatusCode::OK, axum::Json(json)).into_response(),
+        Err(error) => error.into_response(&context),
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+/// The form body; empty values count as absent, as they do for Entra.
+struct Form(HashMap<String, String>);
+
+impl Form {
+    fn parse(body: &[u8]) -> Result<Self, AadError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+            .map_err(|_| AadError::missing_parameter("grant_type"))?;
+        let mut map = HashMap::new();
+        for (key, value) in pairs {
+            map.entry(key).or_insert(value);
+        }
+        Ok(Self(map))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|value| !value.is_empty())
+    }
+
+    fn require(&self, name: &str) -> Result<&str, AadError> {
+        self.get(name)
+            .ok_or_else(|| AadError::missing_parameter(name))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    ClientCredentials,
+    Password,
+    RefreshToken,
+}
+
+/// The tenant path segment.
+enum Segment<'a> {
+    Named(&'a str),
+    Organizations,
+    /// `common` or `consumers`.
+    Common(&'a str),
+}
+
+fn classify(segment: &str) -> Segment<'_> {
+    if segment.eq_ignore_ascii_case("organizations") {
+        Segment::Organizations
+    } else if segment.eq_ignore_ascii_case("common") || segment.eq_ignore_ascii_case("consumers") {
+        Segment::Common(segment)
+    } else {
+        Segment::Named(segment)
+    }
+}
+
+fn endpoint_path(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::V1 => "oauth2/token",
+        Endpoint::V2 => "oauth2/v2.0/token",
+    }
+}
+
+/// The token endpoint URLs a client assertion may name in `aud`: the URL actually posted to
+/// (by the emulator's base URL and by the `Host` the client used), in the path form used and
+/// in tenant-GUID form.
+fn assertion_audiences(
+    state: &AppState,
+    endpoint: Endpoint,
+    segment: &str,
+    tenant_id: &str,
+    headers: &HeaderMap,
+) -> Vec<String> {
+    let path = endpoint_path(endpoint);
+    let mut bases = vec![state.base_url.clone()];
+    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        let scheme = state.base_url.split("://").next().unwrap_or("http");
+        bases.push(format!("{scheme}://{host}"));
+    }
+    let mut audiences = Vec::new();
+    for base in &bases {
+        audiences.push(format!("{base}/{segment}/{path}"));
+        audiences.push(format!("{base}/{tenant_id}/{path}"));
+    }
+    audiences
+}
+
+fn issue(
+    endpoint: Endpoint,
+    state: &AppState,
+    segment: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    context: &RequestContext,
+) -> Result<Value, AadError> {
+    let directory = state.directory();
+    let kind = classify(segment);
+    if let Segment::Named(name) = kind
+        && directory.tenant(name).is_none()
+    {
+        return Err(AadError::tenant_not_found(name));
+    }
+    let form = Form::parse(body)?;
+    let grant = match form.require("grant_type")? {
+        "client_credentials" => Grant::ClientCredentials,
+        "password" => Grant::Password,
+        "refresh_token" => Grant::RefreshToken,
+        other => return Err(AadError::unsupported_grant_type(other)),
+    };
+    if endpoint == Endpoint::V2 && form.get("resource").is_some() {
+        return Err(AadError::resource_on_v2());
+    }
+    if let Segment::Common(name) = kind
+        && grant == Grant::Password
+    {
+        return Err(AadError::grant_on_common(name));
+    }
+    let basic = client_auth::basic_credentials(headers)?;
+    let client_id = form
+        .get("client_id")
+        .or(basic.as_ref().map(|b| b.client_id.as_str()))
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| AadError::missing_parameter("client_id"))?;
+    let tenant = resolve_tenant(&directory, kind, grant, client_id)?;
+    let app = tenant
+        .app(client_id)
+        .ok_or_else(|| AadError::app_not_found(client_id, &tenant.id))?;
+
+    let now = context.now.unix_timestamp();
+    let client = ClientRequest {
+        app,
+        secret: form
+            .get("client_secret")
+            .or(basic.as_ref().map(|b: &BasicCredentials| b.secret.as_str())),
+        assertion: form.get("client_assertion"),
+        assertion_type: form.get("client_assertion_type"),
+        client_credentials_grant: grant == Grant::ClientCredentials,
+        audiences: assertion_audiences(state, endpoint, segment, &tenant.id, headers),
+        now,
+    };
+    let auth = client_auth::authenticate(state, &client)?;
+    let caller = Caller { tenant, app, auth };
+    let times = Times {
+        now,
+        lifetime: state.settings().token_lifetime_secs,
+    };
+    match grant {
+        Grant::ClientCredentials => client_credentials(state, endpoint, caller, &form, times),
+        Grant::Password => password(state, endpoint, caller, &form, times),
+        Grant::RefreshToken => refresh(state, endpoint, caller, &form, times),
+    }
+}
+
+fn resolve_tenant<'d>(
+    directory: &'d Directory,
+    kind: Segment<'_>,
+    grant: Grant,
+    client_id: &str,
+) -> Result<&'d Tenant, AadError> {
+    match kind {
+        Segment::Named(name) => directory
+            .tenant(name)
+            .ok_or_else(|| AadError::tenant_not_found(name)),
+        Segment::Common(_) if grant == Grant::ClientCredentials => {
+            Err(AadError::no_tenant_information())
+        }
+        Segment::Organizations | Segment::Common(_) => directory
+            .tenant_of_app(client_id)
+            .ok_or_else(|| AadError::app_not_found(client_id, "organizations")),
+    }
+}
+
+fn client_credentials(
+    state: &AppState,
+    endpoint: Endpoint,
+    caller: Caller<'_>,
+    form: &Form,
+    times: Times,
+) -> Result<Value, AadError> {
+    let resource = match endpoint {
+        Endpoint::V1 => form.require("resource")?.to_owned(),
+        Endpoint::V2 => {
+            let scope = form.require("scope")?;
+            let scopes: Vec<&str> = scope.split_whitespace().collect();
+            match scopes.as_slice() {
+                [only] if only.len() > "/.default".len() && only.ends_with("/.default") => {
+                    only[..only.len() - "/.default".len()].to_owned()
+                }
+                _ => {
+                    return Err(AadError::invalid_scope(
+                        scope,
+                        "Client credential flows must have a scope value with /.default \
+                         suffixed to the resource identifier (application ID URI).",
+                    ));
+                }
+            }
+        }
+    };
+    mint::app_only(state, endpoint, caller, &resource, times)
+}
+
+/// Splits a v2 `scope` into one resource, its permissions and the OpenID Connect flags.
+fn parse_delegated_scope(scope: &str, client_info: bool) -> Result<Delegation, AadError> {
+    let mut delegation = Delegation {
+        resource: String::new(),
+        permissions: Vec::new(),
+        openid: false,
+        profile: false,
+        offline_access: false,
+        client_info,
+    };
+    let mut resource: Option<String> = None;
+    for item in scope.split_whitespace() {
+        match item.to_ascii_lowercase().as_str() {
+            "openid" => delegation.openid = true,
+            "profile" => delegation.profile = true,
+            "offline_access" => delegation.offline_access = true,
+            "email" => {}
+            _ => {
+                // `https://org.crm.dynamics.com/user_impersonation`; a bare name such as
+                // `User.Read` belongs to Microsoft Graph.
+                let (item_resource, permission) = match item.rsplit_once('/') {
+                    Some((res, permission)) if res.contains("://") || res.starts_with("api:") => {
+                        (res.trim_end_matches('/').to_owned(), permission)
+                    }
+                    _ => ("https://graph.microsoft.com".to_owned(), item),
+                };
+                if permission.is_empty() {
+                    return Err(AadError::invalid_scope(
+                        item,
+                        "The permission name is empty.",
+                    ));
+                }
+                match &resource {
+                    Some(existing) if !existing.eq_ignore_ascii_case(&item_resource) => {
+                        return Err(AadError::multiple_resources());
+                    }
+                    Some(_) => {}
+                    None => resource = Some(item_resource),
+                }
+                // `.default` stands for everything consented; for Dataverse that is
+                // `user_impersonation`.
+                let permission = if permission == ".default" {
+                    "user_impersonation"
+                } else {
+                    permission
+                };
+                if !delegation.permissions.iter().any(|p| p == permission) {
+                    delegation.permissions.push(permission.to_owned());
+                }
+            }
+        }
+    }
+    delegation.resource = resource.ok_or_else(|| {
+        AadError::invalid_scope(scope, "The request names no resource to issue a token for.")
+    })?;
+    Ok(delegation)
+}
+
+fn delegation_for(endpoint: Endpoint, form: &Form) -> Result<Delegation, AadError> {
+    let client_info = form.get("client_info") == Some("1");
+    match endpoint {
+        Endpoint::V1 => {
+            let resource = form.require("resource")?;
+            let oidc = form.get("scope").unwrap_or_default();
+            Ok(Delegation {
+                resource: resource.to_owned(),
+                permissions: vec!["user_impersonation".to_owned()],
+                openid: oidc.split_whitespace().any(|s| s == "openid"),
+                profile: false,
+                offline_access: true,
+                client_info,
+            })
+        }
+        Endpoint::V2 => parse_delegated_scope(form.require("scope")?, client_info),
+    }
+}
+
+/// An identifier for the Conditional Access policy named in an MFA claims challenge.
+const MFA_POLICY_ID: &str = "d3650000-cafe-4000-8000-000000000050";
+
+fn password(
+    state: &AppState,
+    endpoint: Endpoint,
+    caller: Caller<'_>,
+    form: &Form,
+    times: Times,
+) -> Result<Value, AadError> {
+    let username = form.require("username")?;
+    let password = form.require("password")?;
+    let delegation = delegation_for(endpoint, form)?;
+    let user = caller
+        .tenant
+        .user(username)
+        .ok_or_else(|| AadError::user_not_found(&caller.tenant.domain))?;
+    // Entra validates federated users' passwords at their own IdP, never in ROPC.
+    if user.federated || !secrets_equal(user.password.expose_secret(), password) {
+        return Err(AadError::bad_password());
+    }
+    if user.disabled {
+        return Err(AadError::user_disabled());
+    }
+    if user.mfa_required {
+        return Err(AadError::mfa_required(&delegation.resource, MFA_POLICY_ID));
+    }
+    mint::delegated(state, endpoint, caller, user, &delegation, times)
+}
+
+fn refresh(
+    state: &AppState,
+    endpoint: Endpoint,
+    caller: Caller<'_>,
+    form: &Form,
+    times: Times,
+) -> Result<Value, AadError> {
+    let presented = form.require("refresh_token")?;
+    let grant = state
+        .refresh_tokens()
+        .get(presented)
+        .cloned()
+        .filter(|grant| {
+            grant.client_id.eq_ignore_ascii_case(&caller.app.client_id)
+                && grant.tenant_id == caller.tenant.id
+                && grant.expires_at > times.now
+        })
+        .ok_or_else(AadError::invalid_refresh_token)?;
+    let user = caller
+        .tenant
+        .user_by_object_id(&grant.user_object_id)
+        .ok_or_else(AadError::invalid_refresh_token)?;
+    if user.disabled {
+        return Err(AadError::user_disabled());
+    }
+    let client_info = form.get("client_info") == Some("1");
+    let mut delegation = match (endpoint, form.get("scope"), form.get("resource")) {
+        (Endpoint::V2, Some(scope), _) => parse_delegated_scope(scope, client_info)?,
+        (Endpoint::V1, _, Some(resource)) => Delegation {
+            resource: resource.to_owned(),
+            permissions: vec!["user_impersonation".to_owned()],
+            openid: false,
+            profile: false,
+            offline_access: true,
+            client_info,
+        },
+        _ => Delegation {
+            resource: grant.resource.clone(),
+            permissions: grant.permissions.clone(),
+            openid: false,
+            profile: false,
+            offline_access: true,
+            client_info,
+        },
+    };
+    // A refresh token keeps being renewed on refresh, whatever the new scope says.
+    delegation.offline_access = true;
+    mint::delegated(state, endpoint, caller, user, &delegation, times)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delegated_scopes_split_into_resource_and_flags() {
+        let delegation = parse_delegated_scope(
+            "https://org.crm.dynamics.com/user_impersonation offline_access openid profile",
+            true,
+        )
+        .expect("valid");
+        assert_eq!(delegation.resource, "https://org.crm.dynamics.com");
+        assert_eq!(delegation.permissions, vec!["user_impersonation"]);
+        assert!(delegation.openid && delegation.profile && delegation.offline_access);
+    }
+
+    #[test]
+    fn default_scope_means_user_impersonation() {
+        let delegation =
+            parse_delegated_scope("https://org.crm.dynamics.com//.default", false).expect("valid");
+        assert_eq!(delegation.resource, "https://org.crm.dynamics.com");
+        assert_eq!(delegation.permissions, vec!["user_impersonation"]);
+        assert!(!delegation.offline_access);
+    }
+
+    #[test]
+    fn two_resources_are_refused() {
+        let err = parse_delegated_scope("https://a.example/x https://b.example/y", false)
+            .expect_err("two resources");
+        assert_eq!(err.code, 700_022);
+    }
+
+    #[test]
+    fn only_oidc_scopes_name_no_resource() {
+        let err = parse_delegated_scope("openid profile", false).expect_err("no resource");
+        assert_eq!(err.code, 70011);
+    }
+}

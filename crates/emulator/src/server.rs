@@ -1,0 +1,407 @@
+//! Starting and stopping the emulator: the builder, the bound listener, the optional TLS layer
+//! and the accept loop that serves the router over HTTP/1.1.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use secrecy::ExposeSecret as _;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::EmulatorConfig;
+use crate::directory::{App, Directory, User};
+use crate::error::EmulatorError;
+use crate::keys::{self, TlsMaterial};
+use crate::seed::{self, SeededIdentities};
+use crate::state::{AppState, DEFAULT_TOKEN_LIFETIME_SECS, Settings};
+use crate::validation::TokenValidator;
+use crate::{admin, identity};
+
+/// Configures and starts an [`Emulator`].
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct EmulatorBuilder {
+    port: u16,
+    https: bool,
+    token_lifetime: Option<Duration>,
+    config: Option<EmulatorConfig>,
+    config_file: Option<PathBuf>,
+    credentials_dir: Option<PathBuf>,
+}
+
+impl EmulatorBuilder {
+    /// Listen on this port of 127.0.0.1 (default 0: a port the OS picks).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Serve https with a generated certificate (see [`Emulator::ca_certificate_pem`]).
+    pub fn https(mut self, enabled: bool) -> Self {
+        self.https = enabled;
+        self
+    }
+
+    /// Lifetime of issued access tokens (default 3599 s; at least one second).
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Use this configuration (instead of the default: seeded identities only).
+    pub fn config(mut self, config: EmulatorConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Read the configuration from a TOML file when starting; wins over [`Self::config`].
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_file = Some(path.into());
+        self
+    }
+
+    /// Write the seeded certificate app's certificate and key (`certificate-app.crt.pem`,
+    /// `certificate-app.key.pem`) and, with https, the CA (`ca.crt.pem`) into this directory.
+    pub fn write_credentials_to(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.credentials_dir = Some(dir.into());
+        self
+    }
+
+    /// Binds the port and starts serving in the background of the current Tokio runtime.
+    pub async fn start(self) -> Result<Emulator, EmulatorError> {
+        let config = match &self.config_file {
+            Some(path) => EmulatorConfig::from_file(path)?,
+            None => self.config.clone().unwrap_or_default(),
+        };
+        let lifetime = self
+            .token_lifetime
+            .map(|d| d.as_secs())
+            .or(config.token_lifetime_secs)
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME_SECS)
+            .max(1);
+        let signing = keys::signing_key()?;
+        let (directory, seeded) = build_directory(&config)?;
+        let tls = if self.https {
+            Some(keys::tls_material()?)
+        } else {
+            None
+        };
+
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                port: self.port,
+                source,
+            })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                port: self.port,
+                source,
+            })?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base_url = format!("{scheme}://{address}");
+        let tenant_id = directory
+            .tenants
+            .first()
+            .map(|t| t.id.clone())
+            .unwrap_or_default();
+        let state = Arc::new(AppState::new(
+            base_url.clone(),
+            Arc::clone(&signing),
+            directory,
+            Settings {
+                token_lifetime_secs: lifetime,
+            },
+        ));
+        let acceptor = tls.as_ref().map(tls_acceptor).transpose()?;
+
+        if let Some(dir) = &self.credentials_dir {
+            write_credentials(dir, seeded.as_ref(), tls.as_ref())?;
+        }
+
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(serve(
+            listener,
+            router(Arc::clone(&state)),
+            acceptor,
+            stopped,
+        ));
+        tracing::info!(%base_url, %tenant_id, "d365 emulator listening");
+        Ok(Emulator {
+            base_url,
+            tenant_id,
+            seeded,
+            ca_pem: tls.map(|t| t.ca_pem),
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+fn invalid(err: crate::directory::DirectoryError) -> EmulatorError {
+    EmulatorError::InvalidConfig(err.to_string())
+}
+
+/// The seeded tenant (unless turned off), then the configured tenants, then the top-level
+/// apps and users in the first tenant.
+fn build_directory(
+    config: &EmulatorConfig,
+) -> Result<(Directory, Option<SeededIdentities>), EmulatorError> {
+    let mut directory = Directory::default();
+    let seeded = if config.seed_defaults {
+        let (tenant, identities) = seed::seed(&keys::client_certificate()?)?;
+        directory.tenants.push(tenant);
+        Some(identities)
+    } else {
+        None
+    };
+    for tenant in &config.tenants {
+        directory.apply_tenant(tenant).map_err(invalid)?;
+    }
+    if !config.apps.is_empty() || !config.users.is_empty() {
+        let tenant = directory.tenants.first_mut().ok_or_else(|| {
+            EmulatorError::InvalidConfig(
+                "top-level apps and users need a tenant: keep seed_defaults or add [[tenants]]"
+                    .into(),
+            )
+        })?;
+        for app in &config.apps {
+            tenant
+                .add_app(App::from_config(app).map_err(invalid)?)
+                .map_err(invalid)?;
+        }
+        for user in &config.users {
+            tenant
+                .add_user(User::from_config(user).map_err(invalid)?)
+                .map_err(invalid)?;
+        }
+    }
+    if directory.tenants.is_empty() {
+        return Err(EmulatorError::InvalidConfig(
+            "no tenant: keep seed_defaults or add [[tenants]]".into(),
+        ));
+    }
+    Ok((directory, seeded))
+}
+
+/// The whole HTTP surface. The Dataverse Web API will be nested here under `/api/data/v9.2`.
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .merge(identity::routes())
+        .nest("/_emulator", admin::routes())
+        .fallback(identity::user_realm_fallback)
+        .with_state(state)
+}
+
+fn tls_acceptor(material: &TlsMaterial) -> Result<TlsAcceptor, EmulatorError> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let crypto = |err: rustls::Error| EmulatorError::Crypto(err.to_string());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(crypto)?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![
+                CertificateDer::from(material.leaf_der.clone()),
+                CertificateDer::from(material.ca_der.clone()),
+            ],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                material.leaf_key_pkcs8_der.clone(),
+            )),
+        )
+        .map_err(crypto)?;
+    // HTTP/1.1 only: the server speaks nothing else, so never let a client pick h2.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    // Dropping the set on the way out aborts open connections: shutdown is immediate.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        tracing::warn!(%err, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(router.clone());
+                let tls = tls.clone();
+                connections.spawn(async move {
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let result = match tls {
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
+                            Err(err) => {
+                                tracing::debug!(%peer, %err, "TLS handshake failed");
+                                return;
+                            }
+                        },
+                        None => http.serve_connection(TokioIo::new(stream), service).await,
+                    };
+                    if let Err(err) = result {
+                        tracing::debug!(%peer, %err, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    tracing::info!("d365 emulator stopped");
+}
+
+fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), EmulatorError> {
+    use std::io::Write as _;
+    let fail = |source| EmulatorError::WriteCredentials {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut file = options.open(path).map_err(fail)?;
+    file.write_all(contents.as_bytes()).map_err(fail)
+}
+
+fn write_credentials(
+    dir: &Path,
+    seeded: Option<&SeededIdentities>,
+    tls: Option<&TlsMaterial>,
+) -> Result<(), EmulatorError> {
+    std::fs::create_dir_all(dir).map_err(|source| EmulatorError::WriteCredentials {
+        path: dir.to_owned(),
+        source,
+    })?;
+    if let Some(seeded) = seeded {
+        let app = &seeded.certificate_app;
+        write_file(
+            &dir.join("certificate-app.crt.pem"),
+            &app.certificate_pem,
+            false,
+        )?;
+        write_file(
+            &dir.join("certificate-app.key.pem"),
+            app.private_key_pem.expose_secret(),
+            true,
+        )?;
+    }
+    if let Some(tls) = tls {
+        write_file(&dir.join("ca.crt.pem"), &tls.ca_pem, false)?;
+    }
+    Ok(())
+}
+
+/// A running emulator on 127.0.0.1. It stops on [`Emulator::shutdown`] or when dropped.
+pub struct Emulator {
+    base_url: String,
+    tenant_id: String,
+    seeded: Option<SeededIdentities>,
+    ca_pem: Option<String>,
+    state: Arc<AppState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("base_url", &self.base_url)
+            .field("tenant_id", &self.tenant_id)
+            .field("seeded", &self.seeded)
+            .field("https", &self.ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// A builder with the defaults: any free port, plain http, seeded identities, 3599 s tokens.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
+    /// `http://127.0.0.1:PORT` (or `https://`), without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The default tenant's GUID (the seeded tenant, or the first configured one).
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+
+    /// `{base_url}/{tenant_id}`: the authority to give MSAL-style clients.
+    pub fn authority(&self) -> String {
+        format!("{}/{}", self.base_url, self.tenant_id)
+    }
+
+    /// The default tenant's v2 token endpoint.
+    pub fn token_endpoint_v2(&self) -> String {
+        format!("{}/oauth2/v2.0/token", self.authority())
+    }
+
+    /// The default tenant's v1 token endpoint.
+    pub fn token_endpoint_v1(&self) -> String {
+        format!("{}/oauth2/token", self.authority())
+    }
+
+    /// The seeded identities, unless seeding was turned off in the configuration.
+    pub fn seeded(&self) -> Option<&SeededIdentities> {
+        self.seeded.as_ref()
+    }
+
+    /// With https: the PEM of the CA that signed the server certificate, for clients to trust.
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// A validator for the access tokens this emulator issues.
+    pub fn token_validator(&self) -> TokenValidator {
+        TokenValidator::new(Arc::clone(&self.state.signing), self.base_url.clone())
+    }
+
+    /// Stops accepting requests, closes open connections and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

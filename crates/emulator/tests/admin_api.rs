@@ -1,0 +1,227 @@
+//! The admin API under `/_emulator/`: changing the directory of a running emulator.
+
+mod common;
+
+use common::{client, post_form, send};
+use d365_emulator::Emulator;
+use serde_json::json;
+
+#[tokio::test]
+async fn apps_secrets_users_and_tenants_can_be_managed_at_runtime() {
+    let emulator = Emulator::builder().start().await.expect("started");
+    let base = emulator.base_url();
+    let http = client();
+
+    let health = send(http.get(format!("{base}/_emulator/health"))).await;
+    assert_eq!(health.body["status"], "ok");
+
+    // A new tenant with an app whose secret the emulator generates.
+    let tenant = send(http.post(format!("{base}/_emulator/tenants")).json(&json!({
+        "id": "11111111-2222-4333-8444-555555555555",
+        "domain": "fabrikam.onmicrosoft.com",
+    })))
+    .await;
+    assert_eq!(tenant.status, 201, "{}", tenant.body);
+    let app = send(
+        http.post(format!(
+            "{base}/_emulator/tenants/fabrikam.onmicrosoft.com/apps"
+        ))
+        .json(&json!({"display_name": "worker", "roles": ["Data.Read"]})),
+    )
+    .await;
+    assert_eq!(app.status, 201, "{}", app.body);
+    let client_id = app.body["client_id"]
+        .as_str()
+        .expect("client id")
+        .to_owned();
+    let secret = send(
+        http.post(format!(
+            "{base}/_emulator/tenants/fabrikam.onmicrosoft.com/apps/{client_id}/secrets"
+        ))
+        .json(&json!({})),
+    )
+    .await;
+    assert_eq!(secret.status, 201, "{}", secret.body);
+    let value = secret.body["value"]
+        .as_str()
+        .expect("generated value")
+        .to_owned();
+    let secret_id = secret.body["id"].as_str().expect("id").to_owned();
+
+    let token_url = format!("{base}/fabrikam.onmicrosoft.com/oauth2/v2.0/token");
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id.as_str()),
+        ("client_secret", value.as_str()),
+        ("scope", "https://fabrikam.crm.dynamics.com/.default"),
+    ];
+    let reply = post_form(&http, &token_url, &form).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let claims = common::claims(reply.body["access_token"].as_str().expect("token"));
+    assert_eq!(claims["tid"], "11111111-2222-4333-8444-555555555555");
+    assert_eq!(claims["roles"][0], "Data.Read");
+
+    // Listing never shows secret values.
+    let listing = send(http.get(format!("{base}/_emulator/tenants"))).await;
+    assert!(!listing.body.to_string().contains(&value));
+
+    // Removing the secret makes it a bad secret.
+    let removed = send(http.delete(format!(
+        "{base}/_emulator/tenants/fabrikam.onmicrosoft.com/apps/{client_id}/secrets/{secret_id}"
+    )))
+    .await;
+    assert_eq!(removed.status, 204);
+    let reply = post_form(&http, &token_url, &form).await;
+    assert_eq!(reply.body["error_codes"][0], 7_000_215);
+
+    // An already expired secret.
+    let expired = send(
+        http.post(format!(
+            "{base}/_emulator/tenants/fabrikam.onmicrosoft.com/apps/{client_id}/secrets"
+        ))
+        .json(&json!({"value": "old-one", "expires_in_secs": -60})),
+    )
+    .await;
+    assert_eq!(expired.status, 201);
+    assert!(expired.body.get("value").is_none());
+    let reply = post_form(
+        &http,
+        &token_url,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", "old-one"),
+            ("scope", "https://fabrikam.crm.dynamics.com/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.body["error_codes"][0], 7_000_222);
+
+    // Users: add, disable, remove.
+    let user = send(
+        http.post(format!(
+            "{base}/_emulator/tenants/fabrikam.onmicrosoft.com/users"
+        ))
+        .json(&json!({"upn": "erin@fabrikam.onmicrosoft.com", "password": "pw-1"})),
+    )
+    .await;
+    assert_eq!(user.status, 201, "{}", user.body);
+    assert!(!user.body.to_string().contains("pw-1"));
+    let patched = send(
+        http.patch(format!(
+            "{base}/_emulator/tenants/fabrikam.onmicrosoft.com/users/erin@fabrikam.onmicrosoft.com"
+        ))
+        .json(&json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(patched.body["disabled"], true);
+    let removed = send(http.delete(format!(
+        "{base}/_emulator/tenants/fabrikam.onmicrosoft.com/users/erin@fabrikam.onmicrosoft.com"
+    )))
+    .await;
+    assert_eq!(removed.status, 204);
+
+    // Removing the app makes it unknown.
+    let removed = send(http.delete(format!(
+        "{base}/_emulator/tenants/fabrikam.onmicrosoft.com/apps/{client_id}"
+    )))
+    .await;
+    assert_eq!(removed.status, 204);
+    let reply = post_form(&http, &token_url, &form).await;
+    assert_eq!(reply.body["error_codes"][0], 700_016);
+}
+
+#[tokio::test]
+async fn admin_errors_are_json_with_http_statuses() {
+    let emulator = Emulator::builder().start().await.expect("started");
+    let base = emulator.base_url();
+    let http = client();
+    let missing = send(http.delete(format!("{base}/_emulator/tenants/nowhere.example"))).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["error"], "not_found");
+    let duplicate = send(
+        http.post(format!(
+            "{base}/_emulator/tenants/{}/users",
+            emulator.tenant_id()
+        ))
+        .json(&json!({"upn": "ALICE@contoso.onmicrosoft.com", "password": "x"})),
+    )
+    .await;
+    assert_eq!(duplicate.status, 409);
+    let invalid = send(
+        http.post(format!(
+            "{base}/_emulator/tenants/{}/apps",
+            emulator.tenant_id()
+        ))
+        .json(&json!({"client_id": "not-a-guid"})),
+    )
+    .await;
+    assert_eq!(invalid.status, 400);
+    let bad_cert = send(
+        http.post(format!(
+            "{base}/_emulator/tenants/{}/apps/{}/certificates",
+            emulator.tenant_id(),
+            emulator.seeded().expect("seeded").certificate_app.client_id
+        ))
+        .json(&json!({"certificate_pem": "nothing"})),
+    )
+    .await;
+    assert_eq!(bad_cert.status, 400);
+    let zero = send(
+        http.patch(format!("{base}/_emulator/settings"))
+            .json(&json!({"token_lifetime_secs": 0})),
+    )
+    .await;
+    assert_eq!(zero.status, 400);
+}
+
+#[tokio::test]
+async fn a_certificate_added_at_runtime_authenticates_assertions() {
+    let emulator = Emulator::builder().start().await.expect("started");
+    let seeded = emulator.seeded().expect("seeded").clone();
+    let base = emulator.base_url();
+    let http = client();
+    // Register the seeded certificate on the confidential app as well.
+    let added = send(
+        http.post(format!(
+            "{base}/_emulator/tenants/{}/apps/{}/certificates",
+            emulator.tenant_id(),
+            seeded.confidential_app.client_id
+        ))
+        .json(&json!({"certificate_pem": seeded.certificate_app.certificate_pem})),
+    )
+    .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    assert_eq!(added.body["x5t"], seeded.certificate_app.x5t);
+    assert_eq!(
+        added.body["thumbprint"],
+        seeded.certificate_app.thumbprint_sha1
+    );
+
+    let mut as_confidential = seeded.certificate_app.clone();
+    as_confidential.client_id = seeded.confidential_app.client_id.clone();
+    let url = emulator.token_endpoint_v2();
+    let jwt = common::assertion(
+        &as_confidential,
+        &url,
+        jsonwebtoken::Algorithm::PS256,
+        common::Thumbprint::Sha1,
+        |_| {},
+    );
+    let reply = post_form(
+        &http,
+        &url,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", as_confidential.client_id.as_str()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", jwt.as_str()),
+            ("scope", "https://contoso.crm.dynamics.com/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}

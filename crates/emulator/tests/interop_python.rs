@@ -1,0 +1,128 @@
+//! Interop with Microsoft's own clients: unmodified MSAL for Python and azure-identity get
+//! tokens from the emulator over https (instance discovery off), and the tokens validate.
+//!
+//! Needs a virtualenv with `msal` and `azure-identity` at `$D365_INTEROP_DIR/venv` (default
+//! `target/interop/venv`), which `cargo xtask test` creates. Without it the test is skipped,
+//! except on CI (`CI=true`) where it fails.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use d365_emulator::Emulator;
+use secrecy::ExposeSecret as _;
+
+fn interpreter() -> PathBuf {
+    let dir = std::env::var_os("D365_INTEROP_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/interop"),
+        PathBuf::from,
+    );
+    dir.join("venv").join("bin").join("python")
+}
+
+// The skip notice is the one thing this test must tell a person running it locally.
+#[allow(clippy::print_stderr)]
+fn skip_or_fail(python: &std::path::Path) -> bool {
+    if python.exists() {
+        return false;
+    }
+    let message = format!(
+        "no Python interop environment at {}; run `cargo xtask test` to create it \
+         (python3 -m venv target/interop/venv && target/interop/venv/bin/pip install msal azure-identity)",
+        python.display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("skipping interop_python: {message}");
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msal_and_azure_identity_get_tokens_over_https() {
+    let python = interpreter();
+    if skip_or_fail(&python) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let emulator = Emulator::builder()
+        .https(true)
+        .write_credentials_to(dir.path())
+        .start()
+        .await
+        .expect("started");
+    let seeded = emulator.seeded().expect("seeded").clone();
+    let cert_app = &seeded.certificate_app;
+    let combined = dir.path().join("certificate-app.pem");
+    std::fs::write(
+        &combined,
+        format!(
+            "{}{}",
+            cert_app.private_key_pem.expose_secret(),
+            cert_app.certificate_pem
+        ),
+    )
+    .expect("combined PEM");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/msal_client.py");
+    let mut command = Command::new(&python);
+    command
+        .arg(&script)
+        .env("EMULATOR_BASE", emulator.base_url())
+        .env("EMULATOR_TENANT", emulator.tenant_id())
+        .env("EMULATOR_CA_BUNDLE", dir.path().join("ca.crt.pem"))
+        .env("REQUESTS_CA_BUNDLE", dir.path().join("ca.crt.pem"))
+        .env(
+            "EMULATOR_SCOPE",
+            "https://contoso.crm.dynamics.com/.default",
+        )
+        .env("EMULATOR_CLIENT_ID", &seeded.confidential_app.client_id)
+        .env(
+            "EMULATOR_CLIENT_SECRET",
+            seeded.confidential_app.secret.expose_secret(),
+        )
+        .env("EMULATOR_CERT_CLIENT_ID", &cert_app.client_id)
+        .env("EMULATOR_CERT", dir.path().join("certificate-app.crt.pem"))
+        .env(
+            "EMULATOR_CERT_KEY",
+            dir.path().join("certificate-app.key.pem"),
+        )
+        .env("EMULATOR_CERT_AND_KEY", &combined)
+        .env("EMULATOR_CERT_THUMBPRINT", &cert_app.thumbprint_sha1)
+        .env("EMULATOR_PUBLIC_CLIENT_ID", &seeded.public_app.client_id)
+        .env("EMULATOR_USERNAME", &seeded.user.upn)
+        .env("EMULATOR_PASSWORD", seeded.user.password.expose_secret())
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env("NO_PROXY", "127.0.0.1,localhost");
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("joined")
+        .expect("python ran");
+    assert!(
+        output.status.success(),
+        "interop script failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tokens: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the script prints JSON");
+    let validator = emulator.token_validator();
+    for name in [
+        "msal_secret",
+        "msal_certificate_ps256",
+        "msal_certificate_rs256",
+        "msal_ropc",
+        "msal_refresh",
+        "azure_identity_secret",
+        "azure_identity_certificate",
+    ] {
+        let token = tokens[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no token"));
+        let validated = validator
+            .validate(token, "https://contoso.crm.dynamics.com")
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(validated.tenant_id(), Some(emulator.tenant_id()), "{name}");
+    }
+    let ropc = common::claims(tokens["msal_ropc"].as_str().expect("token"));
+    assert_eq!(ropc["preferred_username"], seeded.user.upn);
+    assert_eq!(ropc["scp"], "user_impersonation");
+}
