@@ -9,11 +9,16 @@
 // Output: {"ready": "<token endpoint URL>"} then one {"grant_type", "client_auth", "ok", ...}
 // per request. It exits when stdin closes, so it never outlives the test.
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const moduleDir = path.join(process.env.D365_INTEROP_DIR, 'node', 'node_modules', 'oauth2-mock-server', 'dist', 'index.mjs');
-const { OAuth2Server } = await import(pathToFileURL(moduleDir).href);
+// The package's ESM entry, as its package.json names it (the layout differs across majors).
+const packageDir = path.join(process.env.D365_INTEROP_DIR, 'node', 'node_modules', 'oauth2-mock-server');
+const manifest = JSON.parse(fs.readFileSync(path.join(packageDir, 'package.json'), 'utf8'));
+const exported = manifest.exports?.['.'];
+const entry = (typeof exported === 'string' ? exported : exported?.import ?? exported?.default) ?? manifest.main;
+const { OAuth2Server } = await import(pathToFileURL(path.join(packageDir, entry)).href);
 const expect = JSON.parse(process.env.D365_INTEROP_EXPECT ?? '{}');
 
 const server = new OAuth2Server();

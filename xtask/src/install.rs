@@ -1,0 +1,254 @@
+//! Installing the third-party programs the tests run against (interop peers), pinned and
+//! idempotent, under `target/interop`.
+//!
+//! What to install is the data table [`TOOLS`]: adding a package of a kind that already
+//! exists is one entry. Everything lands under one directory whose absolute path the tests
+//! receive as `D365_INTEROP_DIR`:
+//!
+//! - `node/` — an npm prefix (`node/node_modules/<package>`),
+//! - `venv/` — a Python virtual environment (`venv/bin/python`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::cmd::{Cmd, project_root};
+
+/// The environment variable that tells tests where [`TOOLS`] are installed.
+pub(crate) const INTEROP_DIR_VAR: &str = "D365_INTEROP_DIR";
+
+/// Where a tool comes from, which decides how it is installed and how "already installed"
+/// is detected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A package from the npm registry, into the `node/` prefix.
+    Npm,
+    /// A package from PyPI, into the `venv/` virtual environment.
+    Pip,
+}
+
+/// One pinned tool the tests need.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tool {
+    /// Where it comes from.
+    pub(crate) source: Source,
+    /// The package name in that registry.
+    pub(crate) package: &'static str,
+    /// The exact version to install.
+    pub(crate) version: &'static str,
+}
+
+/// Every tool the tests need, pinned.
+pub(crate) const TOOLS: &[Tool] = &[
+    // A standards-following OAuth 2.0 / OIDC server: our grant flows against a peer that is
+    // not our own emulator. 8.2.3 is the newest release whose `engines` include Node 20, the
+    // machine's Node (9.x asks for Node >= 22.12).
+    Tool {
+        source: Source::Npm,
+        package: "oauth2-mock-server",
+        version: "8.2.3",
+    },
+    // Microsoft's own clients, pointed at our emulator: it must satisfy them unmodified.
+    Tool {
+        source: Source::Pip,
+        package: "msal",
+        version: "1.39.0",
+    },
+    Tool {
+        source: Source::Pip,
+        package: "azure-identity",
+        version: "1.27.0",
+    },
+];
+
+/// The directory every interop tool is installed under (absolute): `target/interop`, or
+/// `$CARGO_TARGET_DIR/interop`.
+pub(crate) fn interop_dir() -> PathBuf {
+    let root = project_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), |dir| root.join(dir));
+    target.join("interop")
+}
+
+/// Installs every tool in [`TOOLS`] that is not already present at its pinned version.
+/// Prints one line per tool; a failed install is an error.
+pub(crate) fn install_all() -> Result<()> {
+    let dir = interop_dir();
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for source in [Source::Npm, Source::Pip] {
+        let mut missing = Vec::new();
+        for tool in TOOLS.iter().filter(|tool| tool.source == source) {
+            if is_installed(&dir, tool) {
+                println!("    {} {} already installed", tool.package, tool.version);
+            } else {
+                missing.push(*tool);
+            }
+        }
+        if !missing.is_empty() {
+            install(&dir, source, &missing)?;
+            for tool in &missing {
+                anyhow::ensure!(
+                    is_installed(&dir, tool),
+                    "{} {} is still not installed after a successful install command",
+                    tool.package,
+                    tool.version
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `tool` is present under `dir` at exactly its pinned version.
+fn is_installed(dir: &Path, tool: &Tool) -> bool {
+    match tool.source {
+        Source::Npm => npm_installed_version(dir, tool.package).as_deref() == Some(tool.version),
+        Source::Pip => pip_is_installed(dir, tool),
+    }
+}
+
+/// Installs `tools` (all from `source`) with one command.
+fn install(dir: &Path, source: Source, tools: &[Tool]) -> Result<()> {
+    match source {
+        Source::Npm => Cmd::new("npm")
+            .args(["install", "--prefix"])
+            .arg(dir.join("node"))
+            .args(["--no-audit", "--no-fund", "--save-exact"])
+            .args(
+                tools
+                    .iter()
+                    .map(|tool| format!("{}@{}", tool.package, tool.version)),
+            )
+            .run(),
+        Source::Pip => {
+            let venv = dir.join("venv");
+            if !venv.join("bin/python").exists() {
+                Cmd::new("python3").args(["-m", "venv"]).arg(&venv).run()?;
+            }
+            Cmd::new(venv.join("bin/pip"))
+                .args([
+                    "install",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    "--quiet",
+                ])
+                .args(
+                    tools
+                        .iter()
+                        .map(|tool| format!("{}=={}", tool.package, tool.version)),
+                )
+                .run()
+        }
+    }
+}
+
+/// The version of an npm package installed under `dir/node`, from its `package.json`.
+fn npm_installed_version(dir: &Path, package: &str) -> Option<String> {
+    let manifest = dir
+        .join("node/node_modules")
+        .join(package)
+        .join("package.json");
+    let text = fs::read_to_string(manifest).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.get("version")?.as_str().map(str::to_owned)
+}
+
+/// Whether the venv under `dir` has `tool` at its pinned version: pip records an installed
+/// distribution as `site-packages/<normalized name>-<version>.dist-info`.
+fn pip_is_installed(dir: &Path, tool: &Tool) -> bool {
+    let Ok(lib_entries) = fs::read_dir(dir.join("venv/lib")) else {
+        return false;
+    };
+    let wanted = dist_info_name(tool.package, tool.version);
+    lib_entries.flatten().any(|python_dir| {
+        python_dir
+            .path()
+            .join("site-packages")
+            .join(&wanted)
+            .is_dir()
+    })
+}
+
+/// The `.dist-info` directory name pip writes for a distribution (PEP 427 / PEP 503
+/// normalization: lower case, runs of `-`, `_`, `.` become `_`).
+fn dist_info_name(package: &str, version: &str) -> String {
+    let mut name = String::with_capacity(package.len());
+    for c in package.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !name.ends_with('_') {
+                name.push('_');
+            }
+        } else {
+            name.push(c.to_ascii_lowercase());
+        }
+    }
+    format!("{name}-{version}.dist-info")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dist_info_names_are_normalized() {
+        assert_eq!(
+            dist_info_name("azure-identity", "1.27.0"),
+            "azure_identity-1.27.0.dist-info"
+        );
+        assert_eq!(dist_info_name("MSAL", "1.39.0"), "msal-1.39.0.dist-info");
+        assert_eq!(dist_info_name("a.-_b", "1"), "a_b-1.dist-info");
+    }
+
+    #[test]
+    fn every_tool_is_pinned_to_an_exact_version() {
+        for tool in TOOLS {
+            assert!(
+                !tool.version.is_empty()
+                    && tool.version.chars().all(|c| c.is_ascii_digit() || c == '.'),
+                "{} must be pinned to an exact version, not {:?}",
+                tool.package,
+                tool.version
+            );
+        }
+    }
+
+    #[test]
+    fn detects_installed_versions_from_the_files_the_installers_write() {
+        let dir = std::env::temp_dir().join(format!("xtask-install-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let npm = Tool {
+            source: Source::Npm,
+            package: "oauth2-mock-server",
+            version: "9.3.0",
+        };
+        let pip = Tool {
+            source: Source::Pip,
+            package: "azure-identity",
+            version: "1.27.0",
+        };
+        assert!(!is_installed(&dir, &npm));
+        assert!(!is_installed(&dir, &pip));
+
+        let package_dir = dir.join("node/node_modules/oauth2-mock-server");
+        fs::create_dir_all(&package_dir).unwrap();
+        fs::write(package_dir.join("package.json"), r#"{"version": "9.2.0"}"#).unwrap();
+        assert!(
+            !is_installed(&dir, &npm),
+            "an older version is not the pinned one"
+        );
+        fs::write(package_dir.join("package.json"), r#"{"version": "9.3.0"}"#).unwrap();
+        assert!(is_installed(&dir, &npm));
+
+        let site = dir.join("venv/lib/python3.11/site-packages");
+        fs::create_dir_all(site.join("azure_identity-1.26.0.dist-info")).unwrap();
+        assert!(
+            !is_installed(&dir, &pip),
+            "an older version is not the pinned one"
+        );
+        fs::create_dir_all(site.join("azure_identity-1.27.0.dist-info")).unwrap();
+        assert!(is_installed(&dir, &pip));
+
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
