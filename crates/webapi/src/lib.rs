@@ -1,4 +1,53 @@
 //! A client for the Microsoft Dataverse / Dynamics 365 Web API (OData v4).
 //!
-//! This crate is being built: it will provide `Client`, which takes any
-//! [`d365_auth_core::TokenProvider`]. Until then it exports nothing.
+//! [`Client`] takes any [`TokenProvider`](d365_auth_core::TokenProvider) (it knows nothing
+//! about how tokens are obtained) and holds it behind a
+//! [`TokenCache`](d365_auth_core::TokenCache). It does what users of DynamicsWebApi, the
+//! .NET ServiceClient and Microsoft's Python SDK rely on, and fixes what they complain
+//! about:
+//!
+//! - **retries**: 429 and the service protection codes (hex *and* decimal) honouring
+//!   `Retry-After`, 503, 502, with exponential backoff and jitter; a request that may have
+//!   been applied is never replayed unless a replay is detectable
+//!   ([`Client::create_with_id`], deletes);
+//! - **tokens refreshed**: early, by the cache; a 401 invalidates the token and retries once;
+//! - **paging** that follows `@odata.nextLink` verbatim with one page in memory
+//!   ([`Client::query_all`]), and FetchXML paging cookies ([`Client::fetch_xml_all`]);
+//! - **typed errors** with Dataverse's code, message, request ids and a hint.
+//!
+//! ```no_run
+//! # async fn run(provider: impl d365_auth_core::TokenProvider + 'static) -> Result<(), d365_webapi::WebApiError> {
+//! use d365_webapi::{Client, Filter, Query, RequestOptions};
+//! use serde_json::json;
+//!
+//! let client = Client::builder("https://contoso.crm.dynamics.com", provider).build()?;
+//! let created = client.create("accounts", &json!({"name": "Fabrikam"}), &RequestOptions::new()).await?;
+//! let page = client
+//!     .query_page::<serde_json::Value>(&Query::new("accounts").select(["name"]).filter(Filter::eq("name", "Fabrikam")))
+//!     .await?;
+//! # let _ = (created, page);
+//! # Ok(()) }
+//! ```
+
+mod batch;
+mod client;
+mod error;
+mod fetchxml;
+mod guid;
+mod ops;
+mod options;
+mod paging;
+mod pipeline;
+mod query;
+
+pub use batch::{
+    Batch, BatchResponse, ChangeSet, ContentRef, MAX_BATCH_OPERATIONS, MAX_GET_URL_LEN,
+};
+pub use client::{Client, ClientBuilder, RetrySettings};
+pub use error::{ErrorKind, ServiceError, WebApiError};
+pub use fetchxml::FetchPage;
+pub use guid::{Guid, GuidError};
+pub use ops::{Created, RawResponse, UpsertMode, WhoAmI, etag, formatted_value};
+pub use options::RequestOptions;
+pub use paging::Page;
+pub use query::{Filter, Literal, Order, Query, RecordKey};

@@ -1,0 +1,643 @@
+//! `$batch`: a [`Batch`] builder with change sets and Content-ID references, the
+//! multipart/mixed body written with CRLF on every line (Dataverse refuses anything else),
+//! and the response parsed into one [`BatchResponse`] per operation, in order.
+
+use std::fmt::Write as _;
+
+use http::{Method, StatusCode};
+
+use crate::client::Client;
+use crate::error::{ServiceError, WebApiError, parse_error_body};
+use crate::guid::Guid;
+use crate::ops::id_from_entity_url;
+use crate::pipeline::{Prepared, Replay};
+use crate::query::RecordKey;
+
+/// Dataverse's limit on operations in one batch.
+pub const MAX_BATCH_OPERATIONS: usize = 1000;
+
+/// GET URLs longer than this are sent inside a `$batch`, as DynamicsWebApi does: proxies
+/// and gateways refuse long URLs well before Dataverse's own 32 KiB limit, and a batch
+/// part may be 64 KiB.
+pub const MAX_GET_URL_LEN: usize = 2048;
+
+/// A reference to an earlier operation of the same change set (`$1`), usable as a URL
+/// ([`ContentRef::url`]) or in an `@odata.bind` ([`ContentRef::bind`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContentRef(u32);
+
+impl ContentRef {
+    /// `$n`, the operation's URL.
+    #[must_use]
+    pub fn url(self) -> String {
+        format!("${}", self.0)
+    }
+
+    /// `$n`, for `"lookup@odata.bind": …`.
+    #[must_use]
+    pub fn bind(self) -> serde_json::Value {
+        serde_json::Value::String(self.url())
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Operation {
+    method: Method,
+    /// Relative to the API root, or `$n`.
+    target: String,
+    body: Option<serde_json::Value>,
+    content_id: Option<u32>,
+    headers: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug)]
+enum Item {
+    Single(Operation),
+    ChangeSet(Vec<Operation>),
+}
+
+/// A `$batch` request.
+///
+/// # Examples
+///
+/// ```
+/// use d365_webapi::Batch;
+/// use serde_json::json;
+///
+/// let mut batch = Batch::new();
+/// batch.change_set(|set| {
+///     let account = set.create("accounts", json!({"name": "Fabrikam"}));
+///     set.create("contacts", json!({"lastname": "Ng", "parentcustomerid_account@odata.bind": account.bind()}));
+/// });
+/// batch.get("accounts?$select=name&$top=1");
+/// assert_eq!(batch.len(), 3);
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct Batch {
+    items: Vec<Item>,
+    continue_on_error: bool,
+    next_content_id: u32,
+}
+
+/// The operations of one change set: applied all together or not at all.
+#[derive(Debug)]
+pub struct ChangeSet<'b> {
+    operations: Vec<Operation>,
+    next_content_id: &'b mut u32,
+}
+
+impl ChangeSet<'_> {
+    fn push(
+        &mut self,
+        method: Method,
+        target: String,
+        body: Option<serde_json::Value>,
+    ) -> ContentRef {
+        *self.next_content_id += 1;
+        let id = *self.next_content_id;
+        self.operations.push(Operation {
+            method,
+            target,
+            body,
+            content_id: Some(id),
+            headers: Vec::new(),
+        });
+        ContentRef(id)
+    }
+
+    /// `POST {entity_set}`.
+    pub fn create(&mut self, entity_set: &str, record: serde_json::Value) -> ContentRef {
+        self.push(Method::POST, entity_set.to_owned(), Some(record))
+    }
+
+    /// `PATCH {entity_set}({key})` with `If-Match: *` (never creates).
+    pub fn update(
+        &mut self,
+        entity_set: &str,
+        key: &RecordKey,
+        changes: serde_json::Value,
+    ) -> ContentRef {
+        let reference = self.push(
+            Method::PATCH,
+            format!("{entity_set}{}", key.to_segment()),
+            Some(changes),
+        );
+        self.add_header("If-Match", "*");
+        reference
+    }
+
+    /// `PATCH $n`: changes an operation created earlier in this change set.
+    pub fn update_created(
+        &mut self,
+        created: ContentRef,
+        changes: serde_json::Value,
+    ) -> ContentRef {
+        self.push(Method::PATCH, created.url(), Some(changes))
+    }
+
+    /// `PATCH {entity_set}({key})`: create or update.
+    pub fn upsert(
+        &mut self,
+        entity_set: &str,
+        key: &RecordKey,
+        record: serde_json::Value,
+    ) -> ContentRef {
+        self.push(
+            Method::PATCH,
+            format!("{entity_set}{}", key.to_segment()),
+            Some(record),
+        )
+    }
+
+    /// `DELETE {entity_set}({key})`.
+    pub fn delete(&mut self, entity_set: &str, key: &RecordKey) -> ContentRef {
+        self.push(
+            Method::DELETE,
+            format!("{entity_set}{}", key.to_segment()),
+            None,
+        )
+    }
+
+    /// Any operation (an action, `$ref`): GETs are not allowed inside a change set.
+    pub fn request(
+        &mut self,
+        method: Method,
+        target: &str,
+        body: Option<serde_json::Value>,
+    ) -> ContentRef {
+        self.push(method, target.to_owned(), body)
+    }
+
+    fn add_header(&mut self, name: &str, value: &str) {
+        if let Some(operation) = self.operations.last_mut() {
+            operation.headers.push((name.to_owned(), value.to_owned()));
+        }
+    }
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keep going after a failed operation (`Prefer: odata.continue-on-error`): every
+    /// operation gets its own result. Without it Dataverse stops at the first failure.
+    pub fn continue_on_error(mut self) -> Self {
+        self.continue_on_error = true;
+        self
+    }
+
+    /// A read outside any change set (`path` relative to the API root, with its query).
+    pub fn get(&mut self, path: &str) -> &mut Self {
+        self.items.push(Item::Single(Operation {
+            method: Method::GET,
+            target: path.to_owned(),
+            body: None,
+            content_id: None,
+            headers: Vec::new(),
+        }));
+        self
+    }
+
+    /// Any operation outside a change set.
+    pub fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> &mut Self {
+        self.items.push(Item::Single(Operation {
+            method,
+            target: path.to_owned(),
+            body,
+            content_id: None,
+            headers: Vec::new(),
+        }));
+        self
+    }
+
+    /// A change set, built by `build`; its operations may reference each other.
+    pub fn change_set(&mut self, build: impl FnOnce(&mut ChangeSet<'_>)) -> &mut Self {
+        let mut set = ChangeSet {
+            operations: Vec::new(),
+            next_content_id: &mut self.next_content_id,
+        };
+        build(&mut set);
+        let operations = set.operations;
+        if !operations.is_empty() {
+            self.items.push(Item::ChangeSet(operations));
+        }
+        self
+    }
+
+    /// How many operations the batch holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.items
+            .iter()
+            .map(|item| match item {
+                Item::Single(_) => 1,
+                Item::ChangeSet(operations) => operations.len(),
+            })
+            .sum()
+    }
+
+    /// Whether the batch is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn only_reads(&self) -> bool {
+        self.items
+            .iter()
+            .all(|item| matches!(item, Item::Single(operation) if operation.method == Method::GET))
+    }
+
+    /// The multipart body, every line ending in CRLF.
+    pub(crate) fn to_body(&self, api_path: &str, boundary: &str) -> String {
+        let mut body = String::new();
+        for item in &self.items {
+            let _ = write!(body, "--{boundary}\r\n");
+            match item {
+                Item::Single(operation) => write_operation(&mut body, api_path, operation),
+                Item::ChangeSet(operations) => {
+                    let set_boundary = format!("changeset_{}", Guid::new_random());
+                    let _ = write!(
+                        body,
+                        "Content-Type: multipart/mixed; boundary=\"{set_boundary}\"\r\n\r\n"
+                    );
+                    for operation in operations {
+                        let _ = write!(body, "--{set_boundary}\r\n");
+                        write_operation(&mut body, api_path, operation);
+                    }
+                    let _ = write!(body, "--{set_boundary}--\r\n");
+                }
+            }
+        }
+        let _ = write!(body, "--{boundary}--\r\n");
+        body
+    }
+}
+
+fn write_operation(body: &mut String, api_path: &str, operation: &Operation) {
+    body.push_str("Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n");
+    if let Some(id) = operation.content_id {
+        let _ = write!(body, "Content-ID: {id}\r\n");
+    }
+    body.push_str("\r\n");
+    let target = if operation.target.starts_with('$') {
+        operation.target.clone()
+    } else {
+        format!("{api_path}{}", operation.target.trim_start_matches('/'))
+    };
+    let _ = write!(body, "{} {target} HTTP/1.1\r\n", operation.method);
+    for (name, value) in &operation.headers {
+        let _ = write!(body, "{name}: {value}\r\n");
+    }
+    match &operation.body {
+        Some(json) => {
+            let _ = write!(
+                body,
+                "Content-Type: application/json; type=entry\r\n\r\n{json}\r\n"
+            );
+        }
+        None => body.push_str("Accept: application/json\r\n\r\n"),
+    }
+}
+
+/// The result of one operation of a batch.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BatchResponse {
+    /// The operation's HTTP status.
+    pub status: StatusCode,
+    /// Its `Content-ID`, for change-set operations.
+    pub content_id: Option<u32>,
+    /// The record's URL (`OData-EntityId` or `Location`), for creates and updates.
+    pub entity_url: Option<String>,
+    /// The id at the end of `entity_url`.
+    pub id: Option<Guid>,
+    /// The JSON body, when there is one.
+    pub body: Option<serde_json::Value>,
+    /// Dataverse's error, when the operation failed.
+    pub error: Option<ServiceError>,
+}
+
+impl BatchResponse {
+    /// Whether the operation succeeded.
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+}
+
+impl Client {
+    /// Sends a `$batch`. Returns one [`BatchResponse`] per operation Dataverse answered,
+    /// in order; without `continue_on_error`, a failure ends the list (and a failed change
+    /// set is rolled back whole).
+    ///
+    /// A batch of reads is retried like a read; a batch with writes only when Dataverse said
+    /// it did not apply it (429, 503).
+    ///
+    /// # Errors
+    ///
+    /// [`WebApiError::InvalidInput`] for an empty batch or one over 1000 operations; other
+    /// [`WebApiError`]s when the batch itself fails.
+    pub async fn execute_batch(&self, batch: &Batch) -> Result<Vec<BatchResponse>, WebApiError> {
+        if batch.is_empty() {
+            return Err(WebApiError::InvalidInput("the batch is empty".to_owned()));
+        }
+        if batch.len() > MAX_BATCH_OPERATIONS {
+            return Err(WebApiError::InvalidInput(format!(
+                "the batch holds {} operations; Dataverse accepts at most {MAX_BATCH_OPERATIONS}: split it",
+                batch.len()
+            )));
+        }
+        let boundary = format!("batch_{}", Guid::new_random());
+        let body = batch.to_body(self.inner.api_root.path(), &boundary);
+        let replay = if batch.only_reads() {
+            Replay::Safe
+        } else {
+            Replay::Unsafe
+        };
+        let mut request = Prepared::new(Method::POST, self.url("$batch")?, replay);
+        request.headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_str(&format!("multipart/mixed; boundary=\"{boundary}\""))
+                .expect("the boundary is ASCII"),
+        );
+        if batch.continue_on_error {
+            request.headers.insert(
+                http::header::HeaderName::from_static("prefer"),
+                http::HeaderValue::from_static("odata.continue-on-error"),
+            );
+        }
+        request.body = Some(body.into_bytes());
+        // A failed batch answers 400 with the parts that ran: the pipeline hands multipart
+        // answers back whatever their status.
+        let answer = self.execute(request).await?;
+        let content_type = answer.header("content-type").unwrap_or_default().to_owned();
+        parse_batch_response(&content_type, &answer.body, self.inner.api_root.as_str())
+    }
+}
+
+impl Client {
+    /// Sends a read, inside a one-part `$batch` when its URL is too long for a GET.
+    pub(crate) async fn send_get(
+        &self,
+        request: Prepared,
+    ) -> Result<crate::pipeline::Answer, WebApiError> {
+        if request.url.as_str().len() <= MAX_GET_URL_LEN {
+            return self.execute(request).await;
+        }
+        let api_root = self.inner.api_root.as_str();
+        let relative = request
+            .url
+            .as_str()
+            .strip_prefix(api_root)
+            .unwrap_or(request.url.as_str())
+            .to_owned();
+        let headers = request
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        let mut batch = Batch::new();
+        batch.items.push(Item::Single(Operation {
+            method: Method::GET,
+            target: relative,
+            body: None,
+            content_id: None,
+            headers,
+        }));
+        tracing::debug!(
+            url_len = request.url.as_str().len(),
+            "a long GET is sent inside a $batch"
+        );
+        let mut parts = self.execute_batch(&batch).await?;
+        if parts.is_empty() {
+            return Err(WebApiError::UnexpectedResponse {
+                method: Method::GET,
+                url: request.url.to_string(),
+                status: StatusCode::OK,
+                detail: "the $batch that carried a long GET answered no part".to_owned(),
+            });
+        }
+        let part = parts.remove(0);
+        if let Some(mut error) = part.error {
+            error.method = Method::GET;
+            error.url = request.url.to_string();
+            return Err(error.into());
+        }
+        Ok(crate::pipeline::Answer {
+            status: part.status,
+            headers: http::HeaderMap::new(),
+            body: part
+                .body
+                .map(|json| json.to_string().into_bytes())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Splits a multipart body into its parts (the text between boundaries).
+fn multipart_parts<'b>(body: &'b str, boundary: &str) -> Vec<&'b str> {
+    let delimiter = format!("--{boundary}");
+    let mut parts = Vec::new();
+    let mut sections = body.split(delimiter.as_str());
+    sections.next(); // preamble
+    for section in sections {
+        if section.starts_with("--") {
+            break;
+        }
+        parts.push(section.trim_start_matches(['\r', '\n']));
+    }
+    parts
+}
+
+fn boundary_of(content_type: &str) -> Option<String> {
+    content_type.split(';').find_map(|parameter| {
+        let (name, value) = parameter.trim().split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// Splits `headers\r\n\r\nbody` (tolerating bare LF).
+fn split_head(text: &str) -> (&str, &str) {
+    if let Some(index) = text.find("\r\n\r\n") {
+        (&text[..index], &text[index + 4..])
+    } else if let Some(index) = text.find("\n\n") {
+        (&text[..index], &text[index + 2..])
+    } else {
+        (text, "")
+    }
+}
+
+fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+pub(crate) fn parse_batch_response(
+    content_type: &str,
+    body: &[u8],
+    request_url: &str,
+) -> Result<Vec<BatchResponse>, WebApiError> {
+    let unexpected = |detail: String| WebApiError::UnexpectedResponse {
+        method: Method::POST,
+        url: format!("{request_url}$batch"),
+        status: StatusCode::OK,
+        detail,
+    };
+    let text = std::str::from_utf8(body)
+        .map_err(|_| unexpected("the batch response is not UTF-8".to_owned()))?;
+    let boundary = boundary_of(content_type)
+        .or_else(|| {
+            text.trim_start()
+                .strip_prefix("--")
+                .and_then(|rest| rest.lines().next())
+                .map(|line| line.trim().to_owned())
+        })
+        .ok_or_else(|| unexpected("the batch response has no multipart boundary".to_owned()))?;
+    let mut responses = Vec::new();
+    for part in multipart_parts(text, &boundary) {
+        let (head, rest) = split_head(part);
+        match header(head, "content-type") {
+            Some(kind) if kind.to_ascii_lowercase().starts_with("multipart/mixed") => {
+                let inner = boundary_of(kind).ok_or_else(|| {
+                    unexpected("a change set response has no boundary".to_owned())
+                })?;
+                for inner_part in multipart_parts(rest, &inner) {
+                    responses.push(parse_operation(inner_part, request_url).map_err(unexpected)?);
+                }
+            }
+            _ => responses.push(parse_operation(part, request_url).map_err(unexpected)?),
+        }
+    }
+    Ok(responses)
+}
+
+/// One `application/http` part: its MIME headers, the status line, headers and body.
+fn parse_operation(part: &str, request_url: &str) -> Result<BatchResponse, String> {
+    let (mime_head, http_text) = split_head(part);
+    let content_id = header(mime_head, "content-id").and_then(|id| id.parse().ok());
+    let (http_head, body) = split_head(http_text);
+    let status_line = http_head.lines().next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or_else(|| format!("a batch part has no HTTP status line: `{status_line}`"))?;
+    let entity_url = header(http_head, "odata-entityid")
+        .or_else(|| header(http_head, "location"))
+        .map(str::to_owned);
+    let body = body.trim();
+    let json = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_str(body).ok()
+    };
+    let error = (!status.is_success()).then(|| {
+        let (code, message) = parse_error_body(body.as_bytes());
+        ServiceError {
+            method: Method::POST,
+            url: format!("{request_url}$batch"),
+            status,
+            code,
+            message,
+            request_id: header(http_head, "req_id").map(str::to_owned),
+            client_request_id: String::new(),
+            retry_after: None,
+        }
+    });
+    Ok(BatchResponse {
+        status,
+        content_id,
+        id: entity_url.as_deref().and_then(id_from_entity_url),
+        entity_url,
+        body: json,
+        error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_uses_crlf_everywhere_and_references_content_ids() {
+        let mut batch = Batch::new();
+        batch.change_set(|set| {
+            let account = set.create("accounts", serde_json::json!({"name": "Fabrikam (batch)"}));
+            let contact = set.create("contacts", serde_json::json!({"lastname": "Ng", "parentcustomerid_account@odata.bind": account.bind()}));
+            set.update_created(account, serde_json::json!({"primarycontactid@odata.bind": contact.bind()}));
+        });
+        batch.get("accounts?$select=name");
+        let body = batch.to_body("/api/data/v9.2/", "batch_x");
+        assert!(
+            !body.replace("\r\n", "").contains('\n'),
+            "a bare LF: {body:?}"
+        );
+        assert!(body.ends_with("--batch_x--\r\n"));
+        assert!(body.contains("Content-ID: 1\r\n\r\nPOST /api/data/v9.2/accounts HTTP/1.1\r\nContent-Type: application/json; type=entry\r\n\r\n{\"name\":\"Fabrikam (batch)\"}\r\n"));
+        assert!(body.contains("\"parentcustomerid_account@odata.bind\":\"$1\""));
+        assert!(body.contains("Content-ID: 3\r\n\r\nPATCH $1 HTTP/1.1\r\n"));
+        assert!(body.contains("GET /api/data/v9.2/accounts?$select=name HTTP/1.1\r\nAccept: application/json\r\n\r\n--batch_x--"));
+        assert_eq!(batch.len(), 4);
+        assert!(!batch.only_reads());
+    }
+
+    /// The response of shared/reference/dataverse-webapi.md §9.2, verbatim.
+    const RESPONSE: &str = "--batchresponse_7c1e\r\nContent-Type: multipart/mixed; boundary=changesetresponse_2b9f\r\n\r\n--changesetresponse_2b9f\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 1\r\n\r\nHTTP/1.1 204 No Content\r\nOData-Version: 4.0\r\nLocation: https://contoso.crm.dynamics.com/api/data/v9.2/accounts(6c1d2e3f-0000-0000-0000-00000000a001)\r\nOData-EntityId: https://contoso.crm.dynamics.com/api/data/v9.2/accounts(6c1d2e3f-0000-0000-0000-00000000a001)\r\n\r\n\r\n--changesetresponse_2b9f\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\nContent-ID: 2\r\n\r\nHTTP/1.1 204 No Content\r\nOData-Version: 4.0\r\nOData-EntityId: https://contoso.crm.dynamics.com/api/data/v9.2/contacts(6c1d2e3f-0000-0000-0000-00000000c002)\r\n\r\n\r\n--changesetresponse_2b9f--\r\n--batchresponse_7c1e\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: application/json; odata.metadata=minimal\r\nOData-Version: 4.0\r\n\r\n{\"value\":[{\"name\":\"Fabrikam (batch)\"}]}\r\n--batchresponse_7c1e\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nHTTP/1.1 400 Bad Request\r\nREQ_ID: 0f3c9a52\r\nContent-Type: application/json; odata.metadata=minimal\r\n\r\n{\"error\":{\"code\":\"0x80044331\",\"message\":\"A validation error occurred.\"}}\r\n--batchresponse_7c1e--\r\n";
+
+    #[test]
+    fn responses_are_read_part_by_part() {
+        let parts = parse_batch_response(
+            "multipart/mixed; boundary=batchresponse_7c1e",
+            RESPONSE.as_bytes(),
+            "https://contoso.crm.dynamics.com/api/data/v9.2/",
+        )
+        .unwrap();
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts[0].content_id, Some(1));
+        assert_eq!(parts[0].status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            parts[0].id.unwrap().to_string(),
+            "6c1d2e3f-0000-0000-0000-00000000a001"
+        );
+        assert_eq!(
+            parts[1].id.unwrap().to_string(),
+            "6c1d2e3f-0000-0000-0000-00000000c002"
+        );
+        assert_eq!(
+            parts[2].body.as_ref().unwrap()["value"][0]["name"],
+            "Fabrikam (batch)"
+        );
+        let failure = parts[3].error.as_ref().unwrap();
+        assert_eq!(failure.code(), "0x80044331");
+        assert_eq!(failure.request_id(), Some("0f3c9a52"));
+        assert!(!parts[3].is_success());
+        // The same response with bare LF line ends still parses.
+        let lf = RESPONSE.replace("\r\n", "\n");
+        assert_eq!(
+            parse_batch_response(
+                "multipart/mixed; boundary=\"batchresponse_7c1e\"",
+                lf.as_bytes(),
+                "x/"
+            )
+            .unwrap()
+            .len(),
+            4
+        );
+    }
+}

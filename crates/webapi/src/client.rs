@@ -1,0 +1,304 @@
+//! [`Client`] and its builder: the organization URL, the token provider behind a
+//! [`TokenCache`], the HTTP client, and the retry settings. Cheap to clone; clones share
+//! the cache and the connection pool.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use d365_auth_core::{Resource, TokenCache, TokenProvider, TokenRequest};
+use url::Url;
+
+use crate::error::WebApiError;
+
+const DEFAULT_API_VERSION: &str = "v9.2";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// The .NET ServiceClient's defaults: 10 retries, 5 s base pause.
+const DEFAULT_MAX_RETRIES: u32 = 10;
+const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(5);
+const DEFAULT_RETRY_CAP: Duration = Duration::from_secs(60);
+/// Parallelism before the first `x-ms-dop-hint` arrives.
+const DEFAULT_PARALLELISM: usize = 4;
+
+/// A Dataverse Web API client.
+///
+/// Every request carries `Accept`, `OData-MaxVersion`, `OData-Version`, a fresh
+/// `x-ms-client-request-id` and a token from the cache; throttling and transient failures
+/// are retried as [`RetrySettings`] says; a 401 invalidates the token and is retried once.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run(provider: impl d365_auth_core::TokenProvider + 'static) -> Result<(), Box<dyn std::error::Error>> {
+/// use d365_webapi::Client;
+///
+/// let client = Client::builder("https://contoso.crm.dynamics.com", provider).build()?;
+/// let me = client.who_am_i().await?;
+/// println!("{}", me.user_id);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) http: reqwest::Client,
+    /// `{org}/api/data/v9.2/`, ending in a slash so relative URLs join under it.
+    pub(crate) api_root: Url,
+    pub(crate) org: Resource,
+    pub(crate) tokens: TokenCache<Arc<dyn TokenProvider>>,
+    pub(crate) token_request: TokenRequest,
+    pub(crate) retry: RetrySettings,
+    pub(crate) timeout: Duration,
+    pub(crate) dop_hint: AtomicUsize,
+    pub(crate) max_parallelism: usize,
+}
+
+/// How failed requests are retried.
+///
+/// Retried whatever the method, because Dataverse did not apply them: `429` and the
+/// service protection codes (hex or decimal), `503`, and connections that could not be
+/// opened. Retried only when a replay is harmless (reads, and creates with a client-chosen
+/// id, where a replay is detected): `502`, `504`, timeouts and broken connections.
+/// The wait is `Retry-After` when Dataverse gives one (never less), else
+/// `base + 2^attempt` seconds with ±20 % jitter, capped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetrySettings {
+    /// Retries after the first attempt (default 10, as the .NET ServiceClient).
+    pub max_retries: u32,
+    /// The base pause (default 5 s, as the .NET ServiceClient).
+    pub base_delay: Duration,
+    /// The longest pause without a `Retry-After` (default 60 s).
+    pub max_delay: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_retries: DEFAULT_MAX_RETRIES,
+            base_delay: DEFAULT_RETRY_BASE,
+            max_delay: DEFAULT_RETRY_CAP,
+        }
+    }
+}
+
+impl Client {
+    /// Configures a client for the organization at `org_url` (any common form:
+    /// `https://contoso.crm.dynamics.com`, with `/api/data/v9.2/`, ...) using `provider`.
+    pub fn builder(
+        org_url: impl Into<String>,
+        provider: impl TokenProvider + 'static,
+    ) -> ClientBuilder {
+        Self::builder_shared(org_url, Arc::new(provider))
+    }
+
+    /// As [`Client::builder`], for a provider already behind an `Arc`.
+    pub fn builder_shared(
+        org_url: impl Into<String>,
+        provider: Arc<dyn TokenProvider>,
+    ) -> ClientBuilder {
+        ClientBuilder {
+            org_url: org_url.into(),
+            provider,
+            api_version: DEFAULT_API_VERSION.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            user_agent: None,
+            retry: RetrySettings::default(),
+            http: None,
+            max_parallelism: 16,
+        }
+    }
+
+    /// The organization's canonical URL.
+    #[must_use]
+    pub fn org(&self) -> &Resource {
+        &self.inner.org
+    }
+
+    /// The Web API root, such as `https://contoso.crm.dynamics.com/api/data/v9.2/`.
+    #[must_use]
+    pub fn api_root(&self) -> &Url {
+        &self.inner.api_root
+    }
+
+    /// The token cache in front of the provider (for `invalidate`, or to share it).
+    #[must_use]
+    pub fn token_cache(&self) -> &TokenCache<Arc<dyn TokenProvider>> {
+        &self.inner.tokens
+    }
+
+    /// How many requests to run at once: Dataverse's latest `x-ms-dop-hint`, capped by
+    /// the builder's maximum.
+    #[must_use]
+    pub fn parallelism(&self) -> usize {
+        self.inner
+            .dop_hint
+            .load(Ordering::Relaxed)
+            .clamp(1, self.inner.max_parallelism)
+    }
+
+    /// Resolves `relative` (an entity set path, or an absolute URL from the server such as
+    /// an `@odata.nextLink`) against the API root.
+    pub(crate) fn url(&self, relative: &str) -> Result<Url, WebApiError> {
+        if relative.starts_with("https://") || relative.starts_with("http://") {
+            let url = Url::parse(relative).map_err(|error| {
+                WebApiError::InvalidInput(format!("`{relative}` is not a URL: {error}"))
+            })?;
+            // A link from elsewhere must never receive this organization's token.
+            if url.origin() != self.inner.api_root.origin() {
+                return Err(WebApiError::InvalidInput(format!(
+                    "`{}` is not on the organization {}: d365 sends tokens only to their own organization",
+                    url.origin().ascii_serialization(),
+                    self.inner.org
+                )));
+            }
+            return Ok(url);
+        }
+        self.inner
+            .api_root
+            .join(relative.trim_start_matches('/'))
+            .map_err(|error| {
+                WebApiError::InvalidInput(format!(
+                    "`{relative}` is not a valid Web API path: {error}"
+                ))
+            })
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("api_root", &self.inner.api_root.as_str())
+            .field("retry", &self.inner.retry)
+            .field("timeout", &self.inner.timeout)
+            .field("tokens", &self.inner.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Client`]; see [`Client::builder`].
+#[must_use]
+pub struct ClientBuilder {
+    org_url: String,
+    provider: Arc<dyn TokenProvider>,
+    api_version: String,
+    timeout: Duration,
+    user_agent: Option<String>,
+    retry: RetrySettings,
+    http: Option<reqwest::Client>,
+    max_parallelism: usize,
+}
+
+impl ClientBuilder {
+    /// The Web API version (`v9.2` unless set).
+    pub fn api_version(mut self, version: impl Into<String>) -> Self {
+        self.api_version = version.into();
+        self
+    }
+
+    /// The timeout of each attempt (120 s unless set).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The `User-Agent` (`d365-webapi/{version}` unless set). Ignored when you give your own
+    /// HTTP client: set it there.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// Retries after the first attempt (10 unless set; 0 turns retries off).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.retry.max_retries = retries;
+        self
+    }
+
+    /// All retry settings at once.
+    pub fn retry(mut self, retry: RetrySettings) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Your HTTP client (proxy, TLS roots, pool settings).
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// The most requests [`Client::parallelism`] allows at once, whatever Dataverse hints (16).
+    pub fn max_parallelism(mut self, max: usize) -> Self {
+        self.max_parallelism = max.max(1);
+        self
+    }
+
+    /// Checks the settings and builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`WebApiError::InvalidInput`] for an organization URL that is not valid (plain http
+    /// to a host that is not loopback, a query string, ...) or an API version that is not
+    /// of the form `v9.2`.
+    pub fn build(self) -> Result<Client, WebApiError> {
+        let org = Resource::parse(&self.org_url)
+            .map_err(|error| WebApiError::InvalidInput(error.to_string()))?;
+        let version_ok = self.api_version.strip_prefix('v').is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .split('.')
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if !version_ok {
+            return Err(WebApiError::InvalidInput(format!(
+                "the API version `{}` is not of the form v9.2",
+                self.api_version
+            )));
+        }
+        let api_root = Url::parse(&format!("{}/api/data/{}/", org, self.api_version))
+            .map_err(|error| WebApiError::InvalidInput(error.to_string()))?;
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
+                .user_agent(self.user_agent.unwrap_or_else(|| {
+                    concat!("d365-webapi/", env!("CARGO_PKG_VERSION")).to_owned()
+                }))
+                .connect_timeout(Duration::from_secs(10))
+                .pool_idle_timeout(Duration::from_secs(60))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|error| {
+                    WebApiError::InvalidInput(format!(
+                        "the HTTP client could not be built: {error}"
+                    ))
+                })?,
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                token_request: TokenRequest::new(org.clone()),
+                tokens: TokenCache::new(self.provider),
+                api_root,
+                org,
+                retry: self.retry,
+                timeout: self.timeout,
+                dop_hint: AtomicUsize::new(DEFAULT_PARALLELISM),
+                max_parallelism: self.max_parallelism,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("org_url", &self.org_url)
+            .field("provider", &self.provider)
+            .field("api_version", &self.api_version)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,273 @@
+//! The request pipeline against a canned loopback server: the headers every request
+//! carries, which failures are retried and which are not, `Retry-After`, the 401 token
+//! refresh, long GETs sent inside a `$batch`, and `x-ms-dop-hint`.
+
+#[path = "../../auth-core/tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use d365_auth_core::{AccessToken, AuthError, Grant, TokenProvider, TokenRequest, async_trait};
+use d365_webapi::{Client, ErrorKind, Filter, Query, RequestOptions, RetrySettings};
+use support::{Canned, CannedServer};
+
+/// Hands out `token-1`, `token-2`, ... and counts requests.
+#[derive(Debug, Default)]
+struct Numbered(AtomicUsize);
+
+#[async_trait]
+impl TokenProvider for Numbered {
+    async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        Ok(AccessToken::builder(
+            format!("token-{n}").into(),
+            SystemTime::now() + Duration::from_secs(3600),
+            request.resource().clone(),
+        )
+        .build())
+    }
+
+    fn grant(&self) -> Grant {
+        Grant::Other("numbered")
+    }
+
+    fn cache_key(&self) -> String {
+        "numbered".into()
+    }
+}
+
+fn client(server: &CannedServer, tokens: Arc<Numbered>) -> Client {
+    Client::builder_shared(&server.base, tokens)
+        .retry(quick_retries(3))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+fn quick_retries(max_retries: u32) -> RetrySettings {
+    let mut settings = RetrySettings::default();
+    settings.max_retries = max_retries;
+    settings.base_delay = Duration::from_millis(10);
+    settings.max_delay = Duration::from_millis(50);
+    settings
+}
+
+const WHO: &str = r#"{"@odata.context":"x","BusinessUnitId":"6c1d2e3f-0000-0000-0000-0000000000b1","UserId":"6c1d2e3f-0000-0000-0000-0000000000c1","OrganizationId":"6c1d2e3f-0000-0000-0000-0000000000d1"}"#;
+
+fn throttled(code: &str) -> Canned {
+    Canned::json(
+        429,
+        &format!(
+            r#"{{"error":{{"code":"{code}","message":"Number of requests exceeded the limit of 6000 over time window of 300 seconds."}}}}"#
+        ),
+    )
+}
+
+#[tokio::test]
+async fn every_request_carries_the_odata_headers_and_a_client_request_id() {
+    let server =
+        CannedServer::start(vec![Canned::json(200, WHO).header("x-ms-dop-hint", "7")]).await;
+    let client = client(&server, Arc::default());
+    let me = client.who_am_i().await.unwrap();
+    assert_eq!(
+        me.user_id.to_string(),
+        "6c1d2e3f-0000-0000-0000-0000000000c1"
+    );
+    let request = &server.requests()[0];
+    assert_eq!(request.path, "/api/data/v9.2/WhoAmI");
+    assert_eq!(request.header("authorization"), Some("Bearer token-1"));
+    assert_eq!(request.header("accept"), Some("application/json"));
+    assert_eq!(request.header("odata-maxversion"), Some("4.0"));
+    assert_eq!(request.header("odata-version"), Some("4.0"));
+    assert_eq!(request.header("if-none-match"), Some("null"));
+    assert_eq!(request.header("x-ms-client-request-id").unwrap().len(), 36);
+    assert_eq!(client.parallelism(), 7, "x-ms-dop-hint is honoured");
+}
+
+#[tokio::test]
+async fn throttling_is_retried_after_retry_after_in_hex_and_decimal() {
+    let server = CannedServer::start(vec![
+        throttled("0x80072322").header("retry-after", "1"),
+        Canned::json(400, r#"{"error":{"code":"-2147015898","message":"Number of concurrent requests exceeded the limit of 52."}}"#),
+        Canned::json(503, r#"{"error":{"code":"","message":"Service unavailable"}}"#),
+        Canned::json(200, WHO),
+    ])
+    .await;
+    let started = Instant::now();
+    client(&server, Arc::default()).who_am_i().await.unwrap();
+    assert_eq!(server.requests().len(), 4);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_limit_with_the_last_error() {
+    let server = CannedServer::start(vec![throttled("0x80072322")]).await;
+    let error = client(&server, Arc::default())
+        .who_am_i()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Throttled);
+    assert_eq!(server.requests().len(), 4, "one attempt and three retries");
+    assert!(error.to_string().contains("0x80072322"), "{error}");
+    assert!(error.hint().unwrap().contains("too many requests"));
+}
+
+#[tokio::test]
+async fn a_bad_gateway_is_retried_for_reads_but_never_for_a_create() {
+    let server = CannedServer::start(vec![
+        Canned::with_type(502, "text/html", "<html>Bad Gateway</html>"),
+        Canned::json(200, WHO),
+    ])
+    .await;
+    client(&server, Arc::default()).who_am_i().await.unwrap();
+    assert_eq!(server.requests().len(), 2);
+
+    let server = CannedServer::start(vec![
+        Canned::with_type(502, "text/html", "<html>Bad Gateway</html>"),
+        Canned::json(204, ""),
+    ])
+    .await;
+    let error = client(&server, Arc::default())
+        .create(
+            "accounts",
+            &serde_json::json!({"name": "x"}),
+            &RequestOptions::new(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ServerError);
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "a create that may have been applied is not replayed"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_create_with_id_that_finds_its_record_succeeds() {
+    let server = CannedServer::start(vec![
+        Canned::with_type(504, "text/plain", "gateway timeout"),
+        Canned::json(412, r#"{"error":{"code":"0x80040237","message":"A record with matching key values already exists."}}"#),
+    ])
+    .await;
+    let id = d365_webapi::Guid::new_random();
+    let created = client(&server, Arc::default())
+        .create_with_id(
+            "accounts",
+            id,
+            &serde_json::json!({"name": "x"}),
+            &RequestOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.id, Some(id));
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].method, "PATCH");
+    assert_eq!(requests[0].path, format!("/api/data/v9.2/accounts({id})"));
+    assert_eq!(requests[0].header("if-none-match"), Some("*"));
+
+    // A 412 on the first attempt is a real conflict.
+    let server = CannedServer::start(vec![Canned::json(
+        412,
+        r#"{"error":{"code":"","message":"A record with matching key values already exists."}}"#,
+    )])
+    .await;
+    let error = client(&server, Arc::default())
+        .create_with_id(
+            "accounts",
+            id,
+            &serde_json::json!({}),
+            &RequestOptions::new(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PreconditionFailed);
+}
+
+#[tokio::test]
+async fn a_401_gets_a_new_token_and_one_retry() {
+    let server = CannedServer::start(vec![
+        Canned::json(401, "").header("www-authenticate", "Bearer authorization_uri=https://login.microsoftonline.com/x/oauth2/authorize, resource_id=https://contoso.crm.dynamics.com/"),
+        Canned::json(200, WHO),
+    ])
+    .await;
+    let tokens = Arc::new(Numbered::default());
+    client(&server, Arc::clone(&tokens))
+        .who_am_i()
+        .await
+        .unwrap();
+    let requests = server.requests();
+    assert_eq!(requests[0].header("authorization"), Some("Bearer token-1"));
+    assert_eq!(requests[1].header("authorization"), Some("Bearer token-2"));
+
+    let server = CannedServer::start(vec![Canned::json(401, "")]).await;
+    let error = client(&server, Arc::default())
+        .who_am_i()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unauthorized);
+    assert_eq!(server.requests().len(), 2, "only one retry after a 401");
+}
+
+#[tokio::test]
+async fn errors_carry_dataverse_code_message_and_hint() {
+    let server = CannedServer::start(vec![Canned::json(403, r#"{"error":{"code":"0x80072560","message":"The user is not a member of the organization."}}"#).header("x-ms-service-request-id", "svc-1")]).await;
+    let error = client(&server, Arc::default())
+        .who_am_i()
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotAMember);
+    let service = error.service().unwrap();
+    assert_eq!(service.code(), "0x80072560");
+    assert_eq!(service.request_id(), Some("svc-1"));
+    assert!(
+        error.to_string().contains("create an application user"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_long_get_travels_inside_a_batch_with_its_authorization() {
+    let part = "--batchresponse_1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"value\":[{\"name\":\"a\"}]}\r\n--batchresponse_1--\r\n";
+    let server = CannedServer::start(vec![Canned::with_type(
+        200,
+        "multipart/mixed; boundary=batchresponse_1",
+        part,
+    )])
+    .await;
+    let client = client(&server, Arc::default());
+    let mut filter = Filter::eq("name", "a");
+    for n in 0..150 {
+        filter = filter.or(Filter::eq("name", format!("account number {n}").as_str()));
+    }
+    let query = Query::new("accounts")
+        .select(["name"])
+        .filter(filter)
+        .page_size(10);
+    let page = client
+        .query_page::<serde_json::Value>(&query)
+        .await
+        .unwrap();
+    assert_eq!(page.records[0]["name"], "a");
+    let request = &server.requests()[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/api/data/v9.2/$batch");
+    assert_eq!(request.header("authorization"), Some("Bearer token-1"));
+    assert!(
+        request
+            .body
+            .contains("GET /api/data/v9.2/accounts?$select=name&$filter="),
+        "{}",
+        &request.body[..300]
+    );
+    assert!(
+        request.body.contains("prefer: odata.maxpagesize=10\r\n"),
+        "the page size travels with the part"
+    );
+}
