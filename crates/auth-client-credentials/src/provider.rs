@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use d365_auth_core::{
-    AccessToken, AuthError, Authority, ClientCredential, ClientKind, Cloud, ConfigError,
-    EndpointVersion, Grant, Tenant, TokenEndpoint, TokenEndpointClient, TokenForm, TokenProvider,
-    TokenRequest, async_trait,
+    AccessToken, AuthError, Authority, AuthoritySettings, ClientCredential, ClientKind, Cloud,
+    ConfigError, EndpointVersion, Grant, Tenant, TokenEndpoint, TokenEndpointClient, TokenForm,
+    TokenProvider, TokenRequest, async_trait,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -198,26 +198,12 @@ impl fmt::Debug for ClientCredentials {
     }
 }
 
-/// Where the authority comes from, until `build` resolves it.
-#[derive(Clone, Debug, Default)]
-enum AuthoritySetting {
-    #[default]
-    Unset,
-    Cloud(Cloud),
-    Host(String),
-    Adfs(String),
-    Authority(Authority),
-    Endpoint(TokenEndpoint),
-}
-
 /// Configures [`ClientCredentials`]; see [`ClientCredentials::builder`]. Every mistake is
 /// reported by [`build`](Self::build), before any request.
 #[derive(Default)]
 #[must_use]
 pub struct ClientCredentialsBuilder {
-    tenant: Option<String>,
-    authority: AuthoritySetting,
-    version: EndpointVersion,
+    authority: AuthoritySettings,
     client_id: Option<String>,
     secret: Option<SecretString>,
     secret_method: SecretMethod,
@@ -230,47 +216,47 @@ pub struct ClientCredentialsBuilder {
 }
 
 impl ClientCredentialsBuilder {
-    /// The tenant: its id, a verified domain, or `organizations`. Client credentials need a
-    /// specific tenant: `common` and `consumers` are refused.
+    /// The tenant: its id or a verified domain. Client credentials need a specific tenant:
+    /// `organizations`, `common` and `consumers` are refused.
     pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenant = Some(tenant.into());
+        self.authority.set_tenant(tenant);
         self
     }
 
     /// The Microsoft cloud (public by default).
     pub fn cloud(mut self, cloud: Cloud) -> Self {
-        self.authority = AuthoritySetting::Cloud(cloud);
+        self.authority.set_cloud(cloud);
         self
     }
 
     /// A host that speaks Entra's protocol instead of Microsoft's: the d365 emulator's
     /// base URL, a proxy. The tenant follows it in the path.
     pub fn authority_host(mut self, base_url: impl Into<String>) -> Self {
-        self.authority = AuthoritySetting::Host(base_url.into());
+        self.authority.set_host(base_url);
         self
     }
 
     /// On-premises AD FS (`https://adfs.contoso.com`); no tenant is needed.
     pub fn adfs(mut self, url: impl Into<String>) -> Self {
-        self.authority = AuthoritySetting::Adfs(url.into());
+        self.authority.set_adfs(url);
         self
     }
 
     /// A complete authority (cloud or host, and tenant); the tenant setting is then ignored.
     pub fn authority(mut self, authority: Authority) -> Self {
-        self.authority = AuthoritySetting::Authority(authority);
+        self.authority.set_authority(authority);
         self
     }
 
     /// Any OAuth 2.0 token endpoint, for servers that are not shaped like Entra ID.
     pub fn token_endpoint(mut self, endpoint: TokenEndpoint) -> Self {
-        self.authority = AuthoritySetting::Endpoint(endpoint);
+        self.authority.set_token_endpoint(endpoint);
         self
     }
 
     /// The Entra endpoint version: v2 (`scope=…/.default`, the default) or v1 (`resource=`).
     pub fn endpoint_version(mut self, version: EndpointVersion) -> Self {
-        self.version = version;
+        self.authority.set_version(version);
         self
     }
 
@@ -381,7 +367,7 @@ impl ClientCredentialsBuilder {
                 fix: "give the application (client) id from the app registration's Overview page"
                     .to_owned(),
             })?;
-        let endpoint = resolve_endpoint(self.authority, self.tenant.as_deref(), self.version)?;
+        let endpoint = self.authority.resolve(refuse_tenant_keywords)?.endpoint;
         let credential = match (self.secret, self.certificate, self.external) {
             (Some(secret), None, None) => {
                 check_secret(&secret)?;
@@ -426,9 +412,7 @@ impl ClientCredentialsBuilder {
 impl fmt::Debug for ClientCredentialsBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCredentialsBuilder")
-            .field("tenant", &self.tenant)
             .field("authority", &self.authority)
-            .field("version", &self.version)
             .field("client_id", &self.client_id)
             .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
             .field(
@@ -440,36 +424,18 @@ impl fmt::Debug for ClientCredentialsBuilder {
     }
 }
 
-fn resolve_endpoint(
-    setting: AuthoritySetting,
-    tenant: Option<&str>,
-    version: EndpointVersion,
-) -> Result<TokenEndpoint, ConfigError> {
-    let tenant = || -> Result<Tenant, ConfigError> {
-        let tenant = Tenant::parse(tenant.ok_or_else(|| ConfigError::Missing {
+/// An application acts as itself in its own tenant: a keyword names none.
+fn refuse_tenant_keywords(tenant: &Tenant) -> Result<(), ConfigError> {
+    if !tenant.is_specific() {
+        return Err(ConfigError::Invalid {
             setting: "tenant",
-            fix: "give the directory (tenant) id or a verified domain such as contoso.onmicrosoft.com".to_owned(),
-        })?)?;
-        if matches!(tenant, Tenant::Common | Tenant::Consumers) {
-            return Err(ConfigError::Invalid {
-                setting: "tenant",
-                problem: format!(
-                    "`{tenant}` names no tenant, and an application can only act as itself in its own"
-                ),
-                fix: "give the directory (tenant) id or a verified domain".to_owned(),
-            });
-        }
-        Ok(tenant)
-    };
-    let authority = match setting {
-        AuthoritySetting::Endpoint(endpoint) => return Ok(endpoint),
-        AuthoritySetting::Authority(authority) => authority,
-        AuthoritySetting::Unset => Authority::public_cloud(tenant()?),
-        AuthoritySetting::Cloud(cloud) => Authority::cloud(cloud, tenant()?),
-        AuthoritySetting::Host(host) => Authority::custom(&host, tenant()?)?,
-        AuthoritySetting::Adfs(url) => Authority::adfs(&url)?,
-    };
-    Ok(authority.token_endpoint(version))
+            problem: format!(
+                "`{tenant}` names no tenant, and an application can only act as itself in its own"
+            ),
+            fix: "give the directory (tenant) id or a verified domain".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Catches the secret mistakes people make before Entra does.

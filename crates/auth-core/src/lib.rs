@@ -67,6 +67,7 @@ mod endpoint;
 mod error;
 mod provider;
 mod resource;
+mod settings;
 mod store;
 mod token;
 mod urls;
@@ -81,5 +82,6 @@ pub use endpoint::{
 pub use error::{AuthError, ConfigError, ErrorKind, ErrorSource, IdentityError};
 pub use provider::{Grant, TokenProvider};
 pub use resource::{ClientKind, Resource, TokenRequest};
+pub use settings::{AuthoritySettings, ResolvedAuthority};
 pub use store::{MemoryStore, StoreError, TokenStore};
 pub use token::{AccessToken, AccessTokenBuilder};

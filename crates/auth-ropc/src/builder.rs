@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use d365_auth_core::{
-    AuthError, Authority, Cloud, ConfigError, EndpointVersion, Tenant, TokenEndpoint,
-    TokenEndpointClient, default_http_client,
+    AuthError, Authority, AuthoritySettings, Cloud, ConfigError, EndpointVersion,
+    ResolvedAuthority, Tenant, TokenEndpoint, TokenEndpointClient, default_http_client,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -14,17 +14,6 @@ use crate::provider::{Inner, UsernamePassword};
 use crate::realm::{RealmCheck, realm_url};
 
 /// Where the authority comes from, until `build` resolves it.
-#[derive(Clone, Debug, Default)]
-enum AuthoritySetting {
-    #[default]
-    Public,
-    Cloud(Cloud),
-    Host(String),
-    Adfs(String),
-    Authority(Authority),
-    Endpoint(TokenEndpoint),
-}
-
 /// Configures [`UsernamePassword`]; see [`UsernamePassword::builder`]. Every mistake is
 /// reported by [`build`](Self::build), before any request.
 ///
@@ -86,9 +75,7 @@ enum AuthoritySetting {
 /// ```
 #[must_use]
 pub struct UsernamePasswordBuilder {
-    tenant: Option<String>,
-    authority: AuthoritySetting,
-    version: EndpointVersion,
+    authority: AuthoritySettings,
     client_id: Option<String>,
     client_secret: Option<SecretString>,
     username: Option<String>,
@@ -101,9 +88,7 @@ pub struct UsernamePasswordBuilder {
 impl Default for UsernamePasswordBuilder {
     fn default() -> Self {
         Self {
-            tenant: None,
-            authority: AuthoritySetting::default(),
-            version: EndpointVersion::default(),
+            authority: AuthoritySettings::default(),
             client_id: None,
             client_secret: None,
             username: None,
@@ -120,41 +105,41 @@ impl UsernamePasswordBuilder {
     /// `organizations` (any work or school account). `common` and `consumers` are refused:
     /// Entra ID does not allow the password grant there (AADSTS9001023).
     pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenant = Some(tenant.into());
+        self.authority.set_tenant(tenant);
         self
     }
 
     /// The Microsoft cloud (public unless set).
     pub fn cloud(mut self, cloud: Cloud) -> Self {
-        self.authority = AuthoritySetting::Cloud(cloud);
+        self.authority.set_cloud(cloud);
         self
     }
 
     /// A host that speaks Entra ID's protocol instead of Microsoft's: the d365 emulator's
     /// base URL (`http://127.0.0.1:8080`), a proxy. The tenant follows it in the path.
     pub fn authority_host(mut self, base_url: impl Into<String>) -> Self {
-        self.authority = AuthoritySetting::Host(base_url.into());
+        self.authority.set_host(base_url);
         self
     }
 
     /// On-premises AD FS (`https://adfs.contoso.com`): no tenant, the v1 protocol
     /// (`resource=`), and no user realm check.
     pub fn adfs(mut self, url: impl Into<String>) -> Self {
-        self.authority = AuthoritySetting::Adfs(url.into());
+        self.authority.set_adfs(url);
         self
     }
 
     /// A complete authority (cloud or host, and tenant, or AD FS); the tenant setting is
     /// then ignored. Its tenant must not be `common` or `consumers`.
     pub fn authority(mut self, authority: Authority) -> Self {
-        self.authority = AuthoritySetting::Authority(authority);
+        self.authority.set_authority(authority);
         self
     }
 
     /// The Entra endpoint version: v2 (`scope=`, the default) or v1 (`resource=`). AD FS
     /// always uses its one endpoint.
     pub fn endpoint_version(mut self, version: EndpointVersion) -> Self {
-        self.version = version;
+        self.authority.set_version(version);
         self
     }
 
@@ -210,7 +195,7 @@ impl UsernamePasswordBuilder {
     /// Any OAuth 2.0 token endpoint, for servers that are not shaped like Entra ID. There
     /// is no user realm endpoint on such a server, so the realm check is skipped.
     pub fn token_endpoint(mut self, endpoint: TokenEndpoint) -> Self {
-        self.authority = AuthoritySetting::Endpoint(endpoint);
+        self.authority.set_token_endpoint(endpoint);
         self
     }
 
@@ -222,14 +207,11 @@ impl UsernamePasswordBuilder {
     /// [`ConfigError`] for a missing or invalid tenant (including `common` and
     /// `consumers`), authority, client id, user name or password, or an empty client secret.
     pub fn build(self) -> Result<UsernamePassword, ConfigError> {
-        let (authority, endpoint) = match self.authority {
-            AuthoritySetting::Endpoint(endpoint) => (None, endpoint),
-            setting => {
-                let authority = resolve_authority(setting, self.tenant.as_deref())?;
-                let endpoint = authority.token_endpoint(self.version);
-                (Some(authority), endpoint)
-            }
-        };
+        let ResolvedAuthority {
+            authority,
+            endpoint,
+            ..
+        } = self.authority.resolve(check_tenant)?;
         let client_id = self
             .client_id
             .map(|id| id.trim().to_owned())
@@ -311,35 +293,6 @@ fn has_outer_whitespace(text: &str) -> bool {
     text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace)
 }
 
-fn resolve_authority(
-    setting: AuthoritySetting,
-    tenant: Option<&str>,
-) -> Result<Authority, ConfigError> {
-    let tenant = || -> Result<Tenant, ConfigError> {
-        let tenant = tenant.ok_or_else(|| ConfigError::Missing {
-            setting: "tenant",
-            fix: "give the tenant id, a verified domain such as contoso.onmicrosoft.com, or `organizations`".to_owned(),
-        })?;
-        let tenant = Tenant::parse(tenant)?;
-        check_tenant(&tenant)?;
-        Ok(tenant)
-    };
-    let authority = match setting {
-        AuthoritySetting::Public => Authority::public_cloud(tenant()?),
-        AuthoritySetting::Cloud(cloud) => Authority::cloud(cloud, tenant()?),
-        AuthoritySetting::Host(base_url) => Authority::custom(&base_url, tenant()?)?,
-        AuthoritySetting::Adfs(url) => Authority::adfs(&url)?,
-        AuthoritySetting::Authority(authority) => {
-            if let Some(tenant) = authority.tenant() {
-                check_tenant(tenant)?;
-            }
-            authority
-        }
-        AuthoritySetting::Endpoint(_) => unreachable!("build() handles explicit endpoints"),
-    };
-    Ok(authority)
-}
-
 /// Entra ID answers the password grant on `common` and `consumers` with AADSTS9001023;
 /// saying so here saves a round trip and names the fix.
 fn check_tenant(tenant: &Tenant) -> Result<(), ConfigError> {
@@ -362,9 +315,7 @@ fn check_tenant(tenant: &Tenant) -> Result<(), ConfigError> {
 impl fmt::Debug for UsernamePasswordBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UsernamePasswordBuilder")
-            .field("tenant", &self.tenant)
             .field("authority", &self.authority)
-            .field("version", &self.version)
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",
