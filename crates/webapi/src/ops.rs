@@ -327,15 +327,18 @@ impl Client {
         target_set: &str,
         target: impl Into<RecordKey>,
     ) -> Result<(), WebApiError> {
-        let path = format!(
-            "{}/{navigation}/$ref",
-            entity_path(entity_set, &key.into())?
-        );
-        let target_url = self.url(&entity_path(target_set, &target.into())?)?;
-        let body = serde_json::json!({ "@odata.id": target_url.as_str() });
-        self.execute(Prepared::new(Method::POST, self.url(&path)?, Replay::Unsafe).json_body(&body))
-            .await
-            .map(|_| ())
+        let (key, target) = (key.into(), target.into());
+        // Adding to a collection twice fails (duplicate association): not replayable.
+        self.send_reference(
+            Method::POST,
+            Replay::Unsafe,
+            entity_set,
+            &key,
+            navigation,
+            target_set,
+            &target,
+        )
+        .await
     }
 
     /// Sets a single-valued navigation property (a lookup) to a record
@@ -352,13 +355,36 @@ impl Client {
         target_set: &str,
         target: impl Into<RecordKey>,
     ) -> Result<(), WebApiError> {
-        let path = format!(
-            "{}/{navigation}/$ref",
-            entity_path(entity_set, &key.into())?
-        );
-        let target_url = self.url(&entity_path(target_set, &target.into())?)?;
+        let (key, target) = (key.into(), target.into());
+        // Setting a lookup to the same record twice leaves the same state: replayable.
+        self.send_reference(
+            Method::PUT,
+            Replay::Safe,
+            entity_set,
+            &key,
+            navigation,
+            target_set,
+            &target,
+        )
+        .await
+    }
+
+    /// `{method} {set}({key})/{navigation}/$ref` with `{"@odata.id": target URL}`.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_reference(
+        &self,
+        method: Method,
+        replay: Replay,
+        entity_set: &str,
+        key: &RecordKey,
+        navigation: &str,
+        target_set: &str,
+        target: &RecordKey,
+    ) -> Result<(), WebApiError> {
+        let path = format!("{}/{navigation}/$ref", entity_path(entity_set, key)?);
+        let target_url = self.url(&entity_path(target_set, target)?)?;
         let body = serde_json::json!({ "@odata.id": target_url.as_str() });
-        self.execute(Prepared::new(Method::PUT, self.url(&path)?, Replay::Safe).json_body(&body))
+        self.execute(Prepared::new(method, self.url(&path)?, replay).json_body(&body))
             .await
             .map(|_| ())
     }
