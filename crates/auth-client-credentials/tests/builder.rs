@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use d365_auth_client_credentials::ClientCredentials;
 use d365_auth_core::{ErrorKind, TokenProvider, TokenRequest};
 use secrecy::SecretString;
-use support::{Canned, CannedServer};
+use support::{Canned, CannedServer, LogCapture};
 
 const CLIENT: &str = "00000000-0000-0000-0000-0000000000c1";
 const JWT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
@@ -153,27 +153,10 @@ fn valid_settings_pick_the_right_endpoint() {
     assert!(v2.cache_key().contains(CLIENT) && v2.cache_key().contains("oauth2/v2.0/token"));
 }
 
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn a_secret_id_instead_of_a_value_is_warned_about_without_showing_it() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .finish();
+    let logs = LogCapture::default();
+    let subscriber = logs.subscriber();
     let secret_id = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
     let grant = tracing::subscriber::with_default(subscriber, || {
         ClientCredentials::builder()
@@ -183,7 +166,7 @@ fn a_secret_id_instead_of_a_value_is_warned_about_without_showing_it() {
             .build()
     });
     assert!(grant.is_ok(), "a warning, not an error");
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(
         text.contains("looks like a GUID") && text.contains("AADSTS7000215"),
         "{text}"

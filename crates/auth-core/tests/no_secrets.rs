@@ -4,15 +4,12 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use d365_auth_core::{
     Authority, ClientCredential, ClientKind, EndpointVersion, Tenant, TokenEndpointClient,
     TokenForm, TokenRequest,
 };
 use secrecy::SecretString;
-use support::{Canned, CannedServer};
+use support::{Canned, CannedServer, LogCapture};
 
 const SECRETS: &[&str] = &[
     "CLIENT-SECRET-VALUE",
@@ -24,29 +21,10 @@ const SECRETS: &[&str] = &[
     "NEW-REFRESH-VALUE",
 ];
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_secret_in_logs_debug_or_errors() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = LogCapture::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
 
     let success = r#"{"token_type":"Bearer","expires_in":3599,"access_token":"ACCESS-TOKEN-VALUE","refresh_token":"NEW-REFRESH-VALUE"}"#;
     let failure = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.","error_codes":[7000215]}"#;
@@ -93,7 +71,7 @@ async fn no_secret_in_logs_debug_or_errors() {
             }
         }
     }
-    observed.push_str(&String::from_utf8_lossy(&logs.0.lock().unwrap()));
+    observed.push_str(&logs.text());
     assert!(
         observed.contains("token_request"),
         "TRACE logging was not captured"
