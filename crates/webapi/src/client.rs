@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use d365_auth_core::{Resource, TokenCache, TokenProvider, TokenRequest};
+use d365_auth_core::{Resource, TokenCache, TokenProvider, TokenRequest, TokenStore};
 use url::Url;
 
 use crate::error::WebApiError;
@@ -109,6 +109,7 @@ impl Client {
             retry: RetrySettings::default(),
             http: None,
             max_parallelism: 16,
+            token_store: None,
         }
     }
 
@@ -190,9 +191,17 @@ pub struct ClientBuilder {
     retry: RetrySettings,
     http: Option<reqwest::Client>,
     max_parallelism: usize,
+    token_store: Option<Arc<dyn TokenStore>>,
 }
 
 impl ClientBuilder {
+    /// Keep tokens in `store` too (a file for a command line, Redis for a fleet), so they
+    /// outlive the process and are shared.
+    pub fn token_store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.token_store = Some(store);
+        self
+    }
+
     /// The Web API version (`v9.2` unless set).
     pub fn api_version(mut self, version: impl Into<String>) -> Self {
         self.api_version = version.into();
@@ -280,7 +289,10 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 http,
                 token_request: TokenRequest::new(org.clone()),
-                tokens: TokenCache::new(self.provider),
+                tokens: match self.token_store {
+                    Some(store) => TokenCache::builder(self.provider).store(store).build(),
+                    None => TokenCache::new(self.provider),
+                },
                 api_root,
                 org,
                 retry: self.retry,

@@ -51,3 +51,8 @@ pub use ops::{Created, RawResponse, UpsertMode, WhoAmI, etag, formatted_value};
 pub use options::RequestOptions;
 pub use paging::Page;
 pub use query::{Filter, Literal, Order, Query, RecordKey};
+
+/// The guide `docs/webapi.md`, compiled as doc tests so its examples stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/webapi.md")]
+struct WebApiGuide;
