@@ -76,7 +76,7 @@ async fn client_secret_post_sends_the_secret_in_the_body_with_a_v2_scope() {
         "eyJ.v2.token"
     );
     assert_eq!(captured.method, "POST");
-    assert_eq!(captured.path, format!("/{TENANT}/oauth2/v2.0/token"));
+    assert_eq!(captured.path(), format!("/{TENANT}/oauth2/v2.0/token"));
     assert_eq!(
         captured.header("content-type"),
         Some("application/x-www-form-urlencoded")
@@ -177,7 +177,7 @@ async fn v1_sends_resource_and_reads_string_numbers() {
         "{lifetime:?}"
     );
     let captured = server.requests().remove(0);
-    assert_eq!(captured.path, format!("/{TENANT}/oauth2/token"));
+    assert_eq!(captured.path(), format!("/{TENANT}/oauth2/token"));
     let form = captured.form();
     assert!(form.contains(&(
         "resource".into(),

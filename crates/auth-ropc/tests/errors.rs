@@ -2,6 +2,7 @@
 //! what to do: Entra's refusals as they come back through this grant, and the mistakes the
 //! builder catches before any request.
 
+#[path = "../../auth-core/tests/support/mod.rs"]
 mod support;
 
 use d365_auth_core::{Authority, ErrorKind, TokenProvider, TokenRequest};

@@ -3,10 +3,9 @@
 //! every path of the grant runs against answers that succeed and fail, and everything
 //! observable is searched for each secret.
 
+#[path = "../../auth-core/tests/support/mod.rs"]
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use d365_auth_core::{TokenCache, TokenProvider, TokenRequest};
@@ -22,20 +21,6 @@ const SECRETS: &[&str] = &[
     "NEW-REFRESH-VALUE",
 ];
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn builder(base: &str) -> d365_auth_ropc::UsernamePasswordBuilder {
     UsernamePassword::builder()
         .authority_host(base)
@@ -50,13 +35,8 @@ fn builder(base: &str) -> d365_auth_ropc::UsernamePasswordBuilder {
 
 #[tokio::test]
 async fn no_secret_in_logs_debug_or_errors() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = support::LogCapture::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
 
     let request = TokenRequest::for_url("https://contoso.crm.dynamics.com").unwrap();
     let mut observed = String::new();
@@ -147,7 +127,7 @@ async fn no_secret_in_logs_debug_or_errors() {
         observed.push_str(&format!("{error}\n{error:?}\n"));
     }
 
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(
         logged.contains("begins or ends with whitespace"),
         "the leading-space warning is missing:\n{logged}"

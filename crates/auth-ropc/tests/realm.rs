@@ -2,6 +2,7 @@
 //! managed user goes ahead (and the realm is not asked again); a missing or unreachable
 //! realm endpoint skips the check, as MSAL does; the check can be turned off.
 
+#[path = "../../auth-core/tests/support/mod.rs"]
 mod support;
 
 use d365_auth_core::{ErrorKind, TokenProvider, TokenRequest};

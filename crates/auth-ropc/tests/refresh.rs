@@ -2,6 +2,7 @@
 //! Renewals redeem the refresh token; each new refresh token replaces the old one; a
 //! refused refresh token, and only that, falls back to the password.
 
+#[path = "../../auth-core/tests/support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

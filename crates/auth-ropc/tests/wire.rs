@@ -2,6 +2,7 @@
 //! client, v2 scopes with `offline_access`, the v1 and AD FS `resource`, the user realm
 //! call before it, and what comes back on the token.
 
+#[path = "../../auth-core/tests/support/mod.rs"]
 mod support;
 
 use d365_auth_core::{

@@ -76,7 +76,7 @@ async fn every_request_carries_the_odata_headers_and_a_client_request_id() {
         "6c1d2e3f-0000-0000-0000-0000000000c1"
     );
     let request = &server.requests()[0];
-    assert_eq!(request.path, "/api/data/v9.2/WhoAmI");
+    assert_eq!(request.path(), "/api/data/v9.2/WhoAmI");
     assert_eq!(request.header("authorization"), Some("Bearer token-1"));
     assert_eq!(request.header("accept"), Some("application/json"));
     assert_eq!(request.header("odata-maxversion"), Some("4.0"));
@@ -169,7 +169,7 @@ async fn a_replayed_create_with_id_that_finds_its_record_succeeds() {
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].method, "PATCH");
-    assert_eq!(requests[0].path, format!("/api/data/v9.2/accounts({id})"));
+    assert_eq!(requests[0].path(), format!("/api/data/v9.2/accounts({id})"));
     assert_eq!(requests[0].header("if-none-match"), Some("*"));
 
     // A 412 on the first attempt is a real conflict.
@@ -257,7 +257,7 @@ async fn a_long_get_travels_inside_a_batch_with_its_authorization() {
     assert_eq!(page.records[0]["name"], "a");
     let request = &server.requests()[0];
     assert_eq!(request.method, "POST");
-    assert_eq!(request.path, "/api/data/v9.2/$batch");
+    assert_eq!(request.path(), "/api/data/v9.2/$batch");
     assert_eq!(request.header("authorization"), Some("Bearer token-1"));
     assert!(
         request
