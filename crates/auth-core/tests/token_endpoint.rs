@@ -424,15 +424,7 @@ async fn every_kind_of_answer_is_read_into_a_typed_error() {
 #[tokio::test]
 async fn identity_errors_keep_entra_diagnostics() {
     let (outcome, _) = send_one(
-        Canned::json(
-            401,
-            &answers()[0]
-                .1
-                .body
-                .iter()
-                .map(|b| *b as char)
-                .collect::<String>(),
-        ),
+        Canned::json(401, String::from_utf8(answers()[0].1.body.clone()).unwrap()),
         |endpoint| {
             TokenForm::client_credentials(CLIENT).target(
                 leak(org()),
