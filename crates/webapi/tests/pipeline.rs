@@ -59,7 +59,7 @@ const WHO: &str = r#"{"@odata.context":"x","BusinessUnitId":"6c1d2e3f-0000-0000-
 fn throttled(code: &str) -> Canned {
     Canned::json(
         429,
-        &format!(
+        format!(
             r#"{{"error":{{"code":"{code}","message":"Number of requests exceeded the limit of 6000 over time window of 300 seconds."}}}}"#
         ),
     )
