@@ -1,0 +1,158 @@
+//! [`ConnectError`]: what is wrong with a connection string, the environment, or the
+//! connection built from them, and how to fix it. No variant holds a secret: values of
+//! secret keys are never copied into an error, and names of unknown keys are not shown
+//! (a misquoted secret can turn into one).
+
+use d365_auth_core::{AuthError, ConfigError, ErrorSource};
+
+use super::auth_type::AuthType;
+use crate::error::WebApiError;
+
+/// An error from parsing a connection string or the environment, or from building a
+/// provider or a client from them.
+///
+/// `Display` says what is wrong and how to fix it; neither it nor `Debug` ever contains a
+/// secret (a password, a client secret, a certificate password).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The text does not follow the connection string grammar.
+    #[error("the connection string is malformed at character {position}: {problem}; {fix}")]
+    Syntax {
+        /// 1-based position of the character or pair at fault.
+        position: usize,
+        /// What is wrong (never the value).
+        problem: String,
+        /// How to fix it.
+        fix: &'static str,
+    },
+    /// A required key is missing (or empty).
+    #[error("the connection string has no {key}{}: {fix}", unrecognised_note(*unrecognised))]
+    MissingKey {
+        /// The key, as d365 writes it, with its aliases.
+        key: &'static str,
+        /// How to provide it.
+        fix: String,
+        /// How many keys of the string d365 does not recognise (perhaps misspelt).
+        unrecognised: usize,
+    },
+    /// A key has a value that cannot work.
+    #[error("{key}: {problem}; {fix}")]
+    InvalidValue {
+        /// The key, as d365 writes it.
+        key: &'static str,
+        /// What is wrong (never a secret value).
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
+    /// The organization URL (`Url`, `ServiceUri`, ...) is not valid.
+    #[error("Url: {0}")]
+    InvalidUrl(#[source] ConfigError),
+    /// `AuthType` names no authentication type.
+    #[error(
+        "AuthType `{value}` is not an authentication type; use ClientSecret or Certificate for an application, OAuth with Username and Password for a user, or ExternalTokenManagement with a token callback"
+    )]
+    UnknownAuthType {
+        /// The value given.
+        value: String,
+    },
+    /// An authentication type d365 cannot use, and what to use instead.
+    #[error("AuthType={auth_type} cannot be used with d365: {reason}; {alternative}")]
+    UnsupportedAuthType {
+        /// The type given.
+        auth_type: AuthType,
+        /// Why it cannot work.
+        reason: &'static str,
+        /// What to use instead.
+        alternative: &'static str,
+    },
+    /// `AuthType=OAuth` without a user name and password asks for interactive sign-in.
+    #[error(
+        "AuthType=OAuth without Username and Password means interactive sign-in, which d365 does not do (there is no browser or prompt in a library); give Username and Password for the password grant (users without multi-factor authentication), or use AuthType=ClientSecret or AuthType=Certificate with an application user for unattended work"
+    )]
+    InteractiveSignIn,
+    /// `Integrated Security=true` asks for the signed-in Windows user.
+    #[error(
+        "Integrated Security=true signs in as the current Windows user, which is not available outside Windows' own authentication stack; give Username and Password with AuthType=OAuth, or use AuthType=ClientSecret or AuthType=Certificate"
+    )]
+    IntegratedSecurity,
+    /// A certificate named by thumbprint in a Windows certificate store.
+    #[error(
+        "the certificate {thumbprint} is to be read from the Windows certificate store `{store}`, and certificate stores are Windows-only; export the certificate with its private key and give CertificatePath=<file.pfx or file.pem> (with CertificatePassword for a protected .pfx); keep Thumbprint to have d365 check it is the right certificate"
+    )]
+    CertificateStore {
+        /// The thumbprint given.
+        thumbprint: String,
+        /// The store named (`My` when none was).
+        store: String,
+    },
+    /// The certificate file does not hold the certificate the thumbprint names.
+    #[error(
+        "the certificate in CertificatePath has the SHA-1 thumbprint {found}, not {expected} as Thumbprint says; give the file of the certificate registered for the application, or correct Thumbprint"
+    )]
+    CertificateMismatch {
+        /// The thumbprint from the connection string, upper case.
+        expected: String,
+        /// The thumbprint of the certificate in the file.
+        found: String,
+    },
+    /// `AuthType=ExternalTokenManagement` without a token callback.
+    #[error(
+        "AuthType=ExternalTokenManagement takes its tokens from your code, and no token callback was given; pass one with ConnectOptions::token_callback or ConnectionString::into_client_with_token_callback"
+    )]
+    TokenCallbackRequired,
+    /// The azure-identity environment variables do not describe a credential.
+    #[error("{problem}; {fix}")]
+    Environment {
+        /// What is missing or wrong (variable names, never values).
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
+    /// The organization's authority could not be discovered from its `401` challenge.
+    #[error("could not discover the authority of {org}: {problem}; {fix}")]
+    Discovery {
+        /// The organization URL.
+        org: String,
+        /// What went wrong.
+        problem: String,
+        /// How to fix it.
+        fix: &'static str,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<ErrorSource>,
+    },
+    /// The grant's settings cannot work (from the grant's builder).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Getting a token failed (boxed: it is large).
+    #[error(transparent)]
+    Auth(Box<AuthError>),
+    /// Building the Web API client failed (boxed: it is large).
+    #[error(transparent)]
+    WebApi(Box<WebApiError>),
+}
+
+impl From<AuthError> for ConnectError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Config(config) => Self::Config(config),
+            other => Self::Auth(Box::new(other)),
+        }
+    }
+}
+
+impl From<WebApiError> for ConnectError {
+    fn from(error: WebApiError) -> Self {
+        Self::WebApi(Box::new(error))
+    }
+}
+
+fn unrecognised_note(count: usize) -> String {
+    match count {
+        0 => String::new(),
+        1 => " (and one of its keys is not one d365 knows: check its spelling)".to_owned(),
+        n => format!(" (and {n} of its keys are not ones d365 knows: check their spelling)"),
+    }
+}
