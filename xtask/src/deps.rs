@@ -102,6 +102,13 @@ pub(crate) const RULES: &[Rule] = &[
         reason: "webapi may reach the grant crates only through its `connect` feature",
     },
     Rule {
+        package: "d365-token-store-redis",
+        features: Features::Default,
+        forbidden: LIBRARY_FORBIDDEN,
+        allowed_internal: &["d365-auth-core"],
+        reason: "a token store depends on auth-core alone, like a grant",
+    },
+    Rule {
         package: "d365-emulator",
         features: Features::Default,
         forbidden: &[],
@@ -427,6 +434,22 @@ mod tests {
             ));
             assert_eq!(evaluate(&rule, &bad).unwrap()[0].forbidden, *other_flow);
         }
+    }
+
+    #[test]
+    fn the_redis_token_store_may_depend_on_auth_core_alone() {
+        let rule = rule_for("d365-token-store-redis", Features::Default);
+        let ok = tree(
+            "0d365-token-store-redis v0.1.0\n1d365-auth-core v0.1.0\n1redis v1.8.1\n1aes-gcm v0.11.1\n",
+        );
+        assert_eq!(evaluate(&rule, &ok).unwrap(), []);
+        let bad = tree("0d365-token-store-redis v0.1.0\n1d365-webapi v0.1.0\n1anyhow v1.0.0\n");
+        let forbidden: Vec<_> = evaluate(&rule, &bad)
+            .unwrap()
+            .into_iter()
+            .map(|violation| violation.forbidden)
+            .collect();
+        assert_eq!(forbidden, ["d365-webapi", "anyhow"]);
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //!
 //! - `node/` — an npm prefix (`node/node_modules/<package>`),
 //! - `venv/` — a Python virtual environment (`venv/bin/python`).
+//!
+//! Debian packages (servers the tests start, such as `redis-server`) are the exception:
+//! they are installed system-wide with `apt-get`, and the tests find their programs on
+//! `PATH`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,7 +30,14 @@ pub(crate) enum Source {
     Npm,
     /// A package from PyPI, into the `venv/` virtual environment.
     Pip,
+    /// A Debian package, installed system-wide with `apt-get` (with `sudo -n` when not
+    /// root). Debian's archive keeps only the current build of each package, so these are
+    /// not pinned: their `version` is [`DISTRIBUTION_VERSION`].
+    Apt,
 }
+
+/// The `version` of a [`Source::Apt`] tool: whatever the distribution release ships.
+pub(crate) const DISTRIBUTION_VERSION: &str = "distribution";
 
 /// One pinned tool the tests need.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +46,7 @@ pub(crate) struct Tool {
     pub(crate) source: Source,
     /// The package name in that registry.
     pub(crate) package: &'static str,
-    /// The exact version to install.
+    /// The exact version to install ([`DISTRIBUTION_VERSION`] for Debian packages).
     pub(crate) version: &'static str,
 }
 
@@ -60,6 +71,13 @@ pub(crate) const TOOLS: &[Tool] = &[
         package: "azure-identity",
         version: "1.27.0",
     },
+    // A real Redis for the Redis token store's tests (d365-token-store-redis), which start
+    // it on a random loopback port.
+    Tool {
+        source: Source::Apt,
+        package: "redis-server",
+        version: DISTRIBUTION_VERSION,
+    },
 ];
 
 /// The directory every interop tool is installed under (absolute): `target/interop`, or
@@ -76,7 +94,7 @@ pub(crate) fn interop_dir() -> PathBuf {
 pub(crate) fn install_all() -> Result<()> {
     let dir = interop_dir();
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    for source in [Source::Npm, Source::Pip] {
+    for source in [Source::Npm, Source::Pip, Source::Apt] {
         let mut missing = Vec::new();
         for tool in TOOLS.iter().filter(|tool| tool.source == source) {
             if is_installed(&dir, tool) {
@@ -105,6 +123,7 @@ fn is_installed(dir: &Path, tool: &Tool) -> bool {
     match tool.source {
         Source::Npm => npm_installed_version(dir, tool.package).as_deref() == Some(tool.version),
         Source::Pip => pip_is_installed(dir, tool),
+        Source::Apt => apt_is_installed(tool.package),
     }
 }
 
@@ -140,7 +159,51 @@ fn install(dir: &Path, source: Source, tools: &[Tool]) -> Result<()> {
                 )
                 .run()
         }
+        Source::Apt => {
+            let packages = tools.iter().map(|tool| tool.package);
+            apt_get(["update", "-qq"])?;
+            apt_get(
+                ["install", "-y", "-qq", "--no-install-recommends"]
+                    .into_iter()
+                    .chain(packages),
+            )
+        }
     }
+}
+
+/// `apt-get <args>`, non-interactive; through `sudo -n` unless we are root.
+fn apt_get<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let is_root = Cmd::new("id").arg("-u").read()?.trim() == "0";
+    let command = if is_root {
+        Cmd::new("apt-get")
+    } else {
+        Cmd::new("sudo").args(["-n", "apt-get"])
+    };
+    command
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()
+}
+
+/// Whether the Debian package `package` is installed, by `dpkg-query`; on a machine
+/// without dpkg, whether a program of that name is on `PATH` (installed some other way).
+fn apt_is_installed(package: &str) -> bool {
+    let probe = std::process::Command::new("dpkg-query")
+        .args(["--show", "--showformat=${Status}", package])
+        .stderr(std::process::Stdio::null())
+        .output();
+    match probe {
+        Ok(output) => dpkg_status_is_installed(&String::from_utf8_lossy(&output.stdout)),
+        Err(_) => std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| dir.join(package).is_file())
+        }),
+    }
+}
+
+/// Whether a `dpkg-query --showformat=${Status}` answer means "installed" (not merely
+/// known, removed, or half-configured).
+fn dpkg_status_is_installed(status: &str) -> bool {
+    status.trim() == "install ok installed"
 }
 
 /// The version of an npm package installed under `dir/node`, from its `package.json`.
@@ -203,6 +266,14 @@ mod tests {
     #[test]
     fn every_tool_is_pinned_to_an_exact_version() {
         for tool in TOOLS {
+            if tool.source == Source::Apt {
+                assert_eq!(
+                    tool.version, DISTRIBUTION_VERSION,
+                    "{} is a Debian package: it follows the distribution",
+                    tool.package
+                );
+                continue;
+            }
             assert!(
                 !tool.version.is_empty()
                     && tool.version.chars().all(|c| c.is_ascii_digit() || c == '.'),
@@ -211,6 +282,29 @@ mod tests {
                 tool.version
             );
         }
+    }
+
+    #[test]
+    fn dpkg_status_means_installed_only_when_fully_installed() {
+        assert!(dpkg_status_is_installed("install ok installed"));
+        assert!(dpkg_status_is_installed("install ok installed\n"));
+        for status in [
+            "",
+            "deinstall ok config-files",
+            "install ok half-configured",
+            "install ok unpacked",
+        ] {
+            assert!(!dpkg_status_is_installed(status), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn the_redis_store_tests_get_a_redis_server_from_debian() {
+        let redis = TOOLS
+            .iter()
+            .find(|tool| tool.package == "redis-server")
+            .expect("redis-server is in TOOLS");
+        assert_eq!(redis.source, Source::Apt);
     }
 
     #[test]

@@ -24,6 +24,7 @@ const STANDALONE_BUILDS: &[&[&str]] = &[
     &["--package", "d365-auth-client-credentials"],
     &["--package", "d365-auth-ropc"],
     &["--package", "d365-webapi", "--no-default-features"],
+    &["--package", "d365-token-store-redis"],
 ];
 
 /// Runs every step of `cargo xtask test`, then prints the summary and the test counts.

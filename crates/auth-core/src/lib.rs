@@ -83,5 +83,7 @@ pub use error::{AuthError, ConfigError, ErrorKind, ErrorSource, IdentityError};
 pub use provider::{Grant, TokenProvider};
 pub use resource::{ClientKind, Resource, TokenRequest};
 pub use settings::{AuthoritySettings, ResolvedAuthority};
-pub use store::{MemoryStore, StoreError, TokenStore};
+pub use store::{
+    FileStore, FileStoreBuilder, MemoryStore, StoreError, TokenStore, decode_token, encode_token,
+};
 pub use token::{AccessToken, AccessTokenBuilder};

@@ -1,6 +1,8 @@
 //! [`TokenStore`]: where a [`TokenCache`](crate::TokenCache) keeps tokens beyond its own
-//! memory, so that they can be shared between caches and outlive a process; and
-//! [`MemoryStore`], the default.
+//! memory, so that they can be shared between caches and outlive a process;
+//! [`MemoryStore`], the default; [`FileStore`], a JSON file for command lines; and
+//! [`encode_token`]/[`decode_token`], the record format persistent stores share (the
+//! Redis store in `d365-token-store-redis` writes it too).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,6 +12,12 @@ use async_trait::async_trait;
 
 use crate::error::ErrorSource;
 use crate::token::AccessToken;
+
+mod file;
+mod record;
+
+pub use file::{FileStore, FileStoreBuilder};
+pub use record::{decode_token, encode_token};
 
 /// A place to keep tokens (with their refresh tokens) by key.
 ///

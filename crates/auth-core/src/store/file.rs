@@ -1,0 +1,537 @@
+//! [`FileStore`]: tokens in one JSON file, for a command line that should not ask the
+//! identity provider for a token on every invocation.
+//!
+//! # The file
+//!
+//! `{"format": "d365-token-store", "entries": {"<store key>": <record>, ...}}`, where a
+//! record is what [`encode_token`](crate::encode_token) writes. It holds access and refresh
+//! tokens in clear text, so it is created with mode `0600` on Unix (inside a directory
+//! created `0700` when missing); elsewhere it inherits the directory's access control.
+//! A file with looser permissions is reported with a warning and rewritten `0600` on the
+//! next save.
+//!
+//! # Writing: atomic replace under an advisory lock
+//!
+//! Every write is a read-modify-write of the whole file: read the entries, drop the ones
+//! not worth keeping (expired and without a refresh token, or whose refresh token is
+//! older than the configured limit), change one, write everything to `<file>.tmp` in the
+//! same directory (mode `0600`), `fsync` it, `rename` it over the file and `fsync` the
+//! directory. A reader therefore sees the old file or the new one, never half of one, so
+//! [`load`](crate::TokenStore::load) takes no lock.
+//!
+//! Two writers (two processes, or two tasks of one) must not interleave their
+//! read-modify-writes, or one would lose the other's entry. They serialize on an
+//! operating-system advisory lock (`File::try_lock`: `flock` on Unix, `LockFileEx` on
+//! Windows) on a sibling `<file>.lock`, never removed. We chose this over a lock file
+//! created with `create_new` because the operating system releases the lock when its
+//! holder exits or crashes: there is no stale lock to detect, no timeout to guess, and
+//! no race between two processes breaking the same stale lock. The lock is on the
+//! sibling rather than on the data file because the data file is replaced by `rename`
+//! on every write: a lock on it would lock an inode that is about to be unlinked. The
+//! lock is taken with `try_lock` and retried with a backoff (1 ms doubling to 50 ms), up
+//! to a timeout (10 s by default), so a wedged holder turns into a [`StoreError`], which
+//! the cache logs, not into a hang. (Advisory locks are unreliable on some network file
+//! systems; keep the file on a local disk.)
+//!
+//! # Not blocking the runtime
+//!
+//! Reading, locking, writing and `fsync` are blocking calls that can take tens of
+//! milliseconds (`fsync`) or, while another process holds the lock, up to the lock
+//! timeout. Each operation therefore runs whole on Tokio's blocking pool
+//! (`spawn_blocking`), never on a runtime worker; outside a Tokio runtime it runs inline.
+//!
+//! # Damage
+//!
+//! A file that is not JSON, or JSON of another shape ("foreign"), reads as empty, with a
+//! warning, and is replaced by the next save; a single unreadable entry is skipped the
+//! same way. Neither is an error: a token cache must not fail because its cache file is
+//! damaged. Warnings name the file and what is wrong, never a value from it.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::store::record::{Record, json_error_kind};
+use crate::store::{StoreError, TokenStore};
+use crate::token::AccessToken;
+
+/// What the file says it is, so that a foreign JSON file is recognized as such.
+const FORMAT: &str = "d365-token-store";
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Entra ID's default refresh token lifetime (a sliding window of 90 days).
+const DEFAULT_KEEP_REFRESH_TOKENS_FOR: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+const MAX_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Tokens (with their refresh tokens) in a JSON file that outlives the process: the store
+/// for a command line. Several processes may share the file.
+///
+/// See the module documentation in the source for the design; in short: mode `0600`,
+/// atomic replace (temporary file, `fsync`, `rename`), writers serialized by an advisory
+/// lock on `<file>.lock`, a damaged or foreign file replaced with a warning, blocking
+/// I/O on Tokio's blocking pool. Cloning is cheap and clones share the settings.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use d365_auth_core::{FileStore, TokenCache, TokenProvider, TokenRequest};
+///
+/// # async fn run(provider: impl TokenProvider + 'static) -> Result<(), Box<dyn std::error::Error>> {
+/// let path = FileStore::default_path().ok_or("no cache directory")?;
+/// let cache = TokenCache::builder(provider)
+///     .store(Arc::new(FileStore::new(path)))
+///     .build();
+/// // The first run of the program asks the identity provider; later runs read the file.
+/// let token = cache.get(&TokenRequest::for_url("https://contoso.crm.dynamics.com")?).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct FileStore {
+    settings: Arc<Settings>,
+}
+
+struct Settings {
+    path: PathBuf,
+    lock_path: PathBuf,
+    temp_path: PathBuf,
+    lock_timeout: Duration,
+    keep_refresh_tokens_for: Duration,
+}
+
+/// Configures a [`FileStore`]; see [`FileStore::builder`].
+#[must_use]
+#[derive(Clone, Debug)]
+pub struct FileStoreBuilder {
+    path: PathBuf,
+    lock_timeout: Duration,
+    keep_refresh_tokens_for: Duration,
+}
+
+impl FileStore {
+    /// A store in the file at `path` with the default settings. Nothing is read or
+    /// created until the store is used.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::builder(path).build()
+    }
+
+    /// Configures a store in the file at `path`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use d365_auth_core::FileStore;
+    ///
+    /// let store = FileStore::builder(std::env::temp_dir().join("d365-doc-tokens.json"))
+    ///     .lock_timeout(Duration::from_secs(2))
+    ///     .keep_refresh_tokens_for(Duration::from_secs(24 * 60 * 60))
+    ///     .build();
+    /// assert!(store.path().ends_with("d365-doc-tokens.json"));
+    /// ```
+    pub fn builder(path: impl Into<PathBuf>) -> FileStoreBuilder {
+        FileStoreBuilder {
+            path: path.into(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            keep_refresh_tokens_for: DEFAULT_KEEP_REFRESH_TOKENS_FOR,
+        }
+    }
+
+    /// The usual place for a user's token file: `$XDG_CACHE_HOME/d365/tokens.json` (or
+    /// `~/.cache/d365/tokens.json`) on Linux and other Unix systems,
+    /// `~/Library/Caches/d365/tokens.json` on macOS, `%LOCALAPPDATA%\d365\tokens.json` on
+    /// Windows. `None` when the environment names no home or cache directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// if let Some(path) = d365_auth_core::FileStore::default_path() {
+    ///     assert!(path.ends_with("d365/tokens.json") || path.ends_with("d365\\tokens.json"));
+    /// }
+    /// ```
+    #[must_use]
+    pub fn default_path() -> Option<PathBuf> {
+        let non_empty = |name: &str| {
+            std::env::var_os(name)
+                .filter(|value| !value.is_empty())
+                .map(PathBuf::from)
+        };
+        let cache_dir = if cfg!(windows) {
+            non_empty("LOCALAPPDATA")
+        } else if cfg!(target_os = "macos") {
+            non_empty("HOME").map(|home| home.join("Library/Caches"))
+        } else {
+            non_empty("XDG_CACHE_HOME")
+                .or_else(|| non_empty("HOME").map(|home| home.join(".cache")))
+        }?;
+        Some(cache_dir.join("d365").join("tokens.json"))
+    }
+
+    /// The token file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.settings.path
+    }
+}
+
+impl FileStoreBuilder {
+    /// How long a write waits for another writer to release the lock before failing
+    /// (default 10 seconds). Writes hold the lock for milliseconds.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// How long an entry whose access token expired is kept for its refresh token
+    /// (default 90 days, Entra ID's refresh token lifetime). Expired entries without a
+    /// refresh token are dropped on the next write whatever this says.
+    pub fn keep_refresh_tokens_for(mut self, duration: Duration) -> Self {
+        self.keep_refresh_tokens_for = duration;
+        self
+    }
+
+    /// The store.
+    pub fn build(self) -> FileStore {
+        let sibling = |suffix: &str| {
+            let mut name: OsString = self.path.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        FileStore {
+            settings: Arc::new(Settings {
+                lock_path: sibling(".lock"),
+                temp_path: sibling(".tmp"),
+                path: self.path,
+                lock_timeout: self.lock_timeout,
+                keep_refresh_tokens_for: self.keep_refresh_tokens_for,
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for FileStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStore")
+            .field("path", &self.settings.path)
+            .field("lock_timeout", &self.settings.lock_timeout)
+            .field(
+                "keep_refresh_tokens_for",
+                &self.settings.keep_refresh_tokens_for,
+            )
+            .finish()
+    }
+}
+
+#[async_trait]
+impl TokenStore for FileStore {
+    async fn load(&self, key: &str) -> Result<Option<AccessToken>, StoreError> {
+        let settings = Arc::clone(&self.settings);
+        let key = key.to_owned();
+        blocking(move || settings.load(&key)).await
+    }
+
+    async fn save(&self, key: &str, token: &AccessToken) -> Result<(), StoreError> {
+        let settings = Arc::clone(&self.settings);
+        let key = key.to_owned();
+        let record = Record::from_token(token);
+        blocking(move || {
+            settings.update(|entries| {
+                entries.insert(key, record);
+            })
+        })
+        .await
+    }
+
+    async fn remove(&self, key: &str) -> Result<(), StoreError> {
+        let settings = Arc::clone(&self.settings);
+        let key = key.to_owned();
+        blocking(move || {
+            settings.update(|entries| {
+                entries.remove(&key);
+            })
+        })
+        .await
+    }
+}
+
+/// Runs `work` on Tokio's blocking pool when there is a runtime, inline otherwise. Its
+/// log events go to the caller's subscriber and span, as if it had run inline.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            let span = tracing::Span::current();
+            let dispatch = tracing::dispatcher::get_default(Clone::clone);
+            let work = move || tracing::dispatcher::with_default(&dispatch, || span.in_scope(work));
+            runtime.spawn_blocking(work).await.map_err(|error| {
+                StoreError::new("the token file task did not finish", Some(Box::new(error)))
+            })?
+        }
+        Err(_) => work(),
+    }
+}
+
+/// The file as written.
+#[derive(Serialize)]
+struct Contents<'a> {
+    format: &'a str,
+    entries: &'a BTreeMap<String, Record>,
+}
+
+/// The file as read: entries stay JSON values until each is checked, so that one bad
+/// entry does not spoil the others.
+#[derive(Deserialize)]
+struct RawContents {
+    format: String,
+    entries: BTreeMap<String, serde_json::Value>,
+}
+
+fn io_error(what: &str, path: &Path, error: io::Error) -> StoreError {
+    StoreError::new(format!("{what} {}", path.display()), Some(Box::new(error)))
+}
+
+impl Settings {
+    fn load(&self, key: &str) -> Result<Option<AccessToken>, StoreError> {
+        let Some(mut entries) = self.read_entries()? else {
+            return Ok(None);
+        };
+        let Some(value) = entries.remove(key) else {
+            return Ok(None);
+        };
+        match serde_json::from_value::<Record>(value).map(Record::into_token) {
+            Ok(Ok(token)) => Ok(Some(token)),
+            Ok(Err(error)) => {
+                tracing::warn!(path = %self.path.display(), %error, "skipping an unreadable entry of the token file");
+                Ok(None)
+            }
+            Err(error) => {
+                let problem = json_error_kind(&error);
+                tracing::warn!(path = %self.path.display(), problem, "skipping an unreadable entry of the token file");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The raw entries, `None` when there is no file. A damaged or foreign file reads as
+    /// empty, with a warning.
+    fn read_entries(&self) -> Result<Option<BTreeMap<String, serde_json::Value>>, StoreError> {
+        let mut file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io_error("cannot open the token file", &self.path, error)),
+        };
+        self.warn_if_readable_by_others(&file);
+        let mut text = String::new();
+        if let Err(error) = file.read_to_string(&mut text) {
+            if error.kind() == io::ErrorKind::InvalidData {
+                tracing::warn!(path = %self.path.display(), "the token file is not UTF-8; it will be replaced");
+                return Ok(Some(BTreeMap::new()));
+            }
+            return Err(io_error("cannot read the token file", &self.path, error));
+        }
+        match serde_json::from_str::<RawContents>(&text) {
+            Ok(contents) if contents.format == FORMAT => Ok(Some(contents.entries)),
+            Ok(_) => {
+                tracing::warn!(path = %self.path.display(), "the token file has another format; it will be replaced");
+                Ok(Some(BTreeMap::new()))
+            }
+            Err(error) => {
+                let problem = json_error_kind(&error);
+                tracing::warn!(path = %self.path.display(), problem, "the token file is damaged or foreign; it will be replaced");
+                Ok(Some(BTreeMap::new()))
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    fn warn_if_readable_by_others(&self, file: &File) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = file.metadata()
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %self.path.display(),
+                mode = format_args!("{:o}", metadata.permissions().mode() & 0o777),
+                "the token file is accessible to other users; it will be rewritten with mode 600"
+            );
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn warn_if_readable_by_others(&self, _file: &File) {}
+
+    /// Read-modify-write under the lock: `change` the valid entries, drop the ones not
+    /// worth keeping, replace the file atomically.
+    fn update(&self, change: impl FnOnce(&mut BTreeMap<String, Record>)) -> Result<(), StoreError> {
+        self.create_parent()?;
+        let _lock = self.lock()?;
+        let existing = self.read_entries()?;
+        let had_file = existing.is_some();
+        let mut entries = BTreeMap::new();
+        let mut skipped = 0_usize;
+        for (key, value) in existing.unwrap_or_default() {
+            match serde_json::from_value::<Record>(value) {
+                Ok(record) => {
+                    entries.insert(key, record);
+                }
+                Err(_) => skipped += 1,
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(path = %self.path.display(), skipped, "dropping unreadable entries of the token file");
+        }
+        change(&mut entries);
+        let now = SystemTime::now();
+        entries.retain(|_, record| record.is_worth_keeping(now, self.keep_refresh_tokens_for));
+        if !had_file && entries.is_empty() {
+            // Nothing to keep and nothing to replace: do not create an empty file.
+            return Ok(());
+        }
+        self.replace(&entries)
+    }
+
+    fn create_parent(&self) -> Result<(), StoreError> {
+        let Some(parent) = self
+            .path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        else {
+            return Ok(());
+        };
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(parent)
+            .map_err(|error| io_error("cannot create the directory", parent, error))
+    }
+
+    /// Takes the advisory lock on `<file>.lock`, retrying with a backoff up to the
+    /// timeout. Dropping the returned file releases it.
+    fn lock(&self) -> Result<File, StoreError> {
+        let file = private_file_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.lock_path)
+            .map_err(|error| io_error("cannot open the lock file", &self.lock_path, error))?;
+        let started = Instant::now();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(error)) => {
+                    return Err(io_error("cannot lock", &self.lock_path, error));
+                }
+            }
+            if started.elapsed() >= self.lock_timeout {
+                return Err(StoreError::new(
+                    format!(
+                        "{} stayed locked by another writer for {:?}",
+                        self.lock_path.display(),
+                        self.lock_timeout
+                    ),
+                    None,
+                ));
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Writes `entries` to the temporary file, syncs it and renames it over the file.
+    fn replace(&self, entries: &BTreeMap<String, Record>) -> Result<(), StoreError> {
+        let json = serde_json::to_vec_pretty(&Contents {
+            format: FORMAT,
+            entries,
+        })
+        .map_err(|error| {
+            StoreError::new(
+                format!(
+                    "cannot serialize the token file ({})",
+                    json_error_kind(&error)
+                ),
+                None,
+            )
+        })?;
+        // A temporary file left by a crash is ours (we hold the lock): start afresh so that
+        // the new one is created with our mode.
+        match fs::remove_file(&self.temp_path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io_error("cannot remove", &self.temp_path, error)),
+        }
+        let write = || -> io::Result<()> {
+            let mut file = private_file_options()
+                .write(true)
+                .create_new(true)
+                .open(&self.temp_path)?;
+            file.write_all(&json)?;
+            file.sync_all()
+        };
+        if let Err(error) = write() {
+            let _ = fs::remove_file(&self.temp_path);
+            return Err(io_error("cannot write", &self.temp_path, error));
+        }
+        fs::rename(&self.temp_path, &self.path).map_err(|error| {
+            let _ = fs::remove_file(&self.temp_path);
+            io_error("cannot replace the token file", &self.path, error)
+        })?;
+        self.sync_parent();
+        Ok(())
+    }
+
+    /// Makes the rename durable (Unix; elsewhere the rename is as durable as it gets).
+    #[cfg(unix)]
+    fn sync_parent(&self) {
+        let parent = match self.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        if let Err(error) = File::open(parent).and_then(|dir| dir.sync_all()) {
+            tracing::debug!(path = %parent.display(), %error, "could not sync the token file's directory");
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn sync_parent(&self) {}
+}
+
+/// Open options that create files readable and writable by their owner alone (Unix).
+fn private_file_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sibling_files_sit_next_to_the_token_file() {
+        let store = FileStore::new("/var/cache/d365/tokens.json");
+        assert_eq!(
+            store.settings.lock_path,
+            Path::new("/var/cache/d365/tokens.json.lock")
+        );
+        assert_eq!(
+            store.settings.temp_path,
+            Path::new("/var/cache/d365/tokens.json.tmp")
+        );
+        assert!(format!("{store:?}").contains("tokens.json"));
+    }
+}
