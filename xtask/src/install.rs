@@ -60,6 +60,12 @@ pub(crate) const TOOLS: &[Tool] = &[
         package: "oauth2-mock-server",
         version: "8.2.3",
     },
+    // An unmodified third-party Dataverse client, pointed at our emulator's Web API.
+    Tool {
+        source: Source::Npm,
+        package: "dynamics-web-api",
+        version: "2.5.0",
+    },
     // Microsoft's own clients, pointed at our emulator: it must satisfy them unmodified.
     Tool {
         source: Source::Pip,

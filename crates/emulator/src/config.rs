@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::dataverse::schema::TableConfig;
 use crate::error::EmulatorError;
 
 fn default_true() -> bool {
@@ -51,6 +52,12 @@ pub struct EmulatorConfig {
     /// Further tenants.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// Dataverse tables served beside the built-in ones (same form as a schema file).
+    #[serde(default)]
+    pub tables: Vec<TableConfig>,
+    /// The `x-ms-dop-hint` of Web API responses (default 4).
+    #[serde(default)]
+    pub dop_hint: Option<u32>,
 }
 
 impl Default for EmulatorConfig {
@@ -61,6 +68,8 @@ impl Default for EmulatorConfig {
             apps: Vec::new(),
             users: Vec::new(),
             tenants: Vec::new(),
+            tables: Vec::new(),
+            dop_hint: None,
         }
     }
 }

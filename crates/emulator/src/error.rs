@@ -40,4 +40,7 @@ pub enum EmulatorError {
         #[source]
         source: std::io::Error,
     },
+    /// The SQLite store could not be opened or prepared.
+    #[error("cannot open the Dataverse store: {0}")]
+    Store(String),
 }

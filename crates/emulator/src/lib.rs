@@ -1,5 +1,5 @@
-//! A local emulator of Microsoft Entra ID (and, next, the Dataverse Web API) for offline
-//! development and tests.
+//! A local emulator of Microsoft Entra ID and the Dataverse Web API for offline development
+//! and tests.
 //!
 //! The emulator is an independent server-side implementation of the protocol: it shares no
 //! code with the `d365` client crates, so that a misreading of the protocol in one is caught
@@ -10,7 +10,12 @@
 //! - OIDC discovery, JWKS, instance discovery and user realm, so that unmodified MSAL and
 //!   azure-identity get tokens from it (over https, instance discovery off);
 //! - Entra-shaped errors with the real AADSTS codes;
-//! - an admin API under `/_emulator/` to change the directory while it runs.
+//! - the Dataverse Web API under `/api/data/v9.2/` on the same base URL (the organization
+//!   URL): WhoAmI, CRUD, upsert, alternate keys, `$ref`, queries with keyset paging,
+//!   FetchXML, `$batch`, ETags, application users and security roles, service protection
+//!   limits and fault injection, over SQLite (in memory or a file);
+//! - an admin API under `/_emulator/` to change the directory, the organization, limits and
+//!   faults while it runs.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), d365_emulator::EmulatorError> {
@@ -29,6 +34,8 @@
 
 mod admin;
 mod config;
+mod connection;
+mod dataverse;
 mod directory;
 mod error;
 mod identity;
@@ -41,10 +48,16 @@ mod validation;
 pub use config::{
     AppConfig, CertificateConfig, EmulatorConfig, SecretConfig, TenantConfig, UserConfig,
 };
+pub use connection::{ConnectionString, connection_strings};
+pub use dataverse::faults::FaultConfig;
+pub use dataverse::limits::ServiceLimits;
+pub use dataverse::schema::{
+    ColumnConfig, ColumnType, KeyConfig, OptionConfig, SchemaConfig, TableConfig,
+};
 pub use error::EmulatorError;
 pub use seed::{
-    SeededCertificateApp, SeededIdentities, SeededPublicApp, SeededSecretApp, SeededTenant,
-    SeededUser,
+    SeededCertificateApp, SeededIdentities, SeededOrganization, SeededPublicApp, SeededSecretApp,
+    SeededTenant, SeededUser,
 };
 pub use server::{Emulator, EmulatorBuilder};
 pub use validation::{TokenRejection, TokenValidator, TokenVersion, ValidatedToken};

@@ -6,6 +6,7 @@
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
+use crate::dataverse::org::{NewUser, ids as org_ids};
 use crate::directory::{App, ClientCertificate, ClientSecret, Tenant, User};
 use crate::error::EmulatorError;
 use crate::keys::CertificateMaterial;
@@ -26,6 +27,15 @@ pub(crate) mod ids {
     pub(crate) const MFA_USER_UPN: &str = "bob@contoso.onmicrosoft.com";
     pub(crate) const MFA_USER_OBJECT_ID: &str = "d3650000-0005-4000-8000-000000000002";
     pub(crate) const USER_PASSWORD: &str = "Emulator-Passw0rd!";
+    pub(crate) const NO_USER_APP_ID: &str = "d3650000-a990-4000-8000-000000000004";
+    pub(crate) const NO_USER_APP_SECRET: &str = "d365-emulator-secret~4";
+    pub(crate) const READER_APP_ID: &str = "d3650000-a990-4000-8000-000000000005";
+    pub(crate) const READER_APP_SECRET: &str = "d365-emulator-secret~5";
+    pub(crate) const CONFIDENTIAL_APP_USER_ID: &str = "d3650000-5050-4000-8000-000000000001";
+    pub(crate) const CERTIFICATE_APP_USER_ID: &str = "d3650000-5050-4000-8000-000000000002";
+    pub(crate) const USER_SYSTEMUSER_ID: &str = "d3650000-5050-4000-8000-000000000003";
+    pub(crate) const MFA_USER_SYSTEMUSER_ID: &str = "d3650000-5050-4000-8000-000000000004";
+    pub(crate) const READER_APP_USER_ID: &str = "d3650000-5050-4000-8000-000000000005";
 }
 
 /// The identities the emulator was seeded with: what a test needs to ask for a token.
@@ -46,6 +56,39 @@ pub struct SeededIdentities {
     pub user: SeededUser,
     /// A user for whom Conditional Access demands MFA (password grant → AADSTS50076).
     pub mfa_user: SeededUser,
+    /// A confidential app that gets tokens but has no application user in the organization:
+    /// the Web API answers 403 `0x80072560`.
+    pub no_user_app: SeededSecretApp,
+    /// A confidential app whose application user has only the read-only role: writes answer
+    /// 403 `0x80040220`.
+    pub reader_app: SeededSecretApp,
+    /// The Dataverse organization and the system users of the identities above.
+    pub organization: SeededOrganization,
+}
+
+/// The seeded Dataverse organization: fixed ids of the organization, its business unit, its
+/// two security roles and the system user of each seeded identity.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SeededOrganization {
+    /// `OrganizationId` (WhoAmI).
+    pub organization_id: String,
+    /// The root business unit (`BusinessUnitId` in WhoAmI).
+    pub business_unit_id: String,
+    /// The "System Administrator" role (all privileges on every table).
+    pub system_administrator_role_id: String,
+    /// The "Emulator Read Only" role (read on every table).
+    pub read_only_role_id: String,
+    /// System user of the confidential app (System Administrator).
+    pub confidential_app_user_id: String,
+    /// System user of the certificate app (System Administrator).
+    pub certificate_app_user_id: String,
+    /// System user of the password user alice (System Administrator).
+    pub user_id: String,
+    /// System user of the MFA user bob (System Administrator).
+    pub mfa_user_id: String,
+    /// System user of the read-only app.
+    pub reader_app_user_id: String,
 }
 
 /// The seeded tenant.
@@ -165,7 +208,37 @@ pub(crate) fn seed(
         "d3650000-5e90-4000-8000-000000000003",
         true,
     );
-    tenant.apps = vec![confidential, with_certificate, public];
+    let with_secrets = |id: &str, name: &str, sp: &str, value: &str, n: u8| {
+        let mut registered = app(id, name, sp, false);
+        registered.secrets = vec![
+            ClientSecret {
+                id: format!("d3650000-5ec0-4000-8000-00000000000{n}"),
+                value: secret(value),
+                expires_at: far_future,
+            },
+            ClientSecret {
+                id: format!("d3650000-5ec0-4000-8000-0000000000{n}0"),
+                value: secret(&format!("d365-emulator-expired-secret~{n}")),
+                expires_at: expired,
+            },
+        ];
+        registered
+    };
+    let no_user = with_secrets(
+        ids::NO_USER_APP_ID,
+        "d365 emulator app without an application user",
+        "d3650000-5e90-4000-8000-000000000004",
+        ids::NO_USER_APP_SECRET,
+        4,
+    );
+    let reader = with_secrets(
+        ids::READER_APP_ID,
+        "d365 emulator read-only app",
+        "d3650000-5e90-4000-8000-000000000005",
+        ids::READER_APP_SECRET,
+        5,
+    );
+    tenant.apps = vec![confidential, with_certificate, public, no_user, reader];
 
     let user = |upn: &str, oid: &str, name: &str, mfa_required: bool| User {
         upn: upn.to_owned(),
@@ -214,6 +287,80 @@ pub(crate) fn seed(
         },
         user: seeded_user(ids::USER_UPN, ids::USER_OBJECT_ID),
         mfa_user: seeded_user(ids::MFA_USER_UPN, ids::MFA_USER_OBJECT_ID),
+        no_user_app: SeededSecretApp {
+            client_id: ids::NO_USER_APP_ID.to_owned(),
+            secret: secret(ids::NO_USER_APP_SECRET),
+            expired_secret: secret("d365-emulator-expired-secret~4"),
+        },
+        reader_app: SeededSecretApp {
+            client_id: ids::READER_APP_ID.to_owned(),
+            secret: secret(ids::READER_APP_SECRET),
+            expired_secret: secret("d365-emulator-expired-secret~5"),
+        },
+        organization: SeededOrganization {
+            organization_id: org_ids::ORGANIZATION_ID.to_owned(),
+            business_unit_id: org_ids::BUSINESS_UNIT_ID.to_owned(),
+            system_administrator_role_id: org_ids::SYSTEM_ADMINISTRATOR_ROLE_ID.to_owned(),
+            read_only_role_id: org_ids::READ_ONLY_ROLE_ID.to_owned(),
+            confidential_app_user_id: ids::CONFIDENTIAL_APP_USER_ID.to_owned(),
+            certificate_app_user_id: ids::CERTIFICATE_APP_USER_ID.to_owned(),
+            user_id: ids::USER_SYSTEMUSER_ID.to_owned(),
+            mfa_user_id: ids::MFA_USER_SYSTEMUSER_ID.to_owned(),
+            reader_app_user_id: ids::READER_APP_USER_ID.to_owned(),
+        },
     };
     Ok((tenant, identities))
+}
+
+/// The system users of the seeded identities: every one a System Administrator except the
+/// read-only app; the app without an application user is left out on purpose.
+pub(crate) fn system_users() -> Vec<NewUser> {
+    let app = |id: &str, app_id: &str, name: &str, role: &str| NewUser {
+        id: id.to_owned(),
+        full_name: name.to_owned(),
+        application_id: Some(app_id.to_owned()),
+        object_id: None,
+        domain_name: None,
+        roles: vec![role.to_owned()],
+    };
+    let user = |id: &str, oid: &str, upn: &str, name: &str| NewUser {
+        id: id.to_owned(),
+        full_name: name.to_owned(),
+        application_id: None,
+        object_id: Some(oid.to_owned()),
+        domain_name: Some(upn.to_owned()),
+        roles: vec![org_ids::SYSTEM_ADMINISTRATOR.to_owned()],
+    };
+    vec![
+        app(
+            ids::CONFIDENTIAL_APP_USER_ID,
+            ids::CONFIDENTIAL_APP_ID,
+            "# d365 emulator confidential app",
+            org_ids::SYSTEM_ADMINISTRATOR,
+        ),
+        app(
+            ids::CERTIFICATE_APP_USER_ID,
+            ids::CERTIFICATE_APP_ID,
+            "# d365 emulator certificate app",
+            org_ids::SYSTEM_ADMINISTRATOR,
+        ),
+        app(
+            ids::READER_APP_USER_ID,
+            ids::READER_APP_ID,
+            "# d365 emulator read-only app",
+            org_ids::READ_ONLY,
+        ),
+        user(
+            ids::USER_SYSTEMUSER_ID,
+            ids::USER_OBJECT_ID,
+            ids::USER_UPN,
+            "Alice Emulator",
+        ),
+        user(
+            ids::MFA_USER_SYSTEMUSER_ID,
+            ids::MFA_USER_OBJECT_ID,
+            ids::MFA_USER_UPN,
+            "Bob Emulator",
+        ),
+    ]
 }

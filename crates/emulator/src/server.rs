@@ -15,6 +15,11 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::EmulatorConfig;
+use crate::connection::{self, ConnectionString};
+use crate::dataverse::faults::{self, FaultConfig};
+use crate::dataverse::limits::ServiceLimits;
+use crate::dataverse::schema::{SchemaConfig, TableConfig};
+use crate::dataverse::{self, DvSettings, DvState};
 use crate::directory::{App, Directory, User};
 use crate::error::EmulatorError;
 use crate::keys::{self, TlsMaterial};
@@ -33,6 +38,14 @@ pub struct EmulatorBuilder {
     config: Option<EmulatorConfig>,
     config_file: Option<PathBuf>,
     credentials_dir: Option<PathBuf>,
+    data_file: Option<PathBuf>,
+    schema_file: Option<PathBuf>,
+    tables: Vec<TableConfig>,
+    limits: Option<ServiceLimits>,
+    caller_limits: std::collections::HashMap<String, ServiceLimits>,
+    dop_hint: Option<u32>,
+    faults: Option<FaultConfig>,
+    generated_accounts: u64,
 }
 
 impl EmulatorBuilder {
@@ -70,6 +83,57 @@ impl EmulatorBuilder {
     /// `certificate-app.key.pem`) and, with https, the CA (`ca.crt.pem`) into this directory.
     pub fn write_credentials_to(mut self, dir: impl Into<PathBuf>) -> Self {
         self.credentials_dir = Some(dir.into());
+        self
+    }
+
+    /// Keep the Dataverse data in this SQLite file (created when absent), so it survives a
+    /// restart. Default: in memory.
+    pub fn data_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.data_file = Some(path.into());
+        self
+    }
+
+    /// Serve the tables of this schema file (TOML, see [`SchemaConfig`]) beside the built-in
+    /// ones; read at `start`.
+    pub fn schema_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.schema_file = Some(path.into());
+        self
+    }
+
+    /// Serve these tables beside the built-in ones.
+    pub fn schema(mut self, schema: SchemaConfig) -> Self {
+        self.tables.extend(schema.tables);
+        self
+    }
+
+    /// Service protection limits of every caller (default: Dataverse's).
+    pub fn service_limits(mut self, limits: ServiceLimits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// Service protection limits of one caller, named by client id (apps), UPN or object id
+    /// (users).
+    pub fn caller_limits(mut self, caller: impl Into<String>, limits: ServiceLimits) -> Self {
+        self.caller_limits.insert(caller.into(), limits);
+        self
+    }
+
+    /// The `x-ms-dop-hint` every Web API response carries (default 4).
+    pub fn dop_hint(mut self, hint: u32) -> Self {
+        self.dop_hint = Some(hint);
+        self
+    }
+
+    /// Inject faults into every request outside `/_emulator/`.
+    pub fn faults(mut self, faults: FaultConfig) -> Self {
+        self.faults = Some(faults);
+        self
+    }
+
+    /// Insert this many generated accounts at start (load tests and benchmarks).
+    pub fn generated_accounts(mut self, count: u64) -> Self {
+        self.generated_accounts = count;
         self
     }
 
@@ -122,6 +186,43 @@ impl EmulatorBuilder {
         ));
         let acceptor = tls.as_ref().map(tls_acceptor).transpose()?;
 
+        let mut tables = config.tables.clone();
+        if let Some(path) = &self.schema_file {
+            tables.extend(SchemaConfig::from_file(path)?.tables);
+        }
+        tables.extend(self.tables.iter().cloned());
+        let settings = DvSettings {
+            data_file: self.data_file.clone(),
+            tables,
+            limits: self.limits.unwrap_or_default(),
+            caller_limits: self.caller_limits.clone(),
+            dop_hint: self
+                .dop_hint
+                .or(config.dop_hint)
+                .unwrap_or(dataverse::DEFAULT_DOP_HINT),
+            faults: self.faults.clone(),
+            generated_accounts: self.generated_accounts,
+            organization_name: state
+                .directory()
+                .tenants
+                .first()
+                .map_or_else(|| "Contoso".to_owned(), |t| t.display_name.clone()),
+        };
+        let users = if seeded.is_some() {
+            seed::system_users()
+        } else {
+            Vec::new()
+        };
+        let dv = {
+            let state = Arc::clone(&state);
+            let tenant_id = tenant_id.clone();
+            // Opening the store (and generating rows) is blocking work.
+            tokio::task::spawn_blocking(move || DvState::open(state, tenant_id, &settings, &users))
+                .await
+                .map_err(|err| EmulatorError::Store(err.to_string()))??
+        };
+        let dv = Arc::new(dv);
+
         if let Some(dir) = &self.credentials_dir {
             write_credentials(dir, seeded.as_ref(), tls.as_ref())?;
         }
@@ -129,7 +230,7 @@ impl EmulatorBuilder {
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(
             listener,
-            router(Arc::clone(&state)),
+            router(Arc::clone(&state), Arc::clone(&dv)),
             acceptor,
             stopped,
         ));
@@ -140,6 +241,7 @@ impl EmulatorBuilder {
             seeded,
             ca_pem: tls.map(|t| t.ca_pem),
             state,
+            dataverse: dv,
             stop: Some(stop),
             task: Some(task),
         })
@@ -192,13 +294,22 @@ fn build_directory(
     Ok((directory, seeded))
 }
 
-/// The whole HTTP surface. The Dataverse Web API will be nested here under `/api/data/v9.2`.
-fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+/// The whole HTTP surface: the identity endpoints and the Web API behind fault injection,
+/// and the admin API beside them (never faulted).
+fn router(state: Arc<AppState>, dv: Arc<DvState>) -> Router {
+    let public = Router::new()
         .merge(identity::routes())
-        .nest("/_emulator", admin::routes())
         .fallback(identity::user_realm_fallback)
+        .with_state(Arc::clone(&state))
+        .merge(dataverse::routes(Arc::clone(&dv)))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&dv),
+            faults::layer,
+        ));
+    let admin = admin::routes()
         .with_state(state)
+        .merge(dataverse::admin::routes().with_state(dv));
+    Router::new().nest("/_emulator", admin).merge(public)
 }
 
 fn tls_acceptor(material: &TlsMaterial) -> Result<TlsAcceptor, EmulatorError> {
@@ -323,6 +434,7 @@ pub struct Emulator {
     seeded: Option<SeededIdentities>,
     ca_pem: Option<String>,
     state: Arc<AppState>,
+    dataverse: Arc<DvState>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -377,6 +489,39 @@ impl Emulator {
     /// With https: the PEM of the CA that signed the server certificate, for clients to trust.
     pub fn ca_certificate_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()
+    }
+
+    /// The organization URL clients connect to: the base URL (tokens are issued for it).
+    pub fn organization_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `{base_url}/api/data/v9.2/`: the Web API service root.
+    pub fn web_api_url(&self) -> String {
+        format!("{}/api/data/v9.2/", self.base_url)
+    }
+
+    /// The `WWW-Authenticate` challenge the Web API answers unauthenticated requests with.
+    pub fn www_authenticate(&self) -> String {
+        dataverse::challenge_value(&self.base_url, &self.tenant_id)
+    }
+
+    /// Ready connection strings for the seeded identities (empty when seeding is off).
+    pub fn connection_strings(&self) -> Vec<ConnectionString> {
+        self.seeded
+            .as_ref()
+            .map(|seeded| connection::connection_strings(&self.base_url, seeded))
+            .unwrap_or_default()
+    }
+
+    /// Inserts `count` generated accounts (off the async runtime) and returns how many
+    /// generated accounts exist now.
+    pub async fn generate_accounts(&self, count: u64) -> Result<u64, EmulatorError> {
+        self.dataverse
+            .with_store(move |db, schema| dataverse::generate_accounts(db, schema, count))
+            .await
+            .map_err(|err| EmulatorError::Store(err.to_string()))?
+            .map_err(|err| EmulatorError::Store(err.to_string()))
     }
 
     /// A validator for the access tokens this emulator issues.

@@ -105,3 +105,109 @@ pub(crate) fn assertion(
         .expect("PKCS#8 key");
     jsonwebtoken::encode(&header, &claims, &key).expect("signed")
 }
+
+/// An app-only access token for the emulator's own organization URL.
+pub(crate) async fn app_token(
+    emulator: &d365_emulator::Emulator,
+    client_id: &str,
+    secret: &str,
+) -> String {
+    let scope = format!("{}/.default", emulator.base_url());
+    let reply = post_form(
+        &client(),
+        &emulator.token_endpoint_v2(),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", scope.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.body["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
+/// The seeded confidential app's token (a System Administrator).
+pub(crate) async fn admin_token(emulator: &d365_emulator::Emulator) -> String {
+    let app = &emulator.seeded().expect("seeded").confidential_app;
+    app_token(emulator, &app.client_id, app.secret.expose_secret()).await
+}
+
+/// A Web API client: absolute or service-root-relative URLs, a bearer token, OData headers.
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) root: String,
+    pub(crate) token: String,
+}
+
+impl Api {
+    pub(crate) async fn new(emulator: &d365_emulator::Emulator) -> Self {
+        Self {
+            http: client(),
+            root: emulator.web_api_url(),
+            token: admin_token(emulator).await,
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.root)
+        }
+    }
+
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
+            .header("Accept", "application/json")
+            .header("OData-MaxVersion", "4.0")
+            .header("OData-Version", "4.0")
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Reply {
+        send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Reply {
+        send(self.request(reqwest::Method::POST, path).json(body)).await
+    }
+
+    pub(crate) async fn patch(&self, path: &str, body: &Value) -> Reply {
+        send(self.request(reqwest::Method::PATCH, path).json(body)).await
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> Reply {
+        send(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    /// Creates a record and returns its id (from `OData-EntityId`).
+    pub(crate) async fn create(&self, set: &str, body: &Value) -> String {
+        let reply = self.post(set, body).await;
+        assert_eq!(reply.status, 204, "{}", reply.body);
+        entity_id(&reply)
+    }
+}
+
+/// The GUID in a reply's `OData-EntityId`.
+pub(crate) fn entity_id(reply: &Reply) -> String {
+    let url = reply.headers["OData-EntityId"].to_str().expect("header");
+    let open = url.rfind('(').expect("(");
+    url[open + 1..url.len() - 1].to_owned()
+}
+
+/// Asserts a Dataverse error body.
+pub(crate) fn assert_error(reply: &Reply, status: u16, code: &str, message_part: &str) {
+    assert_eq!(reply.status.as_u16(), status, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], code, "{}", reply.body);
+    let message = reply.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(message_part),
+        "'{message}' lacks '{message_part}'"
+    );
+}

@@ -1,0 +1,74 @@
+//! Ready connection strings (ServiceClient style) for the seeded identities, so a person or a
+//! CLI can paste one and connect: `AuthType=ClientSecret;Url={base};ClientId=…;
+//! ClientSecret=…;TenantId=…;Authority={base}`. `Authority` names the authority host (the
+//! emulator itself); `TenantId` the tenant.
+
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::seed::SeededIdentities;
+
+/// One connection string. It holds a secret, so `Debug` shows only which identity it is for.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ConnectionString {
+    /// What it connects as, e.g. `confidential app (client secret)`.
+    pub identity: String,
+    /// The connection string itself.
+    pub value: SecretString,
+}
+
+impl std::fmt::Debug for ConnectionString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionString")
+            .field("identity", &self.identity)
+            .field("value", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The connection strings of the seeded identities for an emulator at `base_url` (no
+/// trailing slash): the confidential app, the certificate app (by thumbprint), the password
+/// user alice through the public client, the read-only app and the app without an
+/// application user.
+pub fn connection_strings(base_url: &str, seeded: &SeededIdentities) -> Vec<ConnectionString> {
+    let tenant = &seeded.tenant.id;
+    let common = format!("Url={base_url};TenantId={tenant};Authority={base_url}");
+    let secret_app = |label: &str, app: &crate::SeededSecretApp| ConnectionString {
+        identity: label.to_owned(),
+        value: SecretString::from(format!(
+            "AuthType=ClientSecret;{common};ClientId={};ClientSecret={}",
+            app.client_id,
+            app.secret.expose_secret()
+        )),
+    };
+    vec![
+        secret_app(
+            "confidential app (client secret, System Administrator)",
+            &seeded.confidential_app,
+        ),
+        ConnectionString {
+            identity: "certificate app (certificate, System Administrator)".to_owned(),
+            value: SecretString::from(format!(
+                "AuthType=Certificate;{common};ClientId={};Thumbprint={}",
+                seeded.certificate_app.client_id, seeded.certificate_app.thumbprint_sha1
+            )),
+        },
+        ConnectionString {
+            identity: format!("user {} (password, System Administrator)", seeded.user.upn),
+            value: SecretString::from(format!(
+                "AuthType=OAuth;{common};ClientId={};Username={};Password={};LoginPrompt=Never",
+                seeded.public_app.client_id,
+                seeded.user.upn,
+                seeded.user.password.expose_secret()
+            )),
+        },
+        secret_app(
+            "read-only app (client secret, Emulator Read Only)",
+            &seeded.reader_app,
+        ),
+        secret_app(
+            "app without an application user (403 0x80072560)",
+            &seeded.no_user_app,
+        ),
+    ]
+}
