@@ -1,14 +1,59 @@
-//! `d365`: the command line for Microsoft Dataverse.
+//! `d365`: the command line for Microsoft Dataverse — tokens, WhoAmI, queries and exports,
+//! writes, raw requests, connection profiles, and the local emulator.
 //!
-//! Its commands arrive with the crates they drive; today it answers `--help` and `--version`.
+//! The binary is the only part of d365 that prints. Errors are one line plus a hint, and
+//! the exit code says what kind of failure it was (see [`exit`]).
 
-use clap::Parser;
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
-/// The d365 command line.
-#[derive(Debug, Parser)]
-#[command(name = "d365", version, about = "Microsoft Dataverse from the command line")]
-struct Cli {}
+mod cli;
+mod commands;
+mod connection;
+mod exit;
+mod keys;
+mod output;
+mod profiles;
 
-fn main() {
-    Cli::parse();
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: could not start the async runtime: {error}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            exit::report(&error);
+            ExitCode::from(exit::code_for(&error))
+        }
+    }
+}
+
+/// `-v` shows d365's own debug logs, `-vv` everything at trace level; `RUST_LOG` overrides.
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => {
+            "warn,d365_auth_core=debug,d365_auth_client_credentials=debug,d365_auth_ropc=debug,d365_webapi=debug,d365_cli=debug"
+        }
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(verbose > 0)
+        .try_init();
 }

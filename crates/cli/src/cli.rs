@@ -1,0 +1,294 @@
+//! The command line's shape: global options (where the connection comes from, the output
+//! format, verbosity) and every command with its arguments, as clap derives them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Microsoft Dataverse from the command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "d365",
+    version,
+    about = "Microsoft Dataverse / Dynamics 365 from the command line",
+    long_about = "Microsoft Dataverse / Dynamics 365 from the command line.\n\nA connection comes from --emulator, --connection-string (or D365_CONNECTION_STRING), a profile (--profile, D365_PROFILE, or the one chosen with `d365 profile use`), or the azure-identity environment variables with D365_URL. Try it offline: `d365 demo`.",
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or authorization, 4 not found or conflict, 5 throttled, 6 network."
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// A ServiceClient-style connection string (secrets in it are never printed).
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "D365_CONNECTION_STRING",
+        hide_env_values = true
+    )]
+    pub(crate) connection_string: Option<String>,
+    /// A saved profile (see `d365 profile`).
+    #[arg(long, short = 'p', global = true, env = "D365_PROFILE")]
+    pub(crate) profile: Option<String>,
+    /// Start the embedded emulator for this one command and connect to it.
+    #[arg(long, global = true)]
+    pub(crate) emulator: bool,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub(crate) output: OutputFormat,
+    /// More logs on stderr: -v for d365's debug logs, -vv for everything.
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Do not read or write the token cache file.
+    #[arg(long, global = true)]
+    pub(crate) no_token_cache: bool,
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// An aligned table for people.
+    Table,
+    /// A JSON document for scripts.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+    /// Comma-separated values with a header row.
+    Csv,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Walk the classic set-up on the embedded emulator, end to end.
+    Demo,
+    /// Who the connection signs in as (the WhoAmI function).
+    Whoami,
+    /// Get a token and show its expiry and claims.
+    Token {
+        /// Print the token itself (it is a secret: handle it as one).
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Compare grants and diagnose connections.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Query an entity set.
+    #[command(visible_alias = "query")]
+    Get(GetArgs),
+    /// Run a FetchXML query.
+    Fetchxml(FetchXmlArgs),
+    /// Create a record.
+    Create(WriteArgs),
+    /// Update a record (never creates).
+    Update(KeyedWriteArgs),
+    /// Create or update a record by key.
+    Upsert(UpsertArgs),
+    /// Delete a record.
+    Delete(KeyArgs),
+    /// Send a $batch described in a JSON file.
+    Batch(BatchArgs),
+    /// Send any Web API request (like `az rest`).
+    Request(RequestArgs),
+    /// Run the local Entra ID and Dataverse emulator until Ctrl-C.
+    Emulator(EmulatorArgs),
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Manage saved connection profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+}
+
+/// `d365 auth …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuthCommand {
+    /// Every configured grant against the same organization, side by side.
+    Compare,
+    /// Check the connection step by step and say how to fix what fails.
+    Doctor,
+}
+
+/// `d365 get`.
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// The entity set, such as `accounts`.
+    pub(crate) entity_set: String,
+    /// Columns, comma-separated.
+    #[arg(long, short = 's', value_delimiter = ',')]
+    pub(crate) select: Vec<String>,
+    /// An OData filter, such as "statecode eq 0".
+    #[arg(long, short = 'f')]
+    pub(crate) filter: Option<String>,
+    /// Sort, such as "name asc" (repeatable).
+    #[arg(long)]
+    pub(crate) orderby: Vec<String>,
+    /// At most this many rows.
+    #[arg(long)]
+    pub(crate) top: Option<u32>,
+    /// Every page, not only the first.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Rows per page (at most 5000).
+    #[arg(long)]
+    pub(crate) page_size: Option<u32>,
+    /// Also print the total count (capped at 5000 by Dataverse).
+    #[arg(long)]
+    pub(crate) count: bool,
+    /// Include formatted values (option set labels, lookup names).
+    #[arg(long)]
+    pub(crate) formatted: bool,
+    /// Write the rows to this file (jsonl or csv by --output), with a progress bar.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+}
+
+/// `d365 fetchxml`.
+#[derive(Debug, Args)]
+pub(crate) struct FetchXmlArgs {
+    /// The entity set, such as `accounts`.
+    pub(crate) entity_set: String,
+    /// The FetchXML, or @FILE to read it from a file.
+    pub(crate) fetch_xml: String,
+    /// Every page (paging cookies), not only the first.
+    #[arg(long)]
+    pub(crate) all: bool,
+}
+
+/// A record's JSON: inline, or @FILE.
+#[derive(Debug, Args)]
+pub(crate) struct DataArg {
+    /// The record as JSON, or @FILE to read it from a file.
+    #[arg(long, short = 'd')]
+    pub(crate) data: String,
+}
+
+/// `d365 create`.
+#[derive(Debug, Args)]
+pub(crate) struct WriteArgs {
+    /// The entity set, such as `accounts`.
+    pub(crate) entity_set: String,
+    #[command(flatten)]
+    pub(crate) data: DataArg,
+    /// Print the created record, not only its id.
+    #[arg(long)]
+    pub(crate) return_record: bool,
+}
+
+/// A record by key: a GUID, or `column=value[,column=value]` for an alternate key.
+#[derive(Debug, Args)]
+pub(crate) struct KeyArgs {
+    /// The entity set, such as `accounts`.
+    pub(crate) entity_set: String,
+    /// A GUID, or `column=value[,column=value]` (values in single quotes are always strings).
+    pub(crate) key: String,
+}
+
+/// `d365 update`.
+#[derive(Debug, Args)]
+pub(crate) struct KeyedWriteArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+    #[command(flatten)]
+    pub(crate) data: DataArg,
+    /// Only if the record still has this ETag.
+    #[arg(long)]
+    pub(crate) if_match: Option<String>,
+}
+
+/// `d365 upsert`.
+#[derive(Debug, Args)]
+pub(crate) struct UpsertArgs {
+    #[command(flatten)]
+    pub(crate) key: KeyArgs,
+    #[command(flatten)]
+    pub(crate) data: DataArg,
+    /// Fail if the record exists.
+    #[arg(long, conflicts_with = "update_only")]
+    pub(crate) create_only: bool,
+    /// Fail if the record does not exist.
+    #[arg(long)]
+    pub(crate) update_only: bool,
+}
+
+/// `d365 batch`.
+#[derive(Debug, Args)]
+pub(crate) struct BatchArgs {
+    /// A JSON file: {"continue_on_error": bool, "requests": [{"method","url","body"?,"change_set"?}]}.
+    pub(crate) file: PathBuf,
+}
+
+/// `d365 request`.
+#[derive(Debug, Args)]
+pub(crate) struct RequestArgs {
+    /// The HTTP method.
+    pub(crate) method: String,
+    /// A path under /api/data/v9.2/ (such as `accounts?$top=1`), or an absolute URL on the organization.
+    pub(crate) path: String,
+    /// A JSON body, or @FILE.
+    #[arg(long, short = 'd')]
+    pub(crate) data: Option<String>,
+}
+
+/// `d365 emulator`.
+#[derive(Debug, Args)]
+pub(crate) struct EmulatorArgs {
+    /// The port (OS-assigned when absent).
+    #[arg(long)]
+    pub(crate) port: Option<u16>,
+    /// Serve https with a generated self-signed certificate.
+    #[arg(long)]
+    pub(crate) https: bool,
+    /// Keep Dataverse data in this SQLite file across restarts.
+    #[arg(long)]
+    pub(crate) data: Option<PathBuf>,
+    /// A TOML configuration (tenants, apps, users, tables).
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
+}
+
+/// `d365 profile …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProfileCommand {
+    /// Save a connection string under a name (its secrets go to a separate 0600 file).
+    Add {
+        /// The profile's name.
+        name: String,
+        /// The connection string.
+        #[arg(
+            long,
+            short = 'c',
+            env = "D365_CONNECTION_STRING",
+            hide_env_values = true
+        )]
+        connection_string: String,
+        /// Make it the current profile.
+        #[arg(long)]
+        use_it: bool,
+    },
+    /// List the profiles.
+    List,
+    /// Show a profile (secrets are never shown).
+    Show {
+        /// The profile's name (the current one when absent).
+        name: Option<String>,
+    },
+    /// Make a profile the current one.
+    Use {
+        /// The profile's name.
+        name: String,
+    },
+    /// Remove a profile and its secrets.
+    Remove {
+        /// The profile's name.
+        name: String,
+    },
+}

@@ -1,0 +1,410 @@
+//! `d365 auth compare` (grants side by side) and `d365 auth doctor` (a connection checked
+//! step by step, each failure with what is wrong and how to fix it).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use d365_auth_client_credentials::{Certificate, ClientCredentials};
+use d365_auth_core::{AccessToken, Resource, TokenCache, TokenProvider, TokenRequest};
+use d365_auth_ropc::UsernamePassword;
+use d365_emulator::Emulator;
+use d365_webapi::{Client, ErrorKind, Query};
+use serde_json::{Value, json};
+
+use crate::cli::Global;
+use crate::commands::token::claims;
+use crate::connection::Connection;
+use crate::output;
+
+/// The columns of the comparison, in reading order.
+pub(crate) const COMPARE_COLUMNS: &[&str] = &[
+    "grant",
+    "kind",
+    "cold",
+    "cached",
+    "lifetime",
+    "roles / scp",
+    "WhoAmI user",
+    "result",
+];
+
+/// One grant to compare: a label and its provider.
+pub(crate) struct Candidate {
+    pub(crate) label: String,
+    pub(crate) provider: Arc<dyn TokenProvider>,
+}
+
+/// The emulator's seeded identities as grants: a secret, a certificate, and the password
+/// grant for a public and a confidential client.
+pub(crate) fn emulator_candidates(emulator: &Emulator) -> anyhow::Result<Vec<Candidate>> {
+    let seeded = emulator
+        .seeded()
+        .ok_or_else(|| anyhow::anyhow!("the emulator has no seeded identities"))?;
+    let host = emulator.base_url();
+    let tenant = emulator.tenant_id();
+    let secret = ClientCredentials::builder()
+        .authority_host(host)
+        .tenant(tenant)
+        .client_id(&seeded.confidential_app.client_id)
+        .client_secret(seeded.confidential_app.secret.clone())
+        .build()?;
+    let certificate = Certificate::from_pem(
+        &seeded.certificate_app.private_key_pem,
+        &seeded.certificate_app.certificate_pem,
+    )?;
+    let with_certificate = ClientCredentials::builder()
+        .authority_host(host)
+        .tenant(tenant)
+        .client_id(&seeded.certificate_app.client_id)
+        .certificate(certificate)
+        .build()?;
+    let public_ropc = UsernamePassword::builder()
+        .authority_host(host)
+        .tenant(tenant)
+        .client_id(&seeded.public_app.client_id)
+        .username(&seeded.user.upn)
+        .password(seeded.user.password.clone())
+        .build()?;
+    let confidential_ropc = UsernamePassword::builder()
+        .authority_host(host)
+        .tenant(tenant)
+        .client_id(&seeded.confidential_app.client_id)
+        .client_secret(seeded.confidential_app.secret.clone())
+        .username(&seeded.user.upn)
+        .password(seeded.user.password.clone())
+        .build()?;
+    Ok(vec![
+        Candidate {
+            label: "client credentials (secret)".into(),
+            provider: Arc::new(secret),
+        },
+        Candidate {
+            label: "client credentials (certificate)".into(),
+            provider: Arc::new(with_certificate),
+        },
+        Candidate {
+            label: "password (public client)".into(),
+            provider: Arc::new(public_ropc),
+        },
+        Candidate {
+            label: "password (confidential client)".into(),
+            provider: Arc::new(confidential_ropc),
+        },
+    ])
+}
+
+/// Measures each candidate against `org` and returns one row per grant.
+pub(crate) async fn compare_rows(org: &Resource, candidates: Vec<Candidate>) -> Vec<Value> {
+    let request = TokenRequest::new(org.clone());
+    let mut rows = Vec::new();
+    for candidate in candidates {
+        let cache = TokenCache::new(Arc::clone(&candidate.provider));
+        let started = Instant::now();
+        let cold = cache.get(&request).await;
+        let cold_time = started.elapsed();
+        let row = match cold {
+            Err(error) => json!({
+                "grant": candidate.label,
+                "result": format!("failed: {error}"),
+            }),
+            Ok(token) => {
+                let started = Instant::now();
+                let _ = cache.get(&request).await;
+                let cached_time = started.elapsed();
+                let claims = claims(&token).unwrap_or(Value::Null);
+                let delegated = claims.get("scp").is_some();
+                let client = Client::builder_shared(org.as_str(), Arc::clone(&candidate.provider))
+                    .max_retries(0)
+                    .build();
+                let user = match client {
+                    Ok(client) => match client.who_am_i().await {
+                        Ok(me) => me.user_id.to_string(),
+                        Err(error) => format!("WhoAmI failed: {}", error.kind_text()),
+                    },
+                    Err(error) => error.to_string(),
+                };
+                json!({
+                    "grant": candidate.label,
+                    "cold": format_duration(cold_time),
+                    "cached": format_duration(cached_time),
+                    "lifetime": format!("{} min", lifetime(&token) / 60),
+                    "kind": if delegated { "delegated" } else { "app-only" },
+                    "roles / scp": claims.get("scp").or_else(|| claims.get("roles")).cloned().unwrap_or(json!("")),
+                    "WhoAmI user": user,
+                })
+            }
+        };
+        rows.push(row);
+    }
+    rows
+}
+
+fn lifetime(token: &AccessToken) -> u64 {
+    token.remaining_at(SystemTime::now()).as_secs()
+}
+
+fn format_duration(duration: Duration) -> String {
+    if duration < Duration::from_millis(1) {
+        format!("{} µs", duration.as_micros())
+    } else {
+        format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+    }
+}
+
+trait KindText {
+    fn kind_text(&self) -> String;
+}
+
+impl KindText for d365_webapi::WebApiError {
+    fn kind_text(&self) -> String {
+        match self.service() {
+            Some(service) if !service.code().is_empty() => {
+                format!("{:?} ({})", self.kind(), service.code())
+            }
+            _ => format!("{:?}", self.kind()),
+        }
+    }
+}
+
+/// `d365 auth compare`: the emulator's grants (with `--emulator`, or when nothing is
+/// configured), else the configured connection and every saved profile for the same
+/// organization.
+pub(crate) async fn compare(global: &Global) -> anyhow::Result<()> {
+    let nothing_configured = global.connection_string.is_none()
+        && global.profile.is_none()
+        && crate::profiles::selected(None)?.is_none()
+        && std::env::var("D365_URL").is_err();
+    let (org, candidates, _emulator) = if global.emulator || nothing_configured {
+        let emulator = Emulator::builder().start().await?;
+        let candidates = emulator_candidates(&emulator)?;
+        (
+            Resource::parse(emulator.base_url())?,
+            candidates,
+            Some(emulator),
+        )
+    } else {
+        let connection = Connection::resolve(global).await?;
+        let mut candidates = vec![Candidate {
+            label: connection.source.clone(),
+            provider: Arc::clone(&connection.provider),
+        }];
+        candidates.extend(
+            crate::connection::profile_candidates(connection.client.org(), &connection.source)
+                .await?,
+        );
+        (connection.client.org().clone(), candidates, None)
+    };
+    let rows = compare_rows(&org, candidates).await;
+    output::records_in_order(
+        &mut std::io::stdout().lock(),
+        global.output,
+        &rows,
+        COMPARE_COLUMNS,
+    )
+}
+
+/// The outcome of one doctor step.
+struct Step {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+    fix: Option<String>,
+}
+
+impl Step {
+    fn pass(name: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            name,
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name,
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// `d365 auth doctor`: URL, TLS and reachability, authority discovery from the 401
+/// challenge, token, audience, WhoAmI (application user), read privilege.
+pub(crate) async fn doctor(global: &Global) -> anyhow::Result<()> {
+    let connection = Connection::resolve(global).await?;
+    let steps = diagnose(&connection).await;
+    let failed = steps.iter().any(|step| !step.ok);
+    let rows: Vec<Value> = steps
+        .iter()
+        .map(|step| {
+            json!({
+                "check": step.name,
+                "result": if step.ok { "ok" } else { "FAILED" },
+                "detail": step.detail,
+                "fix": step.fix,
+            })
+        })
+        .collect();
+    output::records_in_order(
+        &mut std::io::stdout().lock(),
+        global.output,
+        &rows,
+        &["check", "result", "detail", "fix"],
+    )?;
+    if failed {
+        anyhow::bail!("the connection has a problem: see the FAILED check above");
+    }
+    Ok(())
+}
+
+async fn diagnose(connection: &Connection) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let org = connection.client.org().clone();
+    steps.push(Step::pass(
+        "organization URL",
+        format!("{org} ({})", connection.source),
+    ));
+
+    let http = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+    {
+        Ok(http) => http,
+        Err(error) => {
+            steps.push(Step::fail(
+                "TLS and reachability",
+                error.to_string(),
+                "check the TLS configuration of this machine",
+            ));
+            return steps;
+        }
+    };
+    let probe = format!(
+        "{}api/data/v9.2/",
+        connection
+            .client
+            .api_root()
+            .as_str()
+            .trim_end_matches("api/data/v9.2/")
+    );
+    let challenge = match http.get(&probe).send().await {
+        Err(error) => {
+            let fix = if error.is_connect() {
+                "check the URL's host name, DNS, a proxy (HTTPS_PROXY) and the firewall"
+            } else {
+                "check the network and the TLS certificates this machine trusts"
+            };
+            steps.push(Step::fail(
+                "TLS and reachability",
+                format!("{probe}: {error}"),
+                fix,
+            ));
+            return steps;
+        }
+        Ok(response) => {
+            steps.push(Step::pass(
+                "TLS and reachability",
+                format!("{probe} answered HTTP {}", response.status().as_u16()),
+            ));
+            response
+                .headers()
+                .get_all(http::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .find(|value| value.to_ascii_lowercase().starts_with("bearer"))
+                .map(str::to_owned)
+        }
+    };
+    match challenge.as_deref().map(d365_webapi::BearerChallenge::parse) {
+        Some(Some(challenge)) => steps.push(Step::pass(
+            "authority discovery",
+            format!("authority {} for resource {}", challenge.authorization_uri, challenge.resource_id),
+        )),
+        _ => steps.push(Step::fail(
+            "authority discovery",
+            "no `WWW-Authenticate: Bearer authorization_uri=…` challenge on an unauthenticated request",
+            "check that the URL is a Dataverse organization (https://{org}.crm.dynamics.com), not a portal or app URL",
+        )),
+    }
+
+    let request = TokenRequest::new(org.clone());
+    let token = match connection.provider.request_token(&request).await {
+        Ok(token) => {
+            steps.push(Step::pass(
+                "token",
+                format!(
+                    "{} token, valid {} more min",
+                    connection.provider.grant(),
+                    lifetime(&token) / 60
+                ),
+            ));
+            token
+        }
+        Err(error) => {
+            let fix = error
+                .hint()
+                .unwrap_or("check the credentials of the connection")
+                .to_owned();
+            steps.push(Step::fail("token", error.to_string(), fix));
+            return steps;
+        }
+    };
+    let audience = claims(&token)
+        .and_then(|claims| claims.get("aud").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    if audience
+        .trim_end_matches('/')
+        .eq_ignore_ascii_case(org.as_str())
+    {
+        steps.push(Step::pass("audience", audience));
+    } else {
+        steps.push(Step::fail(
+            "audience",
+            format!("the token is for `{audience}`, not `{org}`"),
+            "use the organization URL exactly as Dataverse names itself (see resource_id above), e.g. without `.api.`",
+        ));
+        return steps;
+    }
+
+    match connection.client.who_am_i().await {
+        Ok(me) => steps.push(Step::pass(
+            "WhoAmI / application user",
+            format!(
+                "user {} in business unit {}",
+                me.user_id, me.business_unit_id
+            ),
+        )),
+        Err(error) => {
+            let fix = match error.kind() {
+                ErrorKind::NotAMember => {
+                    "create an application user for this app in the environment (Power Platform admin center > Settings > Users + permissions > Application users) and give it a security role"
+                }
+                ErrorKind::Unauthorized => {
+                    "the token was refused: check the tenant is the environment's and the URL is the organization's"
+                }
+                _ => error.hint().unwrap_or("see the error"),
+            };
+            steps.push(Step::fail(
+                "WhoAmI / application user",
+                error.to_string(),
+                fix,
+            ));
+            return steps;
+        }
+    }
+
+    match connection.client.query_page::<Value>(&Query::new("accounts").select(["name"]).top(1)).await {
+        Ok(_) => steps.push(Step::pass("privileges", "can read accounts")),
+        Err(error) if error.kind() == ErrorKind::Forbidden => steps.push(Step::fail(
+            "privileges",
+            error.to_string(),
+            "give the user or application user a security role with read access to accounts (or the tables you use)",
+        )),
+        Err(error) => steps.push(Step::fail("privileges", error.to_string(), error.hint().unwrap_or("see the error").to_owned())),
+    }
+    steps
+}

@@ -1,0 +1,264 @@
+//! `get`/`query`, `fetchxml`, `create`, `update`, `upsert`, `delete`.
+
+use std::io::{BufWriter, Write as _};
+use std::time::Instant;
+
+use futures_util::TryStreamExt as _;
+use serde_json::{Value, json};
+
+use crate::cli::{
+    FetchXmlArgs, GetArgs, KeyArgs, KeyedWriteArgs, OutputFormat, UpsertArgs, WriteArgs,
+};
+use crate::connection::Connection;
+use crate::keys::{parse_key, read_json, read_text};
+use crate::output;
+use d365_webapi::{Order, Query, RequestOptions, UpsertMode};
+
+fn build_query(args: &GetArgs) -> anyhow::Result<Query> {
+    let mut query = Query::new(&args.entity_set);
+    if !args.select.is_empty() {
+        query = query.select(args.select.iter().map(|column| column.trim().to_owned()));
+    }
+    if let Some(filter) = &args.filter {
+        query = query.filter_raw(filter.clone());
+    }
+    for order in &args.orderby {
+        let mut words = order.split_whitespace();
+        let column = words
+            .next()
+            .ok_or_else(|| crate::exit::UsageError("--orderby needs a column".to_owned()))?;
+        let direction = match words.next().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("asc") => Order::Asc,
+            Some("desc") => Order::Desc,
+            Some(other) => {
+                return Err(crate::exit::UsageError(format!(
+                    "--orderby direction `{other}` is not asc or desc"
+                ))
+                .into());
+            }
+        };
+        query = query.order_by(column, direction);
+    }
+    if let Some(top) = args.top {
+        query = query.top(top);
+    }
+    if args.count {
+        query = query.count();
+    }
+    if let Some(size) = args.page_size {
+        query = query.page_size(size);
+    } else if args.all || args.out.is_some() {
+        query = query.page_size(5000);
+    }
+    Ok(query)
+}
+
+/// `d365 get`: the first page, every page (`--all`), or an export to a file (`--out`).
+pub(crate) async fn get(
+    connection: &Connection,
+    format: OutputFormat,
+    args: &GetArgs,
+) -> anyhow::Result<()> {
+    let query = build_query(args)?;
+    if let Some(path) = &args.out {
+        return export(connection, format, query, path).await;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.all {
+        if matches!(
+            format,
+            OutputFormat::Jsonl | OutputFormat::Csv | OutputFormat::Json
+        ) {
+            let mut writer = output::StreamWriter::new(BufWriter::new(&mut stdout), format);
+            let rows = connection.client.query_all::<Value>(query);
+            futures_util::pin_mut!(rows);
+            while let Some(row) = rows.try_next().await? {
+                writer.write(&row)?;
+            }
+            writer.finish()?;
+            return Ok(());
+        }
+        let rows: Vec<Value> = connection
+            .client
+            .query_all::<Value>(query)
+            .try_collect()
+            .await?;
+        return output::records(&mut stdout, format, &rows);
+    }
+    let page = connection.client.query_page::<Value>(&query).await?;
+    output::records(&mut stdout, format, &page.records)?;
+    if format == OutputFormat::Table {
+        if let Some(count) = page.count {
+            writeln!(stdout, "total: {count}")?;
+        }
+        if page.next_link.is_some() {
+            writeln!(stdout, "more rows: use --all, or --out FILE to export")?;
+        }
+    }
+    Ok(())
+}
+
+/// Streams every row to a file (JSON lines unless --output csv/json), with a progress bar.
+async fn export(
+    connection: &Connection,
+    format: OutputFormat,
+    query: Query,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let format = if format == OutputFormat::Table {
+        OutputFormat::Jsonl
+    } else {
+        format
+    };
+    let file = std::fs::File::create(path)
+        .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", path.display()))?;
+    let mut writer = output::StreamWriter::new(BufWriter::with_capacity(1 << 16, file), format);
+    let progress = indicatif::ProgressBar::new_spinner();
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} rows  {per_sec}  {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let started = Instant::now();
+    let rows = connection.client.query_all::<Value>(query);
+    futures_util::pin_mut!(rows);
+    while let Some(row) = rows.try_next().await? {
+        writer.write(&row)?;
+        progress.inc(1);
+    }
+    let written = writer.finish()?;
+    progress.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64().max(0.001);
+    #[allow(clippy::cast_precision_loss)]
+    let rate = written as f64 / seconds;
+    eprintln!(
+        "wrote {written} rows to {} in {seconds:.1} s ({rate:.0} rows/s)",
+        path.display()
+    );
+    Ok(())
+}
+
+/// `d365 fetchxml`.
+pub(crate) async fn fetch_xml(
+    connection: &Connection,
+    format: OutputFormat,
+    args: &FetchXmlArgs,
+) -> anyhow::Result<()> {
+    let fetch = read_text(&args.fetch_xml)?;
+    let rows: Vec<Value> = if args.all {
+        connection
+            .client
+            .fetch_xml_all(&args.entity_set, &fetch)
+            .try_collect()
+            .await?
+    } else {
+        connection
+            .client
+            .fetch_xml_page(&args.entity_set, &fetch)
+            .await?
+            .records
+    };
+    output::records(&mut std::io::stdout().lock(), format, &rows)
+}
+
+/// `d365 create`.
+pub(crate) async fn create(
+    connection: &Connection,
+    format: OutputFormat,
+    args: &WriteArgs,
+) -> anyhow::Result<()> {
+    let record = read_json(&args.data.data)?;
+    let options = if args.return_record {
+        RequestOptions::new().return_representation()
+    } else {
+        RequestOptions::new()
+    };
+    let created = connection
+        .client
+        .create(&args.entity_set, &record, &options)
+        .await?;
+    let mut stdout = std::io::stdout().lock();
+    match created.record {
+        Some(record) => output::records(&mut stdout, format, &[record]),
+        None => output::facts(
+            &mut stdout,
+            format,
+            &[
+                ("id", json!(created.id.map(|id| id.to_string()))),
+                ("url", json!(created.url)),
+            ],
+        ),
+    }
+}
+
+/// `d365 update`.
+pub(crate) async fn update(
+    connection: &Connection,
+    format: OutputFormat,
+    args: &KeyedWriteArgs,
+) -> anyhow::Result<()> {
+    let key = parse_key(&args.key.key)?;
+    let changes = read_json(&args.data.data)?;
+    let options = match &args.if_match {
+        Some(etag) => RequestOptions::new().if_match(etag.clone()),
+        None => RequestOptions::new(),
+    };
+    connection
+        .client
+        .update(&args.key.entity_set, key, &changes, &options)
+        .await?;
+    output::facts(
+        &mut std::io::stdout().lock(),
+        format,
+        &[("updated", json!(args.key.key))],
+    )
+}
+
+/// `d365 upsert`.
+pub(crate) async fn upsert(
+    connection: &Connection,
+    format: OutputFormat,
+    args: &UpsertArgs,
+) -> anyhow::Result<()> {
+    let key = parse_key(&args.key.key)?;
+    let record = read_json(&args.data.data)?;
+    let mode = if args.create_only {
+        UpsertMode::CreateOnly
+    } else if args.update_only {
+        UpsertMode::UpdateOnly
+    } else {
+        UpsertMode::CreateOrUpdate
+    };
+    connection
+        .client
+        .upsert(
+            &args.key.entity_set,
+            key,
+            &record,
+            mode,
+            &RequestOptions::new(),
+        )
+        .await?;
+    output::facts(
+        &mut std::io::stdout().lock(),
+        format,
+        &[("upserted", json!(args.key.key))],
+    )
+}
+
+/// `d365 delete`.
+pub(crate) async fn delete(
+    connection: &Connection,
+    format: OutputFormat,
+    args: &KeyArgs,
+) -> anyhow::Result<()> {
+    let key = parse_key(&args.key)?;
+    connection
+        .client
+        .delete(&args.entity_set, key, &RequestOptions::new())
+        .await?;
+    output::facts(
+        &mut std::io::stdout().lock(),
+        format,
+        &[("deleted", json!(args.key))],
+    )
+}

@@ -1,0 +1,223 @@
+//! `d365 demo`: the classic walkthrough, offline. It starts the embedded emulator, registers
+//! an application with a client secret, shows what happens before the application has a
+//! user in the environment, creates the application user with a security role, gets tokens
+//! by client credentials and by the password grant, calls WhoAmI with each, creates and
+//! queries accounts, and prints the grant comparison. Every step says what it did.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use d365_auth_client_credentials::ClientCredentials;
+use d365_auth_core::{Resource, TokenProvider, TokenRequest};
+use d365_auth_ropc::UsernamePassword;
+use d365_emulator::Emulator;
+use d365_webapi::{Client, Filter, Order, Query, RequestOptions};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::cli::{Global, OutputFormat};
+use crate::commands::auth::{COMPARE_COLUMNS, compare_rows, emulator_candidates};
+use crate::commands::token::token_facts;
+use crate::output;
+
+fn step(number: u32, text: &str) {
+    println!("\n[{number}] {text}");
+}
+
+fn done(text: &str) {
+    println!("    ✓ {text}");
+}
+
+/// Runs the walkthrough.
+pub(crate) async fn run(global: &Global) -> anyhow::Result<()> {
+    let format = global.output;
+    step(
+        1,
+        "Starting the emulator: a local Entra ID and Dataverse on loopback",
+    );
+    let emulator = Emulator::builder()
+        .start()
+        .await
+        .context("starting the embedded emulator")?;
+    let base = emulator.base_url().to_owned();
+    let tenant = emulator.tenant_id().to_owned();
+    done(&format!(
+        "organization and authority at {base}, tenant {tenant}"
+    ));
+
+    step(
+        2,
+        "Registering an application and creating a client secret (Entra admin center > App registrations)",
+    );
+    let admin = reqwest::Client::new();
+    let app: Value = admin_post(
+        &admin,
+        &format!("{base}/_emulator/tenants/{tenant}/apps"),
+        &json!({"display_name": "d365 demo daemon"}),
+    )
+    .await?;
+    let client_id = app["client_id"]
+        .as_str()
+        .context("the emulator returns the new client id")?
+        .to_owned();
+    let secret: Value = admin_post(
+        &admin,
+        &format!("{base}/_emulator/tenants/{tenant}/apps/{client_id}/secrets"),
+        &json!({}),
+    )
+    .await?;
+    let secret = SecretString::from(
+        secret["value"]
+            .as_str()
+            .context("the emulator returns the generated secret value")?
+            .to_owned(),
+    );
+    done(&format!(
+        "application (client) id {client_id}; secret value saved (it is shown once, never printed here)"
+    ));
+
+    let grant = ClientCredentials::builder()
+        .authority_host(&base)
+        .tenant(&tenant)
+        .client_id(&client_id)
+        .client_secret(secret)
+        .build()?;
+    let daemon = Client::builder(&base, grant).build()?;
+
+    step(
+        3,
+        "Calling WhoAmI before the application has a user in the environment",
+    );
+    match daemon.who_am_i().await {
+        Err(error) => {
+            done("Dataverse refused it, as it does for every new app registration:");
+            let (line, hint) = crate::exit::describe(&error.into());
+            println!("      {line}");
+            if let Some(hint) = hint {
+                println!("      hint: {hint}");
+            }
+        }
+        Ok(_) => anyhow::bail!(
+            "WhoAmI succeeded without an application user: the emulator did not enforce membership"
+        ),
+    }
+
+    step(
+        4,
+        "Creating an application user with the System Administrator role (Power Platform admin center > Application users)",
+    );
+    let user: Value = admin_post(
+        &admin,
+        &format!("{base}/_emulator/dataverse/users"),
+        &json!({"application_id": client_id, "fullname": "# d365 demo daemon", "roles": ["System Administrator"]}),
+    )
+    .await?;
+    done(&format!(
+        "application user {}",
+        user["systemuserid"].as_str().unwrap_or("created")
+    ));
+
+    step(
+        5,
+        "Getting a token by client credentials and calling WhoAmI",
+    );
+    let request = TokenRequest::new(Resource::parse(&base)?);
+    let token = daemon.token_cache().get(&request).await?;
+    print_facts(format, &token_facts(&token))?;
+    let me = daemon.who_am_i().await?;
+    done(&format!(
+        "WhoAmI: UserId {} (the application user)",
+        me.user_id
+    ));
+
+    step(
+        6,
+        "Getting a token by the password grant (ROPC, public client) and calling WhoAmI",
+    );
+    let seeded = emulator
+        .seeded()
+        .context("the emulator seeds users")?
+        .clone();
+    let ropc = UsernamePassword::builder()
+        .authority_host(&base)
+        .tenant(&tenant)
+        .client_id(&seeded.public_app.client_id)
+        .username(&seeded.user.upn)
+        .password(seeded.user.password.clone())
+        .build()?;
+    let ropc: Arc<dyn TokenProvider> = Arc::new(ropc);
+    let user_client = Client::builder_shared(&base, Arc::clone(&ropc)).build()?;
+    let user_token = user_client.token_cache().get(&request).await?;
+    print_facts(format, &token_facts(&user_token))?;
+    let alice = user_client.who_am_i().await?;
+    done(&format!(
+        "WhoAmI: UserId {} ({})",
+        alice.user_id, seeded.user.upn
+    ));
+
+    step(7, "Creating accounts and querying them");
+    for (name, revenue) in [
+        ("Contoso Pharmaceuticals", 1_200_000),
+        ("Fabrikam, Inc.", 850_000),
+        ("Northwind Traders", 2_300_000),
+    ] {
+        let created = daemon
+            .create(
+                "accounts",
+                &json!({"name": name, "revenue": revenue}),
+                &RequestOptions::new(),
+            )
+            .await?;
+        done(&format!(
+            "created {name} ({})",
+            created.id.map(|id| id.to_string()).unwrap_or_default()
+        ));
+    }
+    let query = Query::new("accounts")
+        .select(["name", "revenue"])
+        .filter(Filter::gt("revenue", 1_000_000))
+        .order_by("revenue", Order::Desc);
+    done(&format!("GET {}", query.to_relative_url()));
+    let page = daemon.query_page::<Value>(&query).await?;
+    output::records(&mut std::io::stdout().lock(), format, &page.records)?;
+
+    step(8, "Comparing the grants against the same organization");
+    let mut candidates = emulator_candidates(&emulator)?;
+    candidates.retain(|candidate| !candidate.label.contains("confidential client"));
+    let rows = compare_rows(&Resource::parse(&base)?, candidates).await;
+    output::records_in_order(
+        &mut std::io::stdout().lock(),
+        format,
+        &rows,
+        COMPARE_COLUMNS,
+    )?;
+
+    println!(
+        "\nDone. Run the emulator yourself with `d365 emulator`, or any command with --emulator."
+    );
+    emulator.shutdown().await;
+    Ok(())
+}
+
+fn print_facts(format: OutputFormat, facts: &[(&str, Value)]) -> anyhow::Result<()> {
+    output::facts(&mut std::io::stdout().lock(), format, facts)
+}
+
+async fn admin_post(http: &reqwest::Client, url: &str, body: &Value) -> anyhow::Result<Value> {
+    let response = http
+        .post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "POST {url}: HTTP {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}

@@ -1,0 +1,52 @@
+//! One module per command; [`run`] dispatches. Commands print through `output` and return
+//! `anyhow` errors whose typed causes decide the exit code.
+
+pub(crate) mod auth;
+mod batch;
+mod data;
+mod demo;
+mod emulator;
+mod profile;
+mod request;
+mod token;
+
+use clap::CommandFactory as _;
+
+use crate::cli::{AuthCommand, Cli, Command};
+use crate::connection::Connection;
+
+/// Runs the command `cli` names.
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Demo => demo::run(global).await,
+        Command::Emulator(args) => emulator::run(&args).await,
+        Command::Profile(command) => profile::run(global, command),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "d365", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Auth(AuthCommand::Compare) => auth::compare(global).await,
+        Command::Auth(AuthCommand::Doctor) => auth::doctor(global).await,
+        command => {
+            let connection = Connection::resolve(global).await?;
+            match command {
+                Command::Whoami => token::whoami(&connection, global.output).await,
+                Command::Token { raw } => token::token(&connection, global.output, raw).await,
+                Command::Get(args) => data::get(&connection, global.output, &args).await,
+                Command::Fetchxml(args) => data::fetch_xml(&connection, global.output, &args).await,
+                Command::Create(args) => data::create(&connection, global.output, &args).await,
+                Command::Update(args) => data::update(&connection, global.output, &args).await,
+                Command::Upsert(args) => data::upsert(&connection, global.output, &args).await,
+                Command::Delete(args) => data::delete(&connection, global.output, &args).await,
+                Command::Batch(args) => batch::run(&connection, global.output, &args).await,
+                Command::Request(args) => request::run(&connection, &args).await,
+                Command::Demo
+                | Command::Emulator(_)
+                | Command::Profile(_)
+                | Command::Completions { .. }
+                | Command::Auth(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The `d365` binary as a person and a script use it: help texts (insta snapshots), exit
+//! codes, errors as one line plus a hint, output formats, profiles, and every command
+//! against the embedded emulator (`--emulator`).
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// `d365` with a private config directory and no connection from the environment.
+fn d365(config: &Path) -> Command {
+    let mut command = Command::cargo_bin("d365").expect("the d365 binary is built");
+    command
+        .env("D365_CONFIG_DIR", config)
+        .env("D365_TOKEN_CACHE", config.join("tokens.json"))
+        .env("NO_COLOR", "1")
+        .env_remove("D365_CONNECTION_STRING")
+        .env_remove("D365_PROFILE")
+        .env_remove("D365_URL")
+        .env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_TENANT_ID")
+        .env_remove("AZURE_CLIENT_SECRET")
+        .env_remove("RUST_LOG")
+        .env("COLUMNS", "200");
+    command
+}
+
+fn temp_config(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("d365-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn help_texts() {
+    let config = temp_config("help");
+    for args in [
+        vec!["--help"],
+        vec!["get", "--help"],
+        vec!["auth", "--help"],
+        vec!["profile", "--help"],
+        vec!["emulator", "--help"],
+    ] {
+        let output = d365(&config).args(&args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        insta::assert_snapshot!(format!("help {}", args.join(" ")), stdout(&output));
+    }
+}
+
+#[test]
+fn version_and_completions() {
+    let config = temp_config("version");
+    let output = d365(&config).arg("--version").output().unwrap();
+    assert_eq!(
+        stdout(&output),
+        format!("d365 {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let output = d365(&config)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(
+        stdout(&output).contains("_d365()"),
+        "a bash completion function"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_clear_line() {
+    let config = temp_config("usage");
+    let output = d365(&config).arg("whoami").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(text.starts_with("error: no connection:"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+
+    let output = d365(&config)
+        .args([
+            "get",
+            "accounts",
+            "--emulator",
+            "--orderby",
+            "name sideways",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+
+    let output = d365(&config).args(["--connection-string", "AuthType=ClientSecret;Url=http://contoso.crm.dynamics.com;ClientId=x;ClientSecret=TOP-SECRET", "whoami"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let text = stderr(&output);
+    assert!(text.contains("plain http"), "{text}");
+    assert!(!text.contains("TOP-SECRET"), "a secret was printed: {text}");
+}
+
+#[test]
+fn whoami_and_token_against_the_emulator() {
+    let config = temp_config("whoami");
+    let output = d365(&config)
+        .args(["whoami", "--emulator", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let me: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(me["UserId"].as_str().unwrap().len(), 36);
+
+    let output = d365(&config)
+        .args(["token", "--emulator", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let facts: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(facts["kind"], "app-only");
+    assert_eq!(facts["grant"], "client_credentials");
+    assert!(
+        !stdout(&output).contains("eyJ"),
+        "the token is printed only with --raw"
+    );
+
+    let output = d365(&config)
+        .args(["token", "--emulator", "--raw"])
+        .output()
+        .unwrap();
+    assert!(stdout(&output).starts_with("eyJ"));
+}
+
+#[test]
+fn data_commands_against_the_emulator() {
+    let config = temp_config("data");
+    let output = d365(&config)
+        .args([
+            "request",
+            "POST",
+            "accounts",
+            "--emulator",
+            "--data",
+            r#"{"name":"x"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // Each --emulator run starts a fresh emulator: chain the writes in one batch instead.
+    let batch = config.join("batch.json");
+    std::fs::write(
+        &batch,
+        r#"{"requests":[
+            {"method":"POST","url":"accounts","body":{"name":"Contoso","accountnumber":"C-1"},"change_set":1},
+            {"method":"POST","url":"contacts","body":{"lastname":"Ng","parentcustomerid_account@odata.bind":"$1"},"change_set":1},
+            {"method":"GET","url":"accounts?$select=name"}
+        ]}"#,
+    )
+    .unwrap();
+    let output = d365(&config)
+        .args(["batch", batch.to_str().unwrap(), "--emulator", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let parts: Vec<serde_json::Value> = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[0]["status"], 204);
+
+    let output = d365(&config)
+        .args([
+            "get",
+            "accounts",
+            "--emulator",
+            "--select",
+            "name",
+            "--top",
+            "5",
+            "-o",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).starts_with("name") || stdout(&output).is_empty(),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = d365(&config)
+        .args([
+            "delete",
+            "accounts",
+            "00000000-0000-0000-0000-000000000001",
+            "--emulator",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "not found exits 4: {}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).starts_with("error: "));
+
+    let output = d365(&config)
+        .args(["get", "nosuchset", "--emulator"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("hint: the entity set"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn profiles_keep_secrets_out_of_sight() {
+    let config = temp_config("profiles");
+    let connection = "AuthType=ClientSecret;Url=https://contoso.crm.dynamics.com;ClientId=d3650000-a990-4000-8000-000000000001;ClientSecret=VERY-SECRET;TenantId=contoso.onmicrosoft.com";
+    let output = d365(&config)
+        .args(["profile", "add", "dev", "--connection-string", connection])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    for args in [
+        vec!["profile", "list"],
+        vec!["profile", "show", "dev"],
+        vec!["profile", "show", "-o", "json"],
+    ] {
+        let output = d365(&config).args(&args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        assert!(
+            !stdout(&output).contains("VERY-SECRET"),
+            "{args:?} printed the secret"
+        );
+        assert!(stdout(&output).contains("contoso.crm.dynamics.com"));
+    }
+    let public = std::fs::read_to_string(config.join("profiles.toml")).unwrap();
+    assert!(!public.contains("VERY-SECRET"));
+    let output = d365(&config)
+        .args(["profile", "use", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = d365(&config)
+        .args(["profile", "remove", "dev"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+}
+
+#[test]
+fn the_demo_walks_every_step() {
+    let config = temp_config("demo");
+    let output = d365(&config).arg("demo").output().unwrap();
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}\n{}", stderr(&output));
+    for expected in [
+        "[1] Starting the emulator",
+        "not a member of the organization",
+        "[5] Getting a token by client credentials",
+        "[6] Getting a token by the password grant",
+        "Contoso Pharmaceuticals",
+        "[8] Comparing the grants",
+        "Done.",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn auth_compare_and_doctor_on_the_emulator() {
+    let config = temp_config("auth");
+    let output = d365(&config)
+        .args(["auth", "compare", "--emulator", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().any(|row| row["kind"] == "delegated"));
+    assert!(rows.iter().any(|row| row["kind"] == "app-only"));
+
+    let output = d365(&config)
+        .args(["auth", "doctor", "--emulator", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let steps: Vec<serde_json::Value> = serde_json::from_str(&stdout(&output)).unwrap();
+    assert!(steps.iter().all(|step| step["result"] == "ok"), "{steps:?}");
+    assert!(steps.len() >= 7);
+}
