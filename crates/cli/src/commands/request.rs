@@ -20,7 +20,7 @@ pub(crate) async fn run(connection: &Connection, args: &RequestArgs) -> anyhow::
     match serde_json::from_slice::<serde_json::Value>(&response.body) {
         Ok(json) => writeln!(stdout, "{}", serde_json::to_string_pretty(&json)?)?,
         Err(_) if response.body.is_empty() => {
-            writeln!(stdout, "HTTP {}", response.status.as_u16())?
+            writeln!(stdout, "HTTP {}", response.status.as_u16())?;
         }
         Err(_) => stdout.write_all(&response.body)?,
     }
