@@ -301,3 +301,233 @@ fn auth_compare_and_doctor_on_the_emulator() {
     assert!(steps.iter().all(|step| step["result"] == "ok"), "{steps:?}");
     assert!(steps.len() >= 7);
 }
+
+/// `d365 emulator` running in the background: one organization shared by several commands.
+struct RunningEmulator {
+    child: std::process::Child,
+    connection_string: String,
+    certificate_connection_string: String,
+}
+
+impl RunningEmulator {
+    fn start(config: &Path) -> Self {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("d365"))
+            .args(["emulator"])
+            .env("D365_CONFIG_DIR", config)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut connection_string = None;
+        let mut certificate_connection_string = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if connection_string.is_none() && line.trim_start().starts_with("AuthType=ClientSecret")
+            {
+                connection_string = Some(line.trim().to_owned());
+            }
+            if line.trim_start().starts_with("AuthType=Certificate") {
+                certificate_connection_string = Some(line.trim().to_owned());
+            }
+            if line.starts_with("Press Ctrl-C") {
+                break;
+            }
+        }
+        // Keep draining stdout so the emulator never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            connection_string: connection_string.expect("the emulator prints a connection string"),
+            certificate_connection_string: certificate_connection_string
+                .expect("and one for the certificate app"),
+        }
+    }
+
+    fn stop(mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exited = self.child.wait().unwrap();
+        assert!(
+            exited.success(),
+            "Ctrl-C stops the emulator cleanly: {exited:?}"
+        );
+    }
+}
+
+fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            "[guid]",
+        ),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+    ]
+}
+
+#[test]
+fn commands_share_an_organization_served_by_d365_emulator() {
+    let config = temp_config("shared");
+    let emulator = RunningEmulator::start(&config);
+    let with = |args: &[&str]| {
+        let output = d365(&config)
+            .args(args)
+            .args(["--connection-string", &emulator.connection_string])
+            .output()
+            .unwrap();
+        (output.status.code(), stdout(&output), stderr(&output))
+    };
+
+    for (name, revenue) in [("Contoso", 300), ("Fabrikam", 200), ("Northwind", 100)] {
+        let (code, out, err) = with(&[
+            "create",
+            "accounts",
+            "-d",
+            &format!(r#"{{"name":"{name}","revenue":{revenue},"accountnumber":"N-{name}"}}"#),
+            "-o",
+            "json",
+        ]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains("\"id\""), "{out}");
+    }
+    let (code, out, err) = with(&[
+        "get",
+        "accounts",
+        "--select",
+        "name,revenue",
+        "--orderby",
+        "name asc",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!("accounts table", out) });
+
+    let (code, _, err) = with(&[
+        "update",
+        "accounts",
+        "accountnumber=N-Contoso",
+        "-d",
+        r#"{"revenue":301}"#,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = with(&[
+        "update",
+        "accounts",
+        "00000000-0000-0000-0000-000000000001",
+        "-d",
+        r#"{"revenue":1}"#,
+    ]);
+    assert_eq!(code, Some(4), "update never creates: {err}");
+    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!("update missing record error", err) });
+
+    let (code, _, err) = with(&[
+        "upsert",
+        "accounts",
+        "accountnumber=N-New",
+        "-d",
+        r#"{"name":"New"}"#,
+        "--create-only",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = with(&[
+        "upsert",
+        "accounts",
+        "accountnumber=N-New",
+        "-d",
+        r#"{"name":"New"}"#,
+        "--create-only",
+    ]);
+    assert_eq!(
+        code,
+        Some(4),
+        "create-only on an existing record is a conflict: {err}"
+    );
+
+    let fetch = r#"<fetch count="2"><entity name="account"><attribute name="name"/><order attribute="name"/></entity></fetch>"#;
+    let (code, out, err) = with(&["fetchxml", "accounts", fetch, "--all", "-o", "jsonl"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out.lines().count(),
+        4,
+        "paging cookies cover every row: {out}"
+    );
+
+    let export = config.join("accounts.csv");
+    let (code, _, err) = with(&[
+        "get",
+        "accounts",
+        "--select",
+        "name",
+        "--out",
+        export.to_str().unwrap(),
+        "-o",
+        "csv",
+        "--page-size",
+        "2",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("wrote 4 rows"), "{err}");
+    let csv = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(csv.lines().count(), 5, "a header and four rows: {csv}");
+
+    let (code, out, err) = with(&["whoami", "-o", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("UserId"));
+    assert!(
+        config.join("tokens.json").exists(),
+        "the token file keeps tokens between commands"
+    );
+
+    let output = d365(&config)
+        .args([
+            "whoami",
+            "--no-token-cache",
+            "--connection-string",
+            &emulator.certificate_connection_string,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the printed certificate connection string works: {}",
+        stderr(&output)
+    );
+
+    let (code, _, err) = with(&["get", "nosuchset"]);
+    assert_eq!(code, Some(4));
+    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!("unknown entity set error", err) });
+    emulator.stop();
+}
+
+#[test]
+fn error_and_profile_table_snapshots() {
+    let config = temp_config("snapshots");
+    let output = d365(&config).arg("whoami").output().unwrap();
+    insta::assert_snapshot!("no connection error", stderr(&output));
+    let output = d365(&config)
+        .args(["whoami", "-c", "AuthType=ClientSecret;Url=http://contoso.crm.dynamics.com;ClientId=x;ClientSecret=TOP-SECRET"])
+        .output()
+        .unwrap();
+    insta::assert_snapshot!("plain http error", stderr(&output));
+    for (name, url) in [
+        ("dev", "https://dev.crm.dynamics.com"),
+        ("prod", "https://prod.crm4.dynamics.com"),
+    ] {
+        let connection = format!(
+            "AuthType=ClientSecret;Url={url};ClientId=d3650000-a990-4000-8000-000000000001;ClientSecret=S;TenantId=contoso.onmicrosoft.com"
+        );
+        assert!(
+            d365(&config)
+                .args(["profile", "add", name, "-c", &connection])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        );
+    }
+    let output = d365(&config).args(["profile", "list"]).output().unwrap();
+    insta::assert_snapshot!("profile list table", stdout(&output));
+}

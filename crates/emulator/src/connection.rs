@@ -1,7 +1,7 @@
 //! Ready connection strings (ServiceClient style) for the seeded identities, so a person or a
 //! CLI can paste one and connect: `AuthType=ClientSecret;Url={base};ClientId=…;
-//! ClientSecret=…;TenantId=…;Authority={base}`. `Authority` names the authority host (the
-//! emulator itself); `TenantId` the tenant.
+//! ClientSecret=…;TenantId=…;AuthorityHost={base}`. `AuthorityHost` names the authority
+//! host (the emulator itself); `TenantId` the tenant.
 
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -32,7 +32,7 @@ impl std::fmt::Debug for ConnectionString {
 /// application user.
 pub fn connection_strings(base_url: &str, seeded: &SeededIdentities) -> Vec<ConnectionString> {
     let tenant = &seeded.tenant.id;
-    let common = format!("Url={base_url};TenantId={tenant};Authority={base_url}");
+    let common = format!("Url={base_url};TenantId={tenant};AuthorityHost={base_url}");
     let secret_app = |label: &str, app: &crate::SeededSecretApp| ConnectionString {
         identity: label.to_owned(),
         value: SecretString::from(format!(

@@ -34,7 +34,7 @@ fn the_binary_prints_connection_strings_and_stops_on_ctrl_c() {
         .to_owned();
     assert!(base.starts_with("http://127.0.0.1:"), "{text}");
     assert!(text.contains(&format!(
-        "AuthType=ClientSecret;Url={base};TenantId=d3650000-e0e0-4000-8000-000000000001;Authority={base};ClientId=d3650000-a990-4000-8000-000000000001;ClientSecret=d365-emulator-secret~1"
+        "AuthType=ClientSecret;Url={base};TenantId=d3650000-e0e0-4000-8000-000000000001;AuthorityHost={base};ClientId=d3650000-a990-4000-8000-000000000001;ClientSecret=d365-emulator-secret~1"
     )), "{text}");
     assert!(
         text.contains("AuthType=OAuth;") && text.contains("Username=alice@contoso.onmicrosoft.com"),

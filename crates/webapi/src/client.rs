@@ -141,6 +141,51 @@ impl Client {
             .clamp(1, self.inner.max_parallelism)
     }
 
+    /// Runs `work` on every item, at most [`Client::parallelism`] at a time (Dataverse's
+    /// `x-ms-dop-hint`, read again before each item starts), and returns the outcomes in the
+    /// items' order.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(client: d365_webapi::Client) {
+    /// use d365_webapi::RequestOptions;
+    /// use serde_json::json;
+    ///
+    /// let names = ["Contoso", "Fabrikam", "Northwind"];
+    /// let created = client
+    ///     .run_parallel(names, |client, name| async move {
+    ///         client.create("accounts", &json!({ "name": name }), &RequestOptions::new()).await
+    ///     })
+    ///     .await;
+    /// # let _ = created;
+    /// # }
+    /// ```
+    pub async fn run_parallel<I, F, Fut, T>(&self, items: I, work: F) -> Vec<T>
+    where
+        I: IntoIterator,
+        F: Fn(Client, I::Item) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        use futures_util::StreamExt as _;
+        let mut pending = futures_util::stream::FuturesUnordered::new();
+        let mut outcomes: Vec<Option<T>> = Vec::new();
+        for (index, item) in items.into_iter().enumerate() {
+            outcomes.push(None);
+            while pending.len() >= self.parallelism() {
+                if let Some((done, outcome)) = pending.next().await {
+                    outcomes[done] = Some(outcome);
+                }
+            }
+            let future = work(self.clone(), item);
+            pending.push(async move { (index, future.await) });
+        }
+        while let Some((done, outcome)) = pending.next().await {
+            outcomes[done] = Some(outcome);
+        }
+        outcomes.into_iter().map(|outcome| outcome.expect("every item ran")).collect()
+    }
+
     /// Resolves `relative` (an entity set path, or an absolute URL from the server such as
     /// an `@odata.nextLink`) against the API root.
     pub(crate) fn url(&self, relative: &str) -> Result<Url, WebApiError> {

@@ -271,3 +271,27 @@ async fn a_long_get_travels_inside_a_batch_with_its_authorization() {
         "the page size travels with the part"
     );
 }
+
+#[tokio::test]
+async fn run_parallel_follows_the_dop_hint_and_keeps_order() {
+    let server = CannedServer::start(vec![Canned::json(200, WHO).header("x-ms-dop-hint", "2")]).await;
+    let client = client(&server, Arc::default());
+    client.who_am_i().await.unwrap();
+    assert_eq!(client.parallelism(), 2);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let outcomes = client
+        .run_parallel(0..20, |_, n| {
+            let (in_flight, peak) = (Arc::clone(&in_flight), Arc::clone(&peak));
+            async move {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                n * 10
+            }
+        })
+        .await;
+    assert_eq!(outcomes, (0..20).map(|n| n * 10).collect::<Vec<_>>());
+    assert_eq!(peak.load(Ordering::SeqCst), 2, "never more than the hint at once");
+}

@@ -18,7 +18,10 @@ pub(crate) async fn run(args: &EmulatorArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.config {
         builder = builder.config_file(path);
     }
-    let emulator = builder.start().await?;
+    // The certificate app's key and certificate as files, so its connection string works
+    // on any platform (there is no certificate store to name a thumbprint in).
+    let credentials = crate::profiles::config_dir().join("emulator");
+    let emulator = builder.write_credentials_to(&credentials).start().await?;
     println!(
         "d365 emulator: Entra ID and Dataverse at {}",
         emulator.base_url()
@@ -36,11 +39,15 @@ pub(crate) async fn run(args: &EmulatorArgs) -> anyhow::Result<()> {
     // The seeded secrets are the emulator's published test values, not real credentials:
     // printing them is the point of this command.
     for connection in emulator.connection_strings() {
-        println!(
-            "{}:\n  {}\n",
-            connection.identity,
-            connection.value.expose_secret()
-        );
+        let mut value = connection.value.expose_secret().to_owned();
+        if value.starts_with("AuthType=Certificate") {
+            value.push_str(&format!(
+                ";CertificatePath={};CertificateKeyPath={}",
+                credentials.join("certificate-app.crt.pem").display(),
+                credentials.join("certificate-app.key.pem").display()
+            ));
+        }
+        println!("{}:\n  {value}\n", connection.identity);
     }
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;

@@ -47,7 +47,12 @@ pub(crate) fn run(global: &Global, command: ProfileCommand) -> anyhow::Result<()
                     })
                 })
                 .collect();
-            output::records(&mut stdout, global.output, &rows)
+            output::records_in_order(
+                &mut stdout,
+                global.output,
+                &rows,
+                &["current", "name", "url", "auth"],
+            )
         }
         ProfileCommand::Show { name } => {
             let file = profiles::read_profiles(&dir)?;
