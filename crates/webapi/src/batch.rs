@@ -250,6 +250,17 @@ impl Batch {
         self.items.is_empty()
     }
 
+    /// Every operation's path or `$n` reference.
+    fn targets(&self) -> impl Iterator<Item = &str> {
+        self.items
+            .iter()
+            .flat_map(|item| match item {
+                Item::Single(operation) => std::slice::from_ref(operation).iter(),
+                Item::ChangeSet(operations) => operations.iter(),
+            })
+            .map(|operation| operation.target.as_str())
+    }
+
     fn only_reads(&self) -> bool {
         self.items
             .iter()
@@ -354,6 +365,12 @@ impl Client {
             return Err(WebApiError::InvalidInput(format!(
                 "the batch holds {} operations; Dataverse accepts at most {MAX_BATCH_OPERATIONS}: split it",
                 batch.len()
+            )));
+        }
+        // A line break in a path would end the request line and inject lines into the body.
+        if let Some(target) = batch.targets().find(|target| target.contains(['\r', '\n'])) {
+            return Err(WebApiError::InvalidInput(format!(
+                "the batch operation path {target:?} contains a line break"
             )));
         }
         let boundary = format!("batch_{}", Guid::new_random());
@@ -639,5 +656,158 @@ mod tests {
             .len(),
             4
         );
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::query::Literal;
+    use proptest::prelude::*;
+    use proptest::test_runner::Config;
+
+    const API: &str = "https://contoso.crm.dynamics.com/api/data/v9.2/";
+
+    fn config() -> Config {
+        Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        }
+    }
+
+    /// One generated operation; names and paths are what callers write (no CR or LF),
+    /// key values and JSON bodies are anything.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Get(String),
+        Create(String, String),
+        Update(String, String, String),
+        Delete(String),
+        UpdateCreated(String),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let set = "[a-z]{1,12}";
+        prop_oneof![
+            "[a-z]{1,12}(\\?\\$select=[a-z,]{1,20})?".prop_map(Op::Get),
+            (set, any::<String>()).prop_map(|(s, v)| Op::Create(s, v)),
+            (set, any::<String>(), any::<String>()).prop_map(|(s, k, v)| Op::Update(s, k, v)),
+            set.prop_map(Op::Delete),
+            any::<String>().prop_map(Op::UpdateCreated),
+        ]
+    }
+
+    /// A batch of single GETs and change sets built from `ops`.
+    fn build(items: &[(bool, Vec<Op>)]) -> Batch {
+        let mut batch = Batch::new();
+        for (in_set, ops) in items {
+            if *in_set {
+                batch.change_set(|set| {
+                    let mut last = None;
+                    for op in ops {
+                        let reference = match op {
+                            Op::Get(path) => set.request(Method::POST, path, None),
+                            Op::Create(entity_set, value) => {
+                                set.create(entity_set, serde_json::json!({ "name": value }))
+                            }
+                            Op::Update(entity_set, key, value) => set.update(
+                                entity_set,
+                                &RecordKey::alternate([("code", Literal::String(key.clone()))]),
+                                serde_json::json!({ "name": value }),
+                            ),
+                            Op::Delete(entity_set) => {
+                                set.delete(entity_set, &RecordKey::id(Guid::new_random()))
+                            }
+                            Op::UpdateCreated(value) => match last {
+                                Some(created) => set
+                                    .update_created(created, serde_json::json!({ "name": value })),
+                                None => set.create("accounts", serde_json::json!({})),
+                            },
+                        };
+                        last = Some(reference);
+                    }
+                });
+            } else {
+                for op in ops {
+                    match op {
+                        Op::Get(path) => {
+                            batch.get(path);
+                        }
+                        Op::Create(entity_set, value) => {
+                            batch.request(
+                                Method::POST,
+                                entity_set,
+                                Some(serde_json::json!({ "name": value })),
+                            );
+                        }
+                        _ => {
+                            batch.request(Method::DELETE, "accounts(1)", None);
+                        }
+                    }
+                }
+            }
+        }
+        batch
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn response_parsing_never_panics_on_text(
+            content_type in "multipart/mixed(; boundary=[a-z_]{0,8})?|[ -~]{0,30}",
+            body in "(--[a-z_]{0,8}(--)?|\r\n|\n|Content-Type: multipart/mixed; boundary=[a-z_]{0,8}|Content-ID: [0-9a-z]{0,3}|HTTP/1.1 [0-9]{0,4} [A-Z]{0,3}|OData-EntityId: [ -~]{0,50}|\\{[ -~]{0,20}\\}|[ -~]{0,10})*",
+        ) {
+            let _ = parse_batch_response(&content_type, body.as_bytes(), API);
+        }
+
+        #[test]
+        fn response_parsing_never_panics_on_bytes(
+            body in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let _ = parse_batch_response("multipart/mixed; boundary=b", &body, API);
+            let _ = parse_batch_response("", &body, API);
+        }
+
+        #[test]
+        fn bodies_are_well_formed(
+            items in proptest::collection::vec(
+                (any::<bool>(), proptest::collection::vec(op(), 1..5)),
+                0..5,
+            ),
+        ) {
+            let batch = build(&items);
+            let body = batch.to_body("/api/data/v9.2/", "batch_p");
+            prop_assert!(body.ends_with("\r\n"));
+            prop_assert!(!body.replace("\r\n", "").contains(['\r', '\n']), "{:?}", body);
+            let lines: Vec<&str> = body.split("\r\n").collect();
+            let mut open_sets: Vec<String> = Vec::new();
+            let mut batch_closes = 0;
+            for line in &lines {
+                if let Some(set) = line
+                    .strip_prefix("Content-Type: multipart/mixed; boundary=\"")
+                    .and_then(|rest| rest.strip_suffix('"'))
+                {
+                    prop_assert!(open_sets.is_empty(), "a change set inside a change set");
+                    open_sets.push(set.to_owned());
+                } else if *line == "--batch_p--" {
+                    batch_closes += 1;
+                    prop_assert!(open_sets.is_empty(), "the batch closes inside a change set");
+                } else if *line == "--batch_p" {
+                    prop_assert!(open_sets.is_empty(), "a batch part inside a change set");
+                } else if let Some(set) = line.strip_prefix("--").and_then(|rest| rest.strip_suffix("--")) {
+                    let closed = open_sets.pop();
+                    prop_assert_eq!(closed.as_deref(), Some(set));
+                }
+            }
+            prop_assert_eq!(batch_closes, 1);
+            prop_assert_eq!(lines[lines.len() - 2], "--batch_p--");
+            prop_assert!(open_sets.is_empty());
+            let parts = lines.iter().filter(|line| **line == "--batch_p").count();
+            prop_assert_eq!(parts, items.iter().map(|(in_set, ops)| if *in_set { 1 } else { ops.len() }).sum::<usize>());
+            // Whatever the body, reading it back as a response does not panic.
+            let _ = parse_batch_response("multipart/mixed; boundary=batch_p", body.as_bytes(), API);
+        }
     }
 }

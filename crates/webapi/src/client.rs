@@ -183,7 +183,10 @@ impl Client {
         while let Some((done, outcome)) = pending.next().await {
             outcomes[done] = Some(outcome);
         }
-        outcomes.into_iter().map(|outcome| outcome.expect("every item ran")).collect()
+        outcomes
+            .into_iter()
+            .map(|outcome| outcome.expect("every item ran"))
+            .collect()
     }
 
     /// Resolves `relative` (an entity set path, or an absolute URL from the server such as

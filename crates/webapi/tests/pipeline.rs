@@ -274,7 +274,8 @@ async fn a_long_get_travels_inside_a_batch_with_its_authorization() {
 
 #[tokio::test]
 async fn run_parallel_follows_the_dop_hint_and_keeps_order() {
-    let server = CannedServer::start(vec![Canned::json(200, WHO).header("x-ms-dop-hint", "2")]).await;
+    let server =
+        CannedServer::start(vec![Canned::json(200, WHO).header("x-ms-dop-hint", "2")]).await;
     let client = client(&server, Arc::default());
     client.who_am_i().await.unwrap();
     assert_eq!(client.parallelism(), 2);
@@ -293,5 +294,22 @@ async fn run_parallel_follows_the_dop_hint_and_keeps_order() {
         })
         .await;
     assert_eq!(outcomes, (0..20).map(|n| n * 10).collect::<Vec<_>>());
-    assert_eq!(peak.load(Ordering::SeqCst), 2, "never more than the hint at once");
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        2,
+        "never more than the hint at once"
+    );
+}
+
+#[tokio::test]
+async fn a_line_break_in_a_batch_path_is_refused_before_sending() {
+    let server = CannedServer::start(vec![Canned::json(200, WHO)]).await;
+    let mut batch = d365_webapi::Batch::new();
+    batch.get("accounts\r\nGET /api/data/v9.2/contacts HTTP/1.1");
+    let error = client(&server, Arc::default())
+        .execute_batch(&batch)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+    assert!(server.requests().is_empty());
 }

@@ -40,9 +40,11 @@ impl TokenResponse {
             access_token: SecretString::from(wire.access_token.secret().as_str()),
             token_type: wire.token_type.0,
             expires_in: seconds(wire.expires_in),
+            // An instant the clock cannot represent counts as absent (no panic on a
+            // nonsense value).
             expires_on: wire
                 .expires_on
-                .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),
+                .and_then(|secs| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))),
             ext_expires_in: seconds(wire.ext_expires_in),
             refresh_in: seconds(wire.refresh_in),
             refresh_token: wire
@@ -109,14 +111,16 @@ impl TokenResponse {
     }
 
     /// When the expiry is: `expires_in` from when the response arrived (the local clock
-    /// is the one that will judge it), else `expires_on`, else 10 minutes.
+    /// is the one that will judge it), else `expires_on`, else 10 minutes. An `expires_in`
+    /// too large for the clock counts as absent.
     #[must_use]
     pub fn expiry(&self) -> SystemTime {
-        match (self.expires_in, self.expires_on) {
-            (Some(lifetime), _) => self.received_at + lifetime,
-            (None, Some(expires_on)) => expires_on,
-            (None, None) => self.received_at + DEFAULT_LIFETIME,
-        }
+        let after = |lifetime| self.received_at.checked_add(lifetime);
+        self.expires_in
+            .and_then(after)
+            .or(self.expires_on)
+            .or_else(|| after(DEFAULT_LIFETIME))
+            .unwrap_or(self.received_at)
     }
 
     /// The [`AccessToken`] for `request`, carrying the refresh token if there is one.
@@ -126,8 +130,11 @@ impl TokenResponse {
         let mut builder =
             AccessToken::builder(self.access_token, expires_on, request.resource().clone())
                 .token_type(self.token_type);
-        if let Some(refresh_in) = self.refresh_in {
-            builder = builder.refresh_on(self.received_at + refresh_in);
+        if let Some(refresh_on) = self
+            .refresh_in
+            .and_then(|refresh_in| self.received_at.checked_add(refresh_in))
+        {
+            builder = builder.refresh_on(refresh_on);
         }
         if let Some(scope) = self.scope {
             builder = builder.scope(scope);
@@ -415,4 +422,142 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .parse::<u64>()
         .ok()
         .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use proptest::test_runner::Config;
+
+    fn config() -> Config {
+        Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        }
+    }
+
+    fn endpoint() -> Url {
+        Url::parse("https://login.microsoftonline.com/contoso/oauth2/v2.0/token").unwrap()
+    }
+
+    fn request() -> TokenRequest {
+        TokenRequest::for_url("https://contoso.crm.dynamics.com").unwrap()
+    }
+
+    /// A seconds field as Entra (number), v1 (string) or a broken server (anything) sends it.
+    fn seconds_json() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            any::<u64>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            any::<u64>().prop_map(|n| serde_json::Value::from(format!(" {n} "))),
+            ".{0,12}".prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+            Just(serde_json::json!([1])),
+            Just(serde_json::json!({"seconds": 1})),
+            any::<bool>().prop_map(serde_json::Value::from),
+        ]
+    }
+
+    /// Reads the body and, when it is a token, uses every derived instant.
+    fn exercise(body: &[u8]) -> Option<TokenResponse> {
+        let received_at = SystemTime::now();
+        let response = parse_success(&endpoint(), body, received_at).ok()?;
+        let _ = response.expiry();
+        let _ = response.clone().into_access_token(&request());
+        Some(response)
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn success_parsing_never_panics_on_bytes(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = exercise(&body);
+        }
+
+        #[test]
+        fn success_parsing_reads_seconds_leniently(
+            expires_in in seconds_json(),
+            expires_on in proptest::option::of(seconds_json()),
+            refresh_in in proptest::option::of(seconds_json()),
+            token in "[A-Za-z0-9._-]{1,40}",
+        ) {
+            let mut object = serde_json::json!({
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": expires_in.clone(),
+            });
+            if let Some(value) = expires_on {
+                object["expires_on"] = value;
+            }
+            if let Some(value) = refresh_in {
+                object["refresh_in"] = value;
+            }
+            let body = serde_json::to_vec(&object).unwrap();
+            let parsed = exercise(&body);
+            // A non-negative count of seconds, as a number or a numeric string, is read;
+            // anything else is refused.
+            let readable = match &expires_in {
+                serde_json::Value::Number(n) => n.as_u64().is_some() || n.as_f64().is_some_and(|f| f >= 0.0),
+                serde_json::Value::String(text) => text.trim().parse::<u64>().is_ok(),
+                serde_json::Value::Null => true,
+                _ => false,
+            };
+            let exact = expires_in
+                .as_u64()
+                .or_else(|| expires_in.as_str().and_then(|text| text.trim().parse().ok()));
+            if let (Some(parsed), Some(seconds)) = (&parsed, exact) {
+                prop_assert_eq!(parsed.expires_in(), Some(Duration::from_secs(seconds)));
+            }
+            if !readable {
+                prop_assert!(parsed.is_none(), "{}", object);
+            }
+        }
+
+        #[test]
+        fn error_classification_never_panics(
+            status in 100u16..1000,
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            content_type in "[ -~]{0,30}",
+            retry in "[ -~]{0,12}",
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = http::HeaderValue::from_str(&content_type) {
+                headers.insert(http::header::CONTENT_TYPE, value.clone());
+                headers.insert(http::header::LOCATION, value);
+            }
+            if let Ok(value) = http::HeaderValue::from_str(&retry) {
+                headers.insert(http::header::RETRY_AFTER, value);
+            }
+            let status = StatusCode::from_u16(status).unwrap();
+            let error = classify_error_response(&endpoint(), status, &headers, &body);
+            let _ = error.to_string();
+        }
+
+        #[test]
+        fn error_classification_never_panics_on_oauth_shaped_bodies(
+            status in 400u16..600,
+            error in ".{0,20}",
+            description in proptest::option::of(".{0,200}"),
+            codes in proptest::collection::vec(any::<u32>(), 0..3),
+            html_title in ".{0,200}",
+            html in any::<bool>(),
+        ) {
+            let body = if html {
+                format!("<html><TITLE>{html_title}</title></html>").into_bytes()
+            } else {
+                serde_json::to_vec(&serde_json::json!({
+                    "error": error,
+                    "error_description": description,
+                    "error_codes": codes,
+                })).unwrap()
+            };
+            let status = StatusCode::from_u16(status).unwrap();
+            let classified = classify_error_response(&endpoint(), status, &HeaderMap::new(), &body);
+            let _ = classified.to_string();
+        }
+    }
 }

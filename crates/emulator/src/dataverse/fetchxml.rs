@@ -258,7 +258,9 @@ pub(crate) fn execute(
     let offset = if cursor.is_some() {
         0
     } else {
-        (page - 1) * page_size
+        (page - 1)
+            .checked_mul(page_size)
+            .ok_or_else(|| invalid("The page attribute is too large."))?
     };
     let plan = Plan {
         table,
@@ -321,4 +323,164 @@ pub(crate) fn execute(
         .map(|row| record(table, row, shape))
         .collect();
     Ok(DvResponse::json(StatusCode::OK, &Collection { head, rows }))
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::dataverse::store::Store;
+    use proptest::prelude::*;
+    use proptest::test_runner::Config;
+
+    fn config() -> Config {
+        Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        }
+    }
+
+    /// Escapes text for an XML attribute or element.
+    fn xml_escape(text: &str) -> String {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    }
+
+    fn number_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{1,3}",
+            "[0-9]{15,25}",
+            Just("-1".to_owned()),
+            Just("0".to_owned()),
+            ".{0,4}",
+        ]
+    }
+
+    fn attribute_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(vec![
+                "name",
+                "revenue",
+                "numberofemployees",
+                "creditonhold",
+                "lastonholdtime",
+                "primarycontactid",
+                "accountid",
+                "nosuchcolumn",
+            ])
+            .prop_map(str::to_owned),
+            ".{0,6}",
+        ]
+    }
+
+    fn condition_xml() -> impl Strategy<Value = String> {
+        (
+            attribute_name(),
+            proptest::sample::select(vec![
+                "eq", "ne", "neq", "gt", "ge", "lt", "le", "null", "not-null", "like",
+                "not-like", "begins-with", "not-begin-with", "ends-with", "not-end-with", "in",
+                "not-in", "between",
+            ]),
+            proptest::option::of(".{0,12}"),
+            proptest::collection::vec(".{0,8}", 0..3),
+        )
+            .prop_map(|(attribute, operator, value, values)| {
+                let value = value.map_or_else(String::new, |v| {
+                    format!(" value=\"{}\"", xml_escape(&v))
+                });
+                let values: String = values
+                    .iter()
+                    .map(|v| format!("<value>{}</value>", xml_escape(v)))
+                    .collect();
+                format!(
+                    "<condition attribute=\"{}\" operator=\"{operator}\"{value}>{values}</condition>",
+                    xml_escape(&attribute)
+                )
+            })
+    }
+
+    fn filter_xml() -> impl Strategy<Value = String> {
+        let leaf = (
+            proptest::sample::select(vec!["and", "or", "xor"]),
+            proptest::collection::vec(condition_xml(), 0..3),
+        )
+            .prop_map(|(kind, conditions)| {
+                format!("<filter type=\"{kind}\">{}</filter>", conditions.concat())
+            });
+        leaf.prop_recursive(3, 12, 3, |inner| {
+            (
+                proptest::sample::select(vec!["and", "or"]),
+                proptest::collection::vec(prop_oneof![inner, condition_xml()], 0..3),
+            )
+                .prop_map(|(kind, items)| {
+                    format!("<filter type=\"{kind}\">{}</filter>", items.concat())
+                })
+        })
+    }
+
+    fn fetch_xml() -> impl Strategy<Value = String> {
+        (
+            proptest::option::of(number_text()),
+            proptest::option::of(number_text()),
+            proptest::option::of(number_text()),
+            proptest::option::of(".{0,30}"),
+            proptest::collection::vec(
+                prop_oneof![
+                    attribute_name()
+                        .prop_map(|n| format!("<attribute name=\"{}\"/>", xml_escape(&n))),
+                    Just("<all-attributes/>".to_owned()),
+                    (attribute_name(), any::<bool>()).prop_map(|(n, d)| format!(
+                        "<order attribute=\"{}\" descending=\"{d}\"/>",
+                        xml_escape(&n)
+                    )),
+                    filter_xml(),
+                ],
+                0..5,
+            ),
+        )
+            .prop_map(|(top, count, page, cookie, children)| {
+                let attribute = |name: &str, value: Option<String>| {
+                    value.map_or_else(String::new, |v| format!(" {name}=\"{}\"", xml_escape(&v)))
+                };
+                format!(
+                    "<fetch{}{}{}{}><entity name=\"account\">{}</entity></fetch>",
+                    attribute("top", top),
+                    attribute("count", count),
+                    attribute("page", page),
+                    attribute("paging-cookie", cookie),
+                    children.concat()
+                )
+            })
+    }
+
+    fn run(xml: &str) {
+        let schema = Schema::build(&[]).expect("schema");
+        let table = schema.by_set("accounts").expect("accounts");
+        let store = Store::open(None, &schema).expect("store");
+        let db = store.lock();
+        let _ = execute(
+            &db,
+            &schema,
+            table,
+            xml,
+            &Prefer::default(),
+            "http://127.0.0.1/api/data/v9.2/",
+        );
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn fetchxml_never_panics_on_text(text in any::<String>()) {
+            run(&text);
+        }
+
+        #[test]
+        fn fetchxml_never_panics_on_generated_queries(xml in fetch_xml()) {
+            run(&xml);
+        }
+    }
 }

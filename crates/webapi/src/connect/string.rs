@@ -738,7 +738,9 @@ fn normalize_thumbprint(value: &str) -> Result<String, ConnectError> {
 
 /// Quotes a value for a connection string when the grammar needs it.
 fn quote_if_needed(value: &str) -> String {
+    // A leading `=` would be read as `==`, a literal `=` in the key.
     let needs_quotes = value.contains(';')
+        || value.starts_with('=')
         || value.starts_with(char::is_whitespace)
         || value.ends_with(char::is_whitespace)
         || value.starts_with(['\'', '"'])

@@ -784,3 +784,98 @@ mod tests {
         assert!(parse_key("a='x' b='y'").is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use crate::dataverse::schema::Schema;
+    use proptest::prelude::*;
+    use proptest::test_runner::Config;
+
+    fn config() -> Config {
+        Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        }
+    }
+
+    /// Pieces of `$filter` syntax, valid and not, to glue together.
+    fn token() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(vec![
+                "name",
+                "revenue",
+                "numberofemployees",
+                "creditonhold",
+                "lastonholdtime",
+                "_primarycontactid_value",
+                "accountid",
+                "nosuchcolumn",
+                " eq ",
+                " ne ",
+                " gt ",
+                " ge ",
+                " lt ",
+                " le ",
+                " and ",
+                " or ",
+                "not ",
+                "(",
+                ")",
+                ",",
+                "null",
+                "true",
+                "false",
+                "contains(",
+                "startswith(",
+                "endswith(",
+                "@p1",
+                "@p2",
+                "'",
+                "''",
+                "-",
+                ".",
+                "/",
+                "=",
+                "2024-01-02",
+                "2024-01-02T03:04:05Z",
+                "T",
+                "+01:00",
+                "6C1D2E3F-0000-0000-0000-00000000A001",
+                " ",
+            ])
+            .prop_map(str::to_owned),
+            "'[^']{0,6}'",
+            "-?[0-9]{1,25}(\\.[0-9]{0,5})?(e[+-]?[0-9]{1,4})?",
+            ".{0,3}",
+        ]
+    }
+
+    fn check(text: &str) {
+        let schema = Schema::build(&[]).expect("schema");
+        let table = schema.by_set("accounts").expect("accounts");
+        let aliases = vec![("@p1".to_owned(), "'alias'".to_owned())];
+        if let Ok(expr) = parse(text, &aliases) {
+            let mut params = Vec::new();
+            let _ = to_sql(&expr, table, &mut params);
+        }
+        let _ = parse_key(text);
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn filter_parsing_never_panics_on_text(text in any::<String>()) {
+            check(&text);
+        }
+
+        #[test]
+        fn filter_parsing_never_panics_on_token_soup(
+            tokens in proptest::collection::vec(token(), 0..16),
+        ) {
+            check(&tokens.concat());
+        }
+    }
+}
