@@ -1,13 +1,452 @@
-//! `cargo xtask bench [args…]`: the workspace benchmarks, extra arguments passed through to
-//! `cargo bench` (e.g. `-- --quick` for criterion, or a benchmark name filter).
+//! `cargo xtask bench [--quick] [args…]`: runs the workspace's criterion benchmarks, then
+//! reads criterion's estimates and writes `target/bench/report.md`: per group, each
+//! benchmark's median and its ratio against the group's baseline (the benchmark whose id
+//! contains `baseline` or `floor`), measured in the same run, and the machine it ran on.
+//!
+//! Extra arguments go to `cargo bench` (a `-p`/`--bench` selection replaces the default
+//! `--workspace --bench '*'`; what follows `--` goes to criterion). `--quick` adds
+//! `-- --warm-up-time 1 --measurement-time 3`.
 
-use anyhow::Result;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-use crate::cmd::Cmd;
+use anyhow::{Context, Result};
 
-/// Runs `cargo bench --workspace <args>`.
-pub(crate) fn run(args: &[String]) -> Result<()> {
-    Cmd::cargo(["bench", "--workspace", "--locked"])
-        .args(args)
-        .run()
+use crate::cmd::{Cmd, project_root};
+use crate::steps::Steps;
+
+/// What `cargo xtask bench` was asked to do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct BenchArgs {
+    /// Shorter warm-up and measurement, for a first look.
+    pub(crate) quick: bool,
+    /// Passed through to `cargo bench`.
+    pub(crate) args: Vec<String>,
+}
+
+impl BenchArgs {
+    /// Splits `--quick` (before any `--`) from the arguments passed through.
+    pub(crate) fn parse(args: &[String]) -> Self {
+        let mut parsed = Self::default();
+        let mut after_separator = false;
+        for arg in args {
+            if arg == "--" {
+                after_separator = true;
+            }
+            if !after_separator && arg == "--quick" {
+                parsed.quick = true;
+            } else {
+                parsed.args.push(arg.clone());
+            }
+        }
+        parsed
+    }
+
+    /// The full `cargo bench …` argument list.
+    fn cargo_args(&self) -> Vec<String> {
+        let separator = self.args.iter().position(|arg| arg == "--");
+        let (cargo_side, criterion_side) = self.args.split_at(separator.unwrap_or(self.args.len()));
+        let selects = |names: &[&str]| {
+            cargo_side.iter().any(|arg| {
+                names
+                    .iter()
+                    .any(|name| arg == name || arg.starts_with(&format!("{name}=")))
+            })
+        };
+        let mut all: Vec<String> = vec!["bench".into(), "--locked".into()];
+        if !selects(&["-p", "--package"]) {
+            all.push("--workspace".into());
+        }
+        // Only the criterion targets: the libraries' libtest harness refuses criterion's options.
+        if !selects(&["--bench"]) {
+            all.extend(["--bench".into(), "*".into()]);
+        }
+        all.extend(cargo_side.iter().cloned());
+        all.push("--".into());
+        all.extend(criterion_side.iter().skip(1).cloned());
+        if self.quick {
+            all.extend(["--warm-up-time", "1", "--measurement-time", "3"].map(String::from));
+        }
+        all
+    }
+}
+
+/// Runs the benchmarks, then writes and prints the report.
+pub(crate) fn run(args: &BenchArgs) -> Result<()> {
+    let mut steps = Steps::new("bench");
+    let started = SystemTime::now();
+    steps.run("cargo bench", || Cmd::cargo(args.cargo_args()).run())?;
+    let target = target_dir();
+    let report_path = target.join("bench").join("report.md");
+    steps.run("report", || {
+        let results = collect(&target.join("criterion"), Some(started))?;
+        let report = render(&results, &Machine::this_one());
+        fs::create_dir_all(report_path.parent().expect("a parent"))
+            .with_context(|| format!("creating {}", report_path.display()))?;
+        fs::write(&report_path, &report)
+            .with_context(|| format!("writing {}", report_path.display()))?;
+        print!("{report}");
+        Ok(())
+    })?;
+    println!("{}", steps.summary());
+    println!("report: {}", report_path.display());
+    Ok(())
+}
+
+/// `$CARGO_TARGET_DIR`, or `target` in the workspace root.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from)
+}
+
+/// One benchmark's result.
+#[derive(Debug, Clone, PartialEq)]
+struct Estimate {
+    group: String,
+    id: String,
+    /// Median time per iteration, in nanoseconds.
+    median_ns: f64,
+}
+
+impl Estimate {
+    fn is_baseline(&self) -> bool {
+        self.id.contains("baseline") || self.id.contains("floor")
+    }
+}
+
+/// Reads every `**/new/estimates.json` under `criterion_dir` written at or after `since`
+/// (results of earlier runs are left out, so ratios compare one run's numbers).
+fn collect(criterion_dir: &Path, since: Option<SystemTime>) -> Result<Vec<Estimate>> {
+    let mut found = Vec::new();
+    let mut pending = vec![criterion_dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("reading {}", dir.display()))?
+                .path();
+            if !path.is_dir() {
+                continue;
+            }
+            let estimates = path.join("estimates.json");
+            if path.file_name().is_some_and(|name| name == "new") && estimates.is_file() {
+                let modified = fs::metadata(&estimates)
+                    .and_then(|meta| meta.modified())
+                    .with_context(|| format!("reading {}", estimates.display()))?;
+                if since.is_none_or(|since| modified >= since) {
+                    found.push(read_estimate(criterion_dir, &path)?);
+                }
+            } else {
+                pending.push(path);
+            }
+        }
+    }
+    found.sort_by(|a, b| (&a.group, &a.id).cmp(&(&b.group, &b.id)));
+    Ok(found)
+}
+
+/// Reads one `new/` directory: the median from `estimates.json`, the names from
+/// `benchmark.json` (or, without it, from the directory path).
+fn read_estimate(criterion_dir: &Path, new_dir: &Path) -> Result<Estimate> {
+    let path = new_dir.join("estimates.json");
+    let estimates = read_json(&path)?;
+    let median_ns = estimates["median"]["point_estimate"]
+        .as_f64()
+        .with_context(|| format!("{} has no median.point_estimate", path.display()))?;
+    let benchmark = read_json(&new_dir.join("benchmark.json")).ok();
+    let named = benchmark.as_ref().and_then(|benchmark| {
+        let group = benchmark["group_id"].as_str()?;
+        let mut id = benchmark["function_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(value) = benchmark["value_str"].as_str() {
+            if !id.is_empty() {
+                id.push('/');
+            }
+            id.push_str(value);
+        }
+        Some((group.to_owned(), id))
+    });
+    let (group, id) = named.unwrap_or_else(|| {
+        let relative = new_dir
+            .parent()
+            .and_then(|bench| bench.strip_prefix(criterion_dir).ok())
+            .unwrap_or(new_dir);
+        let mut parts = relative
+            .iter()
+            .map(|part| part.to_string_lossy().into_owned());
+        let group = parts.next().unwrap_or_default();
+        (group, parts.collect::<Vec<_>>().join("/"))
+    });
+    Ok(Estimate {
+        group,
+        id,
+        median_ns,
+    })
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Where the numbers were measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Machine {
+    cpu: String,
+    cores: usize,
+    /// `YYYY-MM-DD`, UTC.
+    date: String,
+}
+
+impl Machine {
+    /// This machine, today.
+    fn this_one() -> Self {
+        let cpu = fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, name)| name.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".to_owned());
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let days = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs() / 86_400);
+        Self {
+            cpu,
+            cores,
+            date: civil_date(days),
+        }
+    }
+}
+
+/// `YYYY-MM-DD` for a count of days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_date(days: u64) -> String {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The Markdown report: a table per group, baseline first.
+fn render(results: &[Estimate], machine: &Machine) -> String {
+    let mut groups: BTreeMap<&str, Vec<&Estimate>> = BTreeMap::new();
+    for result in results {
+        groups.entry(&result.group).or_default().push(result);
+    }
+    let mut out = String::from("# Benchmark report\n\n");
+    let _ = writeln!(
+        out,
+        "Machine: {}, {} cores. Date: {}.\n",
+        machine.cpu, machine.cores, machine.date
+    );
+    out.push_str(
+        "Medians of criterion's samples (time per iteration). A ratio is the median over the \
+         median of the group's baseline (an id containing `baseline` or `floor`), measured in \
+         the same run.\n",
+    );
+    if groups.is_empty() {
+        out.push_str("\nNo benchmark results were written in this run.\n");
+    }
+    for (group, mut members) in groups {
+        members.sort_by_key(|member| !member.is_baseline());
+        let baseline = members
+            .first()
+            .filter(|member| member.is_baseline())
+            .copied();
+        let _ = writeln!(out, "\n## {group}\n");
+        out.push_str("| benchmark | median | ratio |\n|---|---:|---:|\n");
+        for member in members {
+            let ratio = match baseline {
+                Some(base) if std::ptr::eq(base, member) => "1.00 (baseline)".to_owned(),
+                Some(base) if base.median_ns > 0.0 => {
+                    format!("{:.2}×", member.median_ns / base.median_ns)
+                }
+                _ => "—".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {ratio} |",
+                member.id,
+                human_time(member.median_ns)
+            );
+        }
+    }
+    out
+}
+
+/// `12.3 ns`, `4.56 µs`, `20.1 ms`, `1.23 s`: three significant figures.
+fn human_time(ns: f64) -> String {
+    let (value, unit) = if ns < 1e3 {
+        (ns, "ns")
+    } else if ns < 1e6 {
+        (ns / 1e3, "µs")
+    } else if ns < 1e9 {
+        (ns / 1e6, "ms")
+    } else {
+        (ns / 1e9, "s")
+    };
+    let decimals = if value >= 100.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{value:.decimals$} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_result(root: &Path, dir: &str, benchmark: Option<&str>, median: f64) {
+        let new_dir = root.join(dir).join("new");
+        fs::create_dir_all(&new_dir).unwrap();
+        fs::write(
+            new_dir.join("estimates.json"),
+            format!(
+                r#"{{"mean":{{"point_estimate":1.0}},"median":{{"point_estimate":{median}}}}}"#
+            ),
+        )
+        .unwrap();
+        if let Some(benchmark) = benchmark {
+            fs::write(new_dir.join("benchmark.json"), benchmark).unwrap();
+        }
+        // criterion's other copies and the HTML report are not results.
+        fs::create_dir_all(root.join(dir).join("base")).unwrap();
+        fs::write(root.join(dir).join("base").join("estimates.json"), "{}").unwrap();
+    }
+
+    #[test]
+    fn renders_medians_and_ratios_per_group_from_estimates_files() {
+        let root = std::env::temp_dir().join(format!("xtask-bench-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        write_result(
+            &root,
+            "cache/hit",
+            Some(r#"{"group_id":"cache","function_id":"hit","value_str":null}"#),
+            45.26,
+        );
+        write_result(
+            &root,
+            "cache/floor_clone",
+            Some(r#"{"group_id":"cache","function_id":"floor_clone","value_str":null}"#),
+            9.05,
+        );
+        write_result(&root, "storm/callers_10000", None, 23_456_789.0);
+        write_result(
+            &root,
+            "sized/by_size/1000",
+            Some(r#"{"group_id":"sized","function_id":"by_size","value_str":"1000"}"#),
+            1_234.5,
+        );
+        fs::create_dir_all(root.join("report")).unwrap();
+        fs::write(root.join("report").join("index.html"), "<html>").unwrap();
+
+        let results = collect(&root, None).unwrap();
+        let machine = Machine {
+            cpu: "Test CPU @ 3.00GHz".into(),
+            cores: 2,
+            date: "2026-11-23".into(),
+        };
+        let report = render(&results, &machine);
+        fs::remove_dir_all(&root).unwrap();
+
+        let expected = "\
+# Benchmark report
+
+Machine: Test CPU @ 3.00GHz, 2 cores. Date: 2026-11-23.
+
+Medians of criterion's samples (time per iteration). A ratio is the median over the median of the group's baseline (an id containing `baseline` or `floor`), measured in the same run.
+
+## cache
+
+| benchmark | median | ratio |
+|---|---:|---:|
+| floor_clone | 9.05 ns | 1.00 (baseline) |
+| hit | 45.3 ns | 5.00× |
+
+## sized
+
+| benchmark | median | ratio |
+|---|---:|---:|
+| by_size/1000 | 1.23 µs | — |
+
+## storm
+
+| benchmark | median | ratio |
+|---|---:|---:|
+| callers_10000 | 23.5 ms | — |
+";
+        assert_eq!(report, expected);
+    }
+
+    #[test]
+    fn results_older_than_the_run_are_left_out() {
+        let root =
+            std::env::temp_dir().join(format!("xtask-bench-old-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        write_result(&root, "old/bench", None, 1.0);
+        let later = SystemTime::now() + std::time::Duration::from_secs(3600);
+        let results = collect(&root, Some(later)).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+        assert!(results.is_empty());
+        assert!(render(&results, &Machine::this_one()).contains("No benchmark results"));
+    }
+
+    #[test]
+    fn quick_adds_criterion_options_and_a_selection_replaces_the_workspace() {
+        let args = |line: &str| {
+            BenchArgs::parse(
+                &line
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            )
+            .cargo_args()
+            .join(" ")
+        };
+        assert_eq!(args(""), "bench --locked --workspace --bench * --");
+        assert_eq!(
+            args("--quick"),
+            "bench --locked --workspace --bench * -- --warm-up-time 1 --measurement-time 3"
+        );
+        assert_eq!(
+            args("--quick -p d365-auth-core -- token"),
+            "bench --locked --bench * -p d365-auth-core -- token --warm-up-time 1 --measurement-time 3"
+        );
+        assert_eq!(
+            args("--bench token_cache -- --quick"),
+            "bench --locked --workspace --bench token_cache -- --quick"
+        );
+    }
+
+    #[test]
+    fn units_and_dates_read_naturally() {
+        assert_eq!(human_time(45.26), "45.3 ns");
+        assert_eq!(human_time(123_456.0), "123 µs");
+        assert_eq!(human_time(2.5e9), "2.50 s");
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(20_415), "2025-11-23");
+        assert_eq!(civil_date(11_016), "2000-02-29");
+    }
 }

@@ -19,6 +19,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
+use bench::BenchArgs;
 use release::ReleaseArgs;
 use test::TestArgs;
 
@@ -38,7 +39,10 @@ commands:
                                   bump versions, cut CHANGELOG.md, verify packaging,
                                   commit and tag; --dry-run prints the plan only
                                   (--allow-dirty: plan from a dirty tree, dry run only)
-  bench [args...]                 cargo bench --workspace, args passed through
+  bench [--quick] [args...]       cargo bench (criterion benches), then write
+                                  target/bench/report.md: medians and ratios against
+                                  each group's baseline; args go to cargo bench
+                                  --quick  -- --warm-up-time 1 --measurement-time 3
 ";
 
 /// A parsed command line.
@@ -50,7 +54,7 @@ enum Command {
     Deps,
     Snapshots { accept: bool },
     Release(ReleaseArgs),
-    Bench(Vec<String>),
+    Bench(BenchArgs),
 }
 
 /// Runs the command; an error is printed with its causes, one per line, and exits 1
@@ -130,7 +134,7 @@ fn parse(args: &[String]) -> Result<Command> {
                 allow_dirty: flags.contains(&"--allow-dirty"),
             })
         }
-        "bench" => Command::Bench(rest.to_vec()),
+        "bench" => Command::Bench(BenchArgs::parse(rest)),
         other => bail!("unknown command `{other}`\n\n{USAGE}"),
     };
     Ok(command)
@@ -197,7 +201,17 @@ mod tests {
         );
         assert_eq!(
             parse_line("bench -- --quick token").unwrap(),
-            Command::Bench(vec!["--".into(), "--quick".into(), "token".into()])
+            Command::Bench(BenchArgs {
+                quick: false,
+                args: vec!["--".into(), "--quick".into(), "token".into()]
+            })
+        );
+        assert_eq!(
+            parse_line("bench --quick").unwrap(),
+            Command::Bench(BenchArgs {
+                quick: true,
+                args: Vec::new()
+            })
         );
     }
 
