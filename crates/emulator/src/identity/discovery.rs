@@ -40,15 +40,23 @@ fn tenant_not_found(segment: &str, ids: RequestIds) -> Response {
         .into_response(&RequestContext::new(ids))
 }
 
+/// The tenant a discovery document names in its endpoint paths and in its issuer: a
+/// specific tenant names itself in both; `common`/`organizations` keep their name in paths
+/// and put Entra's `{tenantid}` placeholder in the issuer.
+fn document_tenants(state: &AppState, segment: &str) -> Option<(String, String)> {
+    match resolve(state, segment)? {
+        Resolved::Tenant(id) => Some((id.clone(), id)),
+        Resolved::Multi(name) => Some((name, "{tenantid}".to_owned())),
+    }
+}
+
 pub(crate) async fn openid_configuration_v2(
     State(state): State<Arc<AppState>>,
     Path(segment): Path<String>,
     Extension(ids): Extension<RequestIds>,
 ) -> Response {
-    let (path_tenant, issuer_tenant) = match resolve(&state, &segment) {
-        Some(Resolved::Tenant(id)) => (id.clone(), id),
-        Some(Resolved::Multi(name)) => (name, "{tenantid}".to_owned()),
-        None => return tenant_not_found(&segment, ids),
+    let Some((path_tenant, issuer_tenant)) = document_tenants(&state, &segment) else {
+        return tenant_not_found(&segment, ids);
     };
     let base = &state.base_url;
     Json(json!({
@@ -89,10 +97,8 @@ pub(crate) async fn openid_configuration_v1(
     Path(segment): Path<String>,
     Extension(ids): Extension<RequestIds>,
 ) -> Response {
-    let (path_tenant, issuer_tenant) = match resolve(&state, &segment) {
-        Some(Resolved::Tenant(id)) => (id.clone(), id),
-        Some(Resolved::Multi(name)) => (name, "{tenantid}".to_owned()),
-        None => return tenant_not_found(&segment, ids),
+    let Some((path_tenant, issuer_tenant)) = document_tenants(&state, &segment) else {
+        return tenant_not_found(&segment, ids);
     };
     let base = &state.base_url;
     Json(json!({
