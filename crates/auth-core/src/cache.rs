@@ -1,18 +1,25 @@
-//! [`TokenCache`]: wraps any provider, answers hits from memory under a read lock, and
+//! [`TokenCache`]: wraps any provider, answers hits from memory without taking a lock, and
 //! makes sure that however many callers miss at once, one request goes out.
 //!
-//! Per request there is a slot: the current entry (behind a `std` read-write lock, so a
-//! hit is a read lock and an `Arc` clone), and a flight lock that serializes requests to
-//! the provider. Callers that wait on a flight take its outcome, success or failure,
-//! instead of sending their own request: 1,000 callers on a cold key cause one request,
-//! and if it fails, one failure.
+//! Per request there is a slot: the current entry (behind a `std` read-write lock) and a
+//! flight lock that serializes requests to the provider. Callers that wait on a flight take
+//! its outcome, success or failure, instead of sending their own request: 1,000 callers on
+//! a cold key cause one request, and if it fails, one failure.
+//!
+//! Hits do not touch the slots: every change to an entry also republishes a read-only map
+//! of the usable entries (copy on write, through `arc-swap`), and a hit is one load of that
+//! map, a lookup and an `Arc` clone. A lock word, even a read lock's, is written by every
+//! reader, so callers on different cores would take turns owning its cache line; entries
+//! change once per token lifetime, so copying the small map then costs nothing that counts.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 
 use crate::error::AuthError;
@@ -28,7 +35,8 @@ const DEFAULT_RETRY_FAILED_REFRESH_AFTER: Duration = Duration::from_secs(30);
 
 /// A caching [`TokenProvider`] around another one.
 ///
-/// - A hit takes a read lock and clones an `Arc`; it never calls the provider.
+/// - A hit reads a published map without a lock and clones an `Arc`; it never calls the
+///   provider, and hits from many threads do not wait for each other.
 /// - A miss, or an expired token, is single-flight: concurrent callers share one request
 ///   and its outcome.
 /// - A token is renewed early: at the identity provider's `refresh_on`, or
@@ -67,6 +75,114 @@ struct Shared<P> {
     refresh_before_expiry: Duration,
     retry_failed_refresh_after: Duration,
     slots: RwLock<HashMap<TokenRequest, Arc<Slot>>>,
+    /// The entries hits may be served from, republished whole on every change.
+    hits: ArcSwap<HitMap>,
+}
+
+/// What a hit reads: every request's current, not rejected entry. Applications call one
+/// or a few organizations, and comparing a handful of keys is cheaper than hashing one, so
+/// the entries are scanned until there are more than [`HitMap::SCAN_LIMIT`].
+#[derive(Clone, Default)]
+struct HitMap {
+    entries: Vec<(TokenRequest, Entry)>,
+    index: Option<HashMap<TokenRequest, usize, BuildHasherDefault<KeyHasher>>>,
+}
+
+impl HitMap {
+    const SCAN_LIMIT: usize = 8;
+
+    fn new(entries: Vec<(TokenRequest, Entry)>) -> Self {
+        let index = (entries.len() > Self::SCAN_LIMIT).then(|| {
+            entries
+                .iter()
+                .enumerate()
+                .map(|(position, (request, _))| (request.clone(), position))
+                .collect()
+        });
+        Self { entries, index }
+    }
+
+    fn get(&self, request: &TokenRequest) -> Option<&Entry> {
+        match &self.index {
+            Some(index) => index
+                .get(request)
+                .map(|&position| &self.entries[position].1),
+            None => self
+                .entries
+                .iter()
+                .find(|(key, _)| key == request)
+                .map(|(_, entry)| entry),
+        }
+    }
+
+    /// A copy with `request`'s entry replaced by `entry`, or removed.
+    fn with(&self, request: &TokenRequest, entry: Option<&Entry>) -> Self {
+        let mut entries: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(key, _)| key != request)
+            .cloned()
+            .collect();
+        entries.extend(entry.map(|entry| (request.clone(), entry.clone())));
+        Self::new(entries)
+    }
+
+    /// A copy without the entries that hold `token`.
+    fn without_token(&self, token: &AccessToken) -> Self {
+        Self::new(
+            self.entries
+                .iter()
+                .filter(|(_, entry)| !entry.token.same_token(token))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn holds_token(&self, token: &AccessToken) -> bool {
+        self.entries
+            .iter()
+            .any(|(_, entry)| entry.token.same_token(token))
+    }
+}
+
+/// The keys are organization URLs the application chose, not attacker input, so SipHash's
+/// resistance to flooding buys nothing here, while its cost would be a large share of a
+/// hit. This mixes eight bytes per step, as rustc's FxHasher does.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut buffer = [0; 8];
+            buffer.copy_from_slice(word);
+            self.add(u64::from_le_bytes(buffer));
+        }
+        let mut tail = [0; 8];
+        tail[..words.remainder().len()].copy_from_slice(words.remainder());
+        self.add(u64::from_le_bytes(tail));
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn write_usize(&mut self, value: usize) {
+        self.add(value as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Everything the cache knows about one request.
@@ -179,39 +295,75 @@ impl<P: TokenProvider> TokenCache<P> {
     ///
     /// The provider's [`AuthError`] when no valid token is at hand and the request failed.
     pub async fn get(&self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
-        let now = SystemTime::now();
-        let slot = {
-            let slots = read(&self.shared.slots);
-            match slots.get(request) {
-                Some(slot) => {
-                    if let Some(token) = slot.fresh_token(now) {
-                        return Ok(token);
-                    }
-                    Arc::clone(slot)
-                }
-                None => {
-                    drop(slots);
-                    Arc::clone(
-                        write(&self.shared.slots)
-                            .entry(request.clone())
-                            .or_default(),
-                    )
-                }
-            }
-        };
+        if let Some(token) = self.hit(request, SystemTime::now()) {
+            return Ok(token);
+        }
+        let slot = self.slot(request);
         self.renew(&slot, request).await
+    }
+
+    fn hit(&self, request: &TokenRequest, now: SystemTime) -> Option<AccessToken> {
+        self.shared
+            .hits
+            .load()
+            .get(request)
+            .filter(|entry| entry.is_fresh(now))
+            .map(|entry| entry.token.clone())
+    }
+
+    fn slot(&self, request: &TokenRequest) -> Arc<Slot> {
+        if let Some(slot) = read(&self.shared.slots).get(request) {
+            return Arc::clone(slot);
+        }
+        Arc::clone(
+            write(&self.shared.slots)
+                .entry(request.clone())
+                .or_default(),
+        )
+    }
+
+    /// Changes the entry for `request` and republishes it for hits. The slot's write lock
+    /// is held while publishing, so the published map follows the slot's changes in order.
+    fn update_entry(
+        &self,
+        request: &TokenRequest,
+        slot: &Slot,
+        change: impl FnOnce(&mut Option<Entry>),
+    ) {
+        let mut entry = write(&slot.entry);
+        change(&mut entry);
+        let published = entry.clone().filter(|entry| !entry.rejected);
+        self.shared
+            .hits
+            .rcu(|hits| hits.with(request, published.as_ref()));
     }
 
     /// Drops `token` because the resource server rejected it (HTTP 401): the next call
     /// gets a new one. Returns whether the cache held it.
     pub async fn invalidate(&self, token: &AccessToken) -> bool {
+        let slots: Vec<(TokenRequest, Arc<Slot>)> = read(&self.shared.slots)
+            .iter()
+            .map(|(request, slot)| (request.clone(), Arc::clone(slot)))
+            .collect();
         let mut found = Vec::new();
-        for (request, slot) in read(&self.shared.slots).iter() {
-            let mut entry = write(&slot.entry);
-            if let Some(entry) = entry.as_mut().filter(|entry| entry.token.same_token(token)) {
-                entry.rejected = true;
+        for (request, slot) in &slots {
+            let holds_it = read(&slot.entry)
+                .as_ref()
+                .is_some_and(|entry| entry.token.same_token(token));
+            if holds_it {
+                self.update_entry(request, slot, |entry| {
+                    if let Some(entry) =
+                        entry.as_mut().filter(|entry| entry.token.same_token(token))
+                    {
+                        entry.rejected = true;
+                    }
+                });
                 found.push(request.clone());
             }
+        }
+        // An entry published by a flight that finished after `clear` has no slot any more.
+        if self.shared.hits.load().holds_token(token) {
+            self.shared.hits.rcu(|hits| hits.without_token(token));
         }
         for request in &found {
             let key = self.store_key(request);
@@ -227,7 +379,9 @@ impl<P: TokenProvider> TokenCache<P> {
 
     /// Forgets every token held in memory (the store is left as it is).
     pub fn clear(&self) {
-        write(&self.shared.slots).clear();
+        let mut slots = write(&self.shared.slots);
+        slots.clear();
+        self.shared.hits.store(Arc::default());
     }
 
     async fn renew(&self, slot: &Slot, request: &TokenRequest) -> Result<AccessToken, AuthError> {
@@ -305,7 +459,7 @@ impl<P: TokenProvider> TokenCache<P> {
             Stored::Usable(token) => {
                 let outcome = Ok(token.clone());
                 slot.finish_flight(&outcome);
-                self.remember(slot, &token);
+                self.remember(slot, request, &token);
                 return outcome;
             }
             Stored::Previous(token) => Some(token),
@@ -350,17 +504,17 @@ impl<P: TokenProvider> TokenCache<P> {
         outcome
     }
 
-    fn remember(&self, slot: &Slot, token: &AccessToken) {
-        let now = SystemTime::now();
-        *write(&slot.entry) = Some(Entry {
+    fn remember(&self, slot: &Slot, request: &TokenRequest, token: &AccessToken) {
+        let fresh = Entry {
             token: token.clone(),
-            refresh_at: refresh_at(token, now, self.shared.refresh_before_expiry),
+            refresh_at: refresh_at(token, SystemTime::now(), self.shared.refresh_before_expiry),
             rejected: false,
-        });
+        };
+        self.update_entry(request, slot, |entry| *entry = Some(fresh));
     }
 
     async fn install(&self, slot: &Slot, request: &TokenRequest, token: &AccessToken) {
-        self.remember(slot, token);
+        self.remember(slot, request, token);
         if let Err(error) = self
             .shared
             .store
@@ -486,6 +640,7 @@ impl<P: TokenProvider> TokenCacheBuilder<P> {
                 refresh_before_expiry: self.refresh_before_expiry,
                 retry_failed_refresh_after: self.retry_failed_refresh_after,
                 slots: RwLock::default(),
+                hits: ArcSwap::default(),
             }),
         }
     }

@@ -221,6 +221,45 @@ async fn invalidate_drops_a_rejected_token_and_renews_with_it() {
     assert_eq!(secret(&third), "token-3");
 }
 
+/// Past a handful of organizations hits are answered from a hashed index instead of a
+/// scanned list: both must keep each organization's token apart, and forget a rejected one.
+#[tokio::test]
+async fn many_organizations_keep_their_own_tokens_through_invalidate_and_clear() {
+    let provider = Arc::new(Counting {
+        delay: Duration::ZERO,
+        ..Counting::new(Duration::from_secs(3600))
+    });
+    let cache = TokenCache::new(Arc::clone(&provider));
+    let orgs: Vec<TokenRequest> = (0..20)
+        .map(|n| TokenRequest::for_url(&format!("https://org{n}.crm.dynamics.com")).unwrap())
+        .collect();
+    let mut first = Vec::new();
+    for (count, org) in orgs.iter().enumerate() {
+        first.push(cache.get(org).await.unwrap());
+        // Every size from the scanned list to the index answers every earlier key.
+        for (earlier, token) in orgs.iter().zip(&first) {
+            let hit = cache.get(earlier).await.unwrap();
+            assert!(hit.same_token(token), "{count} organizations cached");
+            assert_eq!(hit.resource(), earlier.resource());
+        }
+    }
+    assert_eq!(provider.calls(), 20);
+
+    assert!(cache.invalidate(&first[15]).await);
+    let renewed = cache.get(&orgs[15]).await.unwrap();
+    assert!(
+        !renewed.same_token(&first[15]),
+        "the rejected token is not served again"
+    );
+    assert!(cache.get(&orgs[3]).await.unwrap().same_token(&first[3]));
+    assert_eq!(provider.calls(), 21);
+
+    cache.clear();
+    // The private memory store still holds them: no new request, but through the store.
+    assert!(cache.get(&orgs[3]).await.unwrap().same_token(&first[3]));
+    assert_eq!(provider.calls(), 21);
+}
+
 #[tokio::test]
 async fn caches_sharing_a_store_share_tokens() {
     let store = Arc::new(MemoryStore::new());
