@@ -1,8 +1,13 @@
 //! What each AADSTS code means and how users usually fix it.
 //!
-//! The table is data: one row per code (or family of codes), so a new code is one line.
+//! The tables are data: one row per code (or family of codes), so a new code is one line.
 //! Meanings and fixes come from Microsoft's error reference and the reports collected in
 //! `shared/reference/entra-id.md` §12.
+//!
+//! A few `error` values name their failure exactly, whatever AADSTS code comes with them:
+//! the polling errors of the device authorization grant (RFC 8628 §3.5, and Entra's
+//! `authorization_declined`). They are in [`KNOWN_ERRORS`] and win over the code, because
+//! the code Entra sends with some of them is not documented.
 
 use crate::error::ErrorKind;
 
@@ -211,10 +216,28 @@ pub(crate) static KNOWN_CODES: &[KnownCode] = &[
         "run the original grant again (d365 does this automatically for the password grant); a revoked token follows a password change or an administrator's sign-out",
     ),
     row(
+        &[70016],
+        ErrorKind::AuthorizationPending,
+        "the user has not finished signing in yet",
+        "keep polling at the interval the server gave; d365's device code grant does this for you",
+    ),
+    row(
+        &[70019, 70020],
+        ErrorKind::CodeExpired,
+        "the device code expired before the user finished signing in",
+        "start the sign-in again and enter the new code within its lifetime (15 minutes at Entra ID)",
+    ),
+    row(
+        &[70018],
+        ErrorKind::InvalidGrant,
+        "the device or user code was not recognized",
+        "start the sign-in again; poll with the device_code of the latest device authorization response, from the same client id and tenant",
+    ),
+    row(
         &[70003],
         ErrorKind::UnsupportedGrantType,
         "the identity provider does not support this grant type",
-        "check the grant type; AD FS and Entra support client_credentials, password and refresh_token",
+        "check the grant type; Entra supports client_credentials, password, refresh_token and the device code grant, AD FS the first three",
     ),
     row(
         &[50196],
@@ -227,6 +250,75 @@ pub(crate) static KNOWN_CODES: &[KnownCode] = &[
 /// The row for an AADSTS code, if we know it.
 pub(crate) fn lookup(code: u32) -> Option<&'static KnownCode> {
     KNOWN_CODES.iter().find(|row| row.codes.contains(&code))
+}
+
+/// An `error` value that names its failure whatever the AADSTS code.
+#[derive(Debug)]
+pub(crate) struct KnownError {
+    pub(crate) error: &'static str,
+    pub(crate) kind: ErrorKind,
+    pub(crate) meaning: &'static str,
+    pub(crate) fix: &'static str,
+}
+
+const fn error_row(
+    error: &'static str,
+    kind: ErrorKind,
+    meaning: &'static str,
+    fix: &'static str,
+) -> KnownError {
+    KnownError {
+        error,
+        kind,
+        meaning,
+        fix,
+    }
+}
+
+/// The polling errors of the device authorization grant (RFC 8628 §3.5 and Entra's
+/// device code documentation).
+pub(crate) static KNOWN_ERRORS: &[KnownError] = &[
+    error_row(
+        "authorization_pending",
+        ErrorKind::AuthorizationPending,
+        "the user has not finished signing in yet",
+        "keep polling at the interval the server gave; d365's device code grant does this for you",
+    ),
+    error_row(
+        "slow_down",
+        ErrorKind::SlowDown,
+        "the client polled the token endpoint too often",
+        "add 5 seconds to the polling interval, for this and every later poll (RFC 8628 §3.5); d365's device code grant does this for you",
+    ),
+    error_row(
+        "authorization_declined",
+        ErrorKind::AuthorizationDeclined,
+        "the user declined the sign-in request",
+        "start the sign-in again and approve it, or sign in with another account",
+    ),
+    error_row(
+        "access_denied",
+        ErrorKind::AuthorizationDeclined,
+        "the user (or a policy) denied the sign-in request",
+        "start the sign-in again and approve it; if a policy denies it, ask an administrator which one",
+    ),
+    error_row(
+        "expired_token",
+        ErrorKind::CodeExpired,
+        "the device code expired before the user finished signing in",
+        "start the sign-in again and enter the new code within its lifetime (15 minutes at Entra ID)",
+    ),
+    error_row(
+        "bad_verification_code",
+        ErrorKind::InvalidGrant,
+        "the device code sent to the token endpoint was not recognized",
+        "start the sign-in again; poll with the device_code of the latest device authorization response, from the same client id and tenant",
+    ),
+];
+
+/// The row for an `error` value that names its failure exactly, if it is one.
+pub(crate) fn lookup_error(error: &str) -> Option<&'static KnownError> {
+    KNOWN_ERRORS.iter().find(|row| row.error == error)
 }
 
 #[cfg(test)]
@@ -244,6 +336,27 @@ mod tests {
         for code in REQUIRED {
             let row = lookup(*code).unwrap_or_else(|| panic!("AADSTS{code} has no row"));
             assert!(!row.fix.is_empty() && !row.meaning.is_empty());
+        }
+    }
+
+    #[test]
+    fn device_code_polling_errors_are_classified_by_their_error_value() {
+        for (error, kind) in [
+            ("authorization_pending", ErrorKind::AuthorizationPending),
+            ("slow_down", ErrorKind::SlowDown),
+            ("authorization_declined", ErrorKind::AuthorizationDeclined),
+            ("access_denied", ErrorKind::AuthorizationDeclined),
+            ("expired_token", ErrorKind::CodeExpired),
+            ("bad_verification_code", ErrorKind::InvalidGrant),
+        ] {
+            let row = lookup_error(error).unwrap_or_else(|| panic!("{error} has no row"));
+            assert_eq!(row.kind, kind, "{error}");
+            assert!(!row.fix.is_empty() && !row.meaning.is_empty());
+        }
+        assert!(lookup_error("invalid_grant").is_none());
+        let mut seen = std::collections::HashSet::new();
+        for row in KNOWN_ERRORS {
+            assert!(seen.insert(row.error), "{} is listed twice", row.error);
         }
     }
 

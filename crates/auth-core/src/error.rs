@@ -216,6 +216,21 @@ pub enum ErrorKind {
     MissingParameter,
     /// AADSTS70000/70008/700082/50173/70043: the refresh token was refused.
     RefreshTokenRejected,
+    /// `authorization_pending` (AADSTS70016): the user has not finished signing in yet. A
+    /// polling grant (device code) keeps polling; it reaches callers only from code that
+    /// polls by itself.
+    AuthorizationPending,
+    /// `slow_down`: the client polled too often. A polling grant adds 5 seconds to its
+    /// interval (RFC 8628 §3.5) and keeps polling.
+    SlowDown,
+    /// `authorization_declined` (or RFC 8628's `access_denied`): the user declined the
+    /// sign-in request.
+    AuthorizationDeclined,
+    /// `expired_token` (AADSTS70019/70020), or [`AuthError::CodeExpired`]: the code the user
+    /// had to enter expired before they finished signing in. Start the sign-in again.
+    CodeExpired,
+    /// The caller cancelled the request ([`AuthError::Cancelled`]).
+    Cancelled,
     /// AADSTS70003 or `unsupported_grant_type`.
     UnsupportedGrantType,
     /// `unauthorized_client` without a more specific code.
@@ -309,6 +324,23 @@ pub enum AuthError {
         /// The underlying error, if any.
         source: Option<ErrorSource>,
     },
+    /// The caller cancelled the request before it completed (a grant that waits for a
+    /// person, such as the device code grant, offers a way to).
+    #[error(
+        "{operation} was cancelled before it completed, and nothing more was sent; start it again when ready"
+    )]
+    Cancelled {
+        /// What was cancelled, such as "the device code sign-in".
+        operation: String,
+    },
+    /// The code a person had to enter expired, by the grant's own clock, before they
+    /// finished signing in. (When the identity provider says so first, the error is an
+    /// [`AuthError::Identity`] with `expired_token`; both have [`ErrorKind::CodeExpired`].)
+    #[error("the sign-in code expired after {} before the user finished signing in; start the sign-in again and enter the new code within that time", format_duration(*lifetime))]
+    CodeExpired {
+        /// How long the code was valid.
+        lifetime: Duration,
+    },
 }
 
 impl AuthError {
@@ -325,6 +357,8 @@ impl AuthError {
             Self::Timeout { .. } => ErrorKind::Timeout,
             Self::Network { .. } => ErrorKind::Network,
             Self::Credential { .. } => ErrorKind::Credential,
+            Self::Cancelled { .. } => ErrorKind::Cancelled,
+            Self::CodeExpired { .. } => ErrorKind::CodeExpired,
         }
     }
 
@@ -351,8 +385,32 @@ impl AuthError {
             Self::Throttled { .. } => {
                 Some("share one TokenCache per application, and a TokenStore across processes")
             }
+            Self::CodeExpired { .. } => Some(
+                "start the sign-in again and enter the new code within its lifetime (15 minutes at Entra ID)",
+            ),
             _ => None,
         }
+    }
+
+    /// Whether a refresh failed because of the refresh token itself (invalid, expired,
+    /// revoked, or issued to another client), so that running the grant's original flow
+    /// again (the password, a new device code) may succeed. Entra answers all of these
+    /// with `invalid_grant`; the AADSTS codes we know map to
+    /// [`ErrorKind::RefreshTokenRejected`]. A grant that keeps refresh tokens calls this in
+    /// its `renew_token` to decide whether to fall back.
+    ///
+    /// ```
+    /// use d365_auth_core::{AuthError, ConfigError};
+    ///
+    /// let config = AuthError::Config(ConfigError::Missing { setting: "client id", fix: String::new() });
+    /// assert!(!config.is_refresh_token_refused());
+    /// ```
+    #[must_use]
+    pub fn is_refresh_token_refused(&self) -> bool {
+        self.kind() == ErrorKind::RefreshTokenRejected
+            || self
+                .identity()
+                .is_some_and(|identity| identity.error() == "invalid_grant")
     }
 
     /// Whether the same request may succeed later without any change: throttling, timeouts,
@@ -491,11 +549,25 @@ impl IdentityError {
         self.claims.as_deref()
     }
 
-    /// The kind of refusal: by AADSTS code when known, else by the RFC 6749 error.
+    /// What the tables know about this refusal: its `error` value when that names the
+    /// failure exactly (the device code grant's polling errors), else its first known
+    /// AADSTS code.
+    fn known(&self) -> Option<(ErrorKind, &'static str, &'static str)> {
+        if let Some(row) = aadsts::lookup_error(&self.error) {
+            return Some((row.kind, row.meaning, row.fix));
+        }
+        self.codes
+            .iter()
+            .find_map(|code| aadsts::lookup(*code))
+            .map(|row| (row.kind, row.meaning, row.fix))
+    }
+
+    /// The kind of refusal: by the `error` value when it names the failure exactly (such as
+    /// `authorization_pending`), else by AADSTS code when known, else by the RFC 6749 error.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
-        if let Some(row) = self.codes.iter().find_map(|code| aadsts::lookup(*code)) {
-            return row.kind;
+        if let Some((kind, _, _)) = self.known() {
+            return kind;
         }
         match self.error.as_str() {
             "invalid_client" => ErrorKind::InvalidClient,
@@ -514,8 +586,8 @@ impl IdentityError {
     /// What the failure means, in plain words.
     #[must_use]
     pub fn meaning(&self) -> String {
-        if let Some(row) = self.codes.iter().find_map(|code| aadsts::lookup(*code)) {
-            return row.meaning.to_owned();
+        if let Some((_, meaning, _)) = self.known() {
+            return meaning.to_owned();
         }
         match self.server_message() {
             Some(message) => format!("the identity provider refused the request: {message}"),
@@ -526,8 +598,8 @@ impl IdentityError {
     /// How to fix it.
     #[must_use]
     pub fn hint(&self) -> &'static str {
-        if let Some(row) = self.codes.iter().find_map(|code| aadsts::lookup(*code)) {
-            return row.fix;
+        if let Some((_, _, fix)) = self.known() {
+            return fix;
         }
         match self.kind() {
             ErrorKind::InvalidClient => {
@@ -597,3 +669,94 @@ impl fmt::Debug for IdentityError {
 }
 
 impl std::error::Error for IdentityError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(error: &str, codes: &[u32]) -> IdentityError {
+        IdentityError {
+            endpoint: Url::parse(
+                "https://login.microsoftonline.com/organizations/oauth2/v2.0/token",
+            )
+            .unwrap(),
+            status: StatusCode::BAD_REQUEST,
+            error: error.to_owned(),
+            description: None,
+            codes: codes.to_vec(),
+            trace_id: None,
+            correlation_id: None,
+            timestamp: None,
+            error_uri: None,
+            suberror: None,
+            claims: None,
+        }
+    }
+
+    #[test]
+    fn polling_errors_win_over_their_code() {
+        // 70000 alone means a refused refresh token; with `authorization_declined` it is a
+        // decline, whatever code Entra attaches.
+        assert_eq!(
+            refusal("invalid_grant", &[70000]).kind(),
+            ErrorKind::RefreshTokenRejected
+        );
+        let declined = refusal("authorization_declined", &[70000]);
+        assert_eq!(declined.kind(), ErrorKind::AuthorizationDeclined);
+        assert!(
+            declined.meaning().contains("declined"),
+            "{}",
+            declined.meaning()
+        );
+        assert!(!declined.hint().contains("refresh token"));
+        for (error, codes, kind) in [
+            (
+                "authorization_pending",
+                &[70016][..],
+                ErrorKind::AuthorizationPending,
+            ),
+            ("slow_down", &[][..], ErrorKind::SlowDown),
+            ("expired_token", &[70020][..], ErrorKind::CodeExpired),
+            ("invalid_grant", &[70019][..], ErrorKind::CodeExpired),
+            ("access_denied", &[][..], ErrorKind::AuthorizationDeclined),
+        ] {
+            assert_eq!(refusal(error, codes).kind(), kind, "{error} {codes:?}");
+        }
+    }
+
+    #[test]
+    fn refused_refresh_tokens_are_recognized() {
+        let refused = AuthError::from(refusal("invalid_grant", &[70008]));
+        assert!(refused.is_refresh_token_refused());
+        let unknown_code = AuthError::from(refusal("invalid_grant", &[1234]));
+        assert!(unknown_code.is_refresh_token_refused());
+        let wrong_secret = AuthError::from(refusal("invalid_client", &[7000215]));
+        assert!(!wrong_secret.is_refresh_token_refused());
+        let timeout = AuthError::Timeout {
+            endpoint: Url::parse("https://login.microsoftonline.com/").unwrap(),
+            after: Duration::from_secs(30),
+        };
+        assert!(!timeout.is_refresh_token_refused());
+    }
+
+    #[test]
+    fn cancellation_and_expiry_say_what_to_do() {
+        let cancelled = AuthError::Cancelled {
+            operation: "the device code sign-in".to_owned(),
+        };
+        assert_eq!(cancelled.kind(), ErrorKind::Cancelled);
+        assert!(
+            cancelled
+                .to_string()
+                .starts_with("the device code sign-in was cancelled")
+        );
+        assert!(!cancelled.is_transient());
+        let expired = AuthError::CodeExpired {
+            lifetime: Duration::from_secs(900),
+        };
+        assert_eq!(expired.kind(), ErrorKind::CodeExpired);
+        assert!(expired.to_string().contains("after 900 s"), "{expired}");
+        assert!(expired.to_string().contains("start the sign-in again"));
+        assert!(expired.hint().is_some());
+    }
+}

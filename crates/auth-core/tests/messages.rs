@@ -56,6 +56,15 @@ const CODES: &[(u32, &str, u16)] = &[
     (50173, "invalid_grant", 400),
     (70043, "invalid_grant", 400),
     (70003, "unsupported_grant_type", 400),
+    (70016, "authorization_pending", 400),
+    (70018, "bad_verification_code", 400),
+    (70019, "invalid_grant", 400),
+    (70020, "expired_token", 400),
+    // The device code grant's polling errors are known by their `error` value, whatever
+    // code comes with them (70000 alone is a refused refresh token).
+    (70000, "authorization_declined", 400),
+    (8, "slow_down", 400),
+    (9, "access_denied", 400),
     (50196, "invalid_request", 400),
     (1, "invalid_client", 401),
     (2, "invalid_grant", 400),
@@ -138,6 +147,20 @@ fn transport_and_configuration_messages() {
         &AuthError::Timeout {
             endpoint: endpoint(),
             after: Duration::from_secs(30),
+        },
+    );
+    render(
+        &mut out,
+        "cancelled",
+        &AuthError::Cancelled {
+            operation: "the device code sign-in".to_owned(),
+        },
+    );
+    render(
+        &mut out,
+        "code expired on the client's clock",
+        &AuthError::CodeExpired {
+            lifetime: Duration::from_secs(900),
         },
     );
     render(

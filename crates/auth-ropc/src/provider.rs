@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use d365_auth_core::{
-    AccessToken, AuthError, Authority, ClientCredential, ClientKind, ErrorKind, Grant,
-    TokenEndpoint, TokenEndpointClient, TokenForm, TokenProvider, TokenRequest, async_trait,
+    AccessToken, AuthError, Authority, ClientCredential, ClientKind, Grant, TokenEndpoint,
+    TokenEndpointClient, TokenForm, TokenProvider, TokenRequest, async_trait,
 };
 use secrecy::SecretString;
 
@@ -141,42 +141,8 @@ impl UsernamePassword {
             .target(request, self.client_kind(), &inner.endpoint)
             .scope(OFFLINE_ACCESS);
         let response = inner.http.send(&inner.endpoint, &form).await?;
-        let issued_new = response.refresh_token().is_some();
-        let token = response.into_access_token(request);
-        if issued_new {
-            return Ok(token);
-        }
-        Ok(with_refresh_token(&token, refresh_token.clone()))
+        Ok(response.into_renewed_token(request, refresh_token))
     }
-}
-
-/// `token` with `refresh_token` attached; every other fact is kept.
-fn with_refresh_token(token: &AccessToken, refresh_token: SecretString) -> AccessToken {
-    let mut builder = AccessToken::builder(
-        token.secret().clone(),
-        token.expires_on(),
-        token.resource().clone(),
-    )
-    .token_type(token.token_type())
-    .refresh_token(refresh_token);
-    if let Some(refresh_on) = token.refresh_on() {
-        builder = builder.refresh_on(refresh_on);
-    }
-    if let Some(scope) = token.scope() {
-        builder = builder.scope(scope);
-    }
-    builder.build()
-}
-
-/// Whether a refresh failed because of the refresh token itself (invalid, expired,
-/// revoked), so that signing in with the password again may succeed. Entra sends
-/// `invalid_grant` for all of these; the AADSTS codes we know map to
-/// [`ErrorKind::RefreshTokenRejected`].
-fn refresh_token_refused(error: &AuthError) -> bool {
-    error.kind() == ErrorKind::RefreshTokenRejected
-        || error
-            .identity()
-            .is_some_and(|identity| identity.error() == "invalid_grant")
 }
 
 #[async_trait]
@@ -213,7 +179,7 @@ impl TokenProvider for UsernamePassword {
         };
         match self.redeem(request, refresh_token).await {
             Ok(token) => Ok(token),
-            Err(error) if refresh_token_refused(&error) => {
+            Err(error) if error.is_refresh_token_refused() => {
                 tracing::debug!(
                     username = %self.inner.username,
                     aadsts = error.aadsts(),
@@ -271,39 +237,4 @@ impl fmt::Debug for UsernamePassword {
 #[must_use]
 pub fn is_federated_user(error: &AuthError) -> bool {
     error.kind() == d365_auth_core::ErrorKind::FederatedUser
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, SystemTime};
-
-    use d365_auth_core::Resource;
-    use secrecy::ExposeSecret;
-
-    use super::*;
-
-    #[test]
-    fn carrying_a_refresh_token_keeps_every_other_fact() {
-        let now = SystemTime::now();
-        let token = AccessToken::builder(
-            "access".into(),
-            now + Duration::from_secs(3600),
-            Resource::parse("https://contoso.crm.dynamics.com").unwrap(),
-        )
-        .token_type("bearer")
-        .refresh_on(now + Duration::from_secs(1800))
-        .scope("https://contoso.crm.dynamics.com/user_impersonation")
-        .build();
-        let carried = with_refresh_token(&token, "refresh".into());
-        assert!(carried.same_token(&token));
-        assert_eq!(carried.expires_on(), token.expires_on());
-        assert_eq!(carried.refresh_on(), token.refresh_on());
-        assert_eq!(carried.token_type(), "bearer");
-        assert_eq!(carried.scope(), token.scope());
-        assert_eq!(carried.resource(), token.resource());
-        assert_eq!(
-            carried.refresh_token().map(ExposeSecret::expose_secret),
-            Some("refresh")
-        );
-    }
 }

@@ -160,6 +160,90 @@ impl TokenEndpointClient {
         .await
     }
 
+    /// Posts `form` to another endpoint of the identity provider than the token endpoint,
+    /// such as a device authorization endpoint (`…/oauth2/v2.0/devicecode`), with the rules
+    /// of [`send`](Self::send): no redirect is followed, the timeout applies, and every
+    /// answer but a 200 with a JSON body becomes a typed [`AuthError`] (an Entra error with
+    /// its AADSTS code and hint, throttling, an HTML page, ...). Returns the JSON body.
+    ///
+    /// The form's values are sent as they are and may appear in `Debug` of the request, so
+    /// they must not be secrets: secrets go to the token endpoint in a [`TokenForm`]. The
+    /// body of the answer may hold one (a device code): it is never logged, and never
+    /// quoted in an error.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send); [`AuthError::UnexpectedResponse`] when the 200 body is
+    /// not JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use d365_auth_core::{Authority, Tenant, TokenEndpointClient};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let authority = Authority::public_cloud(Tenant::Organizations);
+    /// let url = authority.tenant_endpoint("oauth2/v2.0/devicecode").expect("Entra has one");
+    /// let answer = TokenEndpointClient::new()
+    ///     .post_form(&url, &[
+    ///         ("client_id", "51f81489-12ee-4a9e-aaae-a2591f45987d"),
+    ///         ("scope", "https://contoso.crm.dynamics.com/user_impersonation offline_access"),
+    ///     ])
+    ///     .await?;
+    /// println!("{}", answer["message"]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn post_form(
+        &self,
+        url: &url::Url,
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Value, AuthError> {
+        let started = Instant::now();
+        let span = tracing::debug_span!("identity_request", endpoint = %url);
+        async {
+            let mut body = url::form_urlencoded::Serializer::new(String::new());
+            for (name, value) in form {
+                body.append_pair(name, value);
+            }
+            let request = http::Request::builder()
+                .method(http::Method::POST)
+                .uri(url.as_str())
+                .header(http::header::ACCEPT, "application/json")
+                .header(
+                    http::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body.finish().into_bytes())
+                .map_err(|_| bad_form("the request could not be built"))?;
+            let transport = Transport {
+                http: &self.http,
+                endpoint: url,
+                timeout: self.timeout,
+            };
+            let outcome = transport.receive(request).await.and_then(|received| {
+                serde_json::from_slice::<serde_json::Value>(&received.body).map_err(|error| {
+                    AuthError::UnexpectedResponse {
+                        endpoint: url.clone(),
+                        status: http::StatusCode::OK,
+                        detail: if error.is_eof() {
+                            "a truncated JSON body".to_owned()
+                        } else {
+                            "a body that is not valid JSON".to_owned()
+                        },
+                    }
+                })
+            });
+            let elapsed_ms = started.elapsed().as_millis();
+            match &outcome {
+                Ok(_) => tracing::debug!(elapsed_ms, "identity provider answered"),
+                Err(error) => tracing::debug!(elapsed_ms, aadsts = error.aadsts(), %error, "identity provider refused"),
+            }
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
     /// The grants `oauth2` knows: it builds the request, we read the answer.
     async fn send_standard(
         transport: &Transport<'_>,

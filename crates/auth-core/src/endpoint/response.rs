@@ -144,6 +144,40 @@ impl TokenResponse {
         }
         builder.build()
     }
+
+    /// The [`AccessToken`] of a refresh-token redemption: as
+    /// [`into_access_token`](Self::into_access_token), but when the answer carries no new
+    /// refresh token, the token keeps `redeemed`, the one just used. Entra does not revoke
+    /// a refresh token by using it, and AD FS often issues none on refresh; without this a
+    /// grant would lose its refresh token after the first renewal.
+    ///
+    /// ```no_run
+    /// use d365_auth_core::{AccessToken, AuthError, ClientKind, TokenEndpoint, TokenEndpointClient, TokenForm, TokenRequest};
+    ///
+    /// async fn renew(
+    ///     http: &TokenEndpointClient,
+    ///     endpoint: &TokenEndpoint,
+    ///     request: &TokenRequest,
+    ///     previous: &AccessToken,
+    /// ) -> Result<Option<AccessToken>, AuthError> {
+    ///     let Some(refresh_token) = previous.refresh_token() else { return Ok(None) };
+    ///     let form = TokenForm::refresh_token("client-id", refresh_token)
+    ///         .target(request, ClientKind::Public, endpoint);
+    ///     let response = http.send(endpoint, &form).await?;
+    ///     Ok(Some(response.into_renewed_token(request, refresh_token)))
+    /// }
+    /// ```
+    #[must_use]
+    pub fn into_renewed_token(
+        mut self,
+        request: &TokenRequest,
+        redeemed: &SecretString,
+    ) -> AccessToken {
+        if self.refresh_token.is_none() {
+            self.refresh_token = Some(redeemed.clone());
+        }
+        self.into_access_token(request)
+    }
 }
 
 impl fmt::Debug for TokenResponse {
