@@ -1,6 +1,7 @@
 //! The admin API under `/_emulator/`: inspect and change the directory and the settings of a
-//! running emulator with JSON requests. No secret is ever returned except a secret value the
-//! caller asked the emulator to generate, once, in the response that created it.
+//! running emulator with JSON requests, and approve or decline device codes. No secret is
+//! ever returned except a secret value the caller asked the emulator to generate, once, in
+//! the response that created it (device codes themselves are never shown).
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::{AppConfig, UserConfig};
+use crate::device_codes::{self, DeviceCodeInfo, DeviceCodeProblem};
 use crate::directory::{
     App, ClientCertificate, ClientSecret, DirectoryError, Tenant, User, parse_guid, parse_time,
 };
@@ -49,6 +51,11 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             "/tenants/{tenant}/users/{upn}",
             delete(remove_user).patch(patch_user),
         )
+        .route("/device-codes", get(list_device_codes))
+        .route("/device-codes/approve", post(approve_device_code))
+        .route("/device-codes/decline", post(decline_device_code))
+        .route("/device-codes/slow-down", post(slow_down_device_code))
+        .route("/device-codes/expire", post(expire_device_code))
 }
 
 /// An admin API failure as JSON: `{"error": "not_found", "message": "..."}`.
@@ -66,6 +73,7 @@ impl IntoResponse for AdminError {
             DirectoryError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             DirectoryError::Duplicate(_) => (StatusCode::CONFLICT, "conflict"),
             DirectoryError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+            DirectoryError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         };
         (
             status,
@@ -138,7 +146,12 @@ async fn health() -> Json<Value> {
 }
 
 fn settings_body(state: &AppState) -> Value {
-    json!({"token_lifetime_secs": state.settings().token_lifetime_secs})
+    let settings = state.settings();
+    json!({
+        "token_lifetime_secs": settings.token_lifetime_secs,
+        "device_code_interval_secs": settings.device_code_interval_secs,
+        "device_code_lifetime_secs": settings.device_code_lifetime_secs,
+    })
 }
 
 async fn get_settings(State(state): Shared) -> Json<Value> {
@@ -149,16 +162,28 @@ async fn get_settings(State(state): Shared) -> Json<Value> {
 #[serde(deny_unknown_fields)]
 struct SettingsPatch {
     token_lifetime_secs: Option<u64>,
+    device_code_interval_secs: Option<u64>,
+    device_code_lifetime_secs: Option<u64>,
 }
 
 async fn patch_settings(State(state): Shared, Json(patch): Json<SettingsPatch>) -> AdminResult {
-    if let Some(seconds) = patch.token_lifetime_secs {
-        if seconds == 0 {
-            return Err(
-                DirectoryError::Invalid("token_lifetime_secs must be at least 1".into()).into(),
-            );
+    for (name, value) in [
+        ("token_lifetime_secs", patch.token_lifetime_secs),
+        ("device_code_interval_secs", patch.device_code_interval_secs),
+        ("device_code_lifetime_secs", patch.device_code_lifetime_secs),
+    ] {
+        if value == Some(0) {
+            return Err(DirectoryError::Invalid(format!("{name} must be at least 1")).into());
         }
+    }
+    if let Some(seconds) = patch.token_lifetime_secs {
         state.set_token_lifetime(seconds);
+    }
+    if let Some(seconds) = patch.device_code_interval_secs {
+        state.set_device_code_interval(seconds);
+    }
+    if let Some(seconds) = patch.device_code_lifetime_secs {
+        state.set_device_code_lifetime(seconds);
     }
     Ok(Json(settings_body(&state)).into_response())
 }
@@ -415,4 +440,80 @@ async fn remove_user(
         Ok(())
     })?;
     no_content()
+}
+
+impl From<DeviceCodeProblem> for AdminError {
+    fn from(problem: DeviceCodeProblem) -> Self {
+        let message = problem.to_string();
+        Self(match problem {
+            DeviceCodeProblem::Unknown(_) | DeviceCodeProblem::UnknownUser { .. } => {
+                DirectoryError::NotFound(message)
+            }
+            _ => DirectoryError::Conflict(message),
+        })
+    }
+}
+
+fn device_code_body(info: &DeviceCodeInfo) -> Value {
+    json!({
+        "user_code": info.user_code,
+        "client_id": info.client_id,
+        "tenant_id": info.tenant_id,
+        "scope": info.scope,
+        "status": info.status.as_str(),
+        "approved_by": info.approved_by,
+        "interval_secs": info.interval.as_secs(),
+        "expires_in_secs": info.expires_in.as_secs(),
+        "polls": info.polls,
+        "slow_downs": info.slow_downs,
+    })
+}
+
+async fn list_device_codes(State(state): Shared) -> Json<Value> {
+    Json(json!(
+        device_codes::list(&state)
+            .iter()
+            .map(device_code_body)
+            .collect::<Vec<_>>()
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceCodeApproval {
+    user_code: String,
+    /// The approving user's UPN.
+    user: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceCodeRef {
+    user_code: String,
+}
+
+async fn approve_device_code(
+    State(state): Shared,
+    Json(body): Json<DeviceCodeApproval>,
+) -> AdminResult {
+    let info = device_codes::approve(&state, &body.user_code, &body.user)?;
+    Ok(Json(device_code_body(&info)).into_response())
+}
+
+async fn decline_device_code(State(state): Shared, Json(body): Json<DeviceCodeRef>) -> AdminResult {
+    let info = device_codes::decline(&state, &body.user_code)?;
+    Ok(Json(device_code_body(&info)).into_response())
+}
+
+async fn slow_down_device_code(
+    State(state): Shared,
+    Json(body): Json<DeviceCodeRef>,
+) -> AdminResult {
+    let info = device_codes::slow_down(&state, &body.user_code)?;
+    Ok(Json(device_code_body(&info)).into_response())
+}
+
+async fn expire_device_code(State(state): Shared, Json(body): Json<DeviceCodeRef>) -> AdminResult {
+    let info = device_codes::expire(&state, &body.user_code)?;
+    Ok(Json(device_code_body(&info)).into_response())
 }

@@ -22,6 +22,7 @@ fn default_true() -> bool {
 /// ```toml
 /// seed_defaults = true
 /// token_lifetime_secs = 60
+/// device_code_interval_secs = 1
 ///
 /// [[apps]]
 /// client_id = "11111111-2222-4333-8444-555555555555"
@@ -43,6 +44,13 @@ pub struct EmulatorConfig {
     /// Lifetime of issued access tokens in seconds. Default 3599.
     #[serde(default)]
     pub token_lifetime_secs: Option<u64>,
+    /// The polling `interval` device codes are issued with, in seconds (at least 1).
+    /// Default 5, as Entra.
+    #[serde(default)]
+    pub device_code_interval_secs: Option<u64>,
+    /// The lifetime (`expires_in`) of device codes, in seconds. Default 900, as Entra.
+    #[serde(default)]
+    pub device_code_lifetime_secs: Option<u64>,
     /// App registrations added to the default tenant.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
@@ -65,6 +73,8 @@ impl Default for EmulatorConfig {
         Self {
             seed_defaults: true,
             token_lifetime_secs: None,
+            device_code_interval_secs: None,
+            device_code_lifetime_secs: None,
             apps: Vec::new(),
             users: Vec::new(),
             tenants: Vec::new(),
@@ -202,6 +212,8 @@ mod tests {
             r#"
             seed_defaults = false
             token_lifetime_secs = 5
+            device_code_interval_secs = 1
+            device_code_lifetime_secs = 30
             [[apps]]
             display_name = "a"
             secrets = [{ value = "v" }]
@@ -218,6 +230,8 @@ mod tests {
         .expect("parses");
         assert!(!config.seed_defaults);
         assert_eq!(config.token_lifetime_secs, Some(5));
+        assert_eq!(config.device_code_interval_secs, Some(1));
+        assert_eq!(config.device_code_lifetime_secs, Some(30));
         assert_eq!(config.apps.len(), 1);
         assert!(config.users[0].mfa_required);
         assert!(config.tenants[0].apps[0].public_client);

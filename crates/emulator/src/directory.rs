@@ -21,6 +21,10 @@ pub(crate) enum DirectoryError {
     Duplicate(String),
     #[error("{0}")]
     Invalid(String),
+    /// The thing exists but is not in a state the change applies to (a device code that is
+    /// no longer pending).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Normalizes a GUID to lower-case hyphenated form, the form every comparison uses.

@@ -1,9 +1,10 @@
-//! The error type of the emulator's library API (starting, configuring), as opposed to the
-//! Entra-shaped errors the emulated endpoints return over HTTP.
+//! The error type of the emulator's library API (starting, configuring, approving device
+//! codes), as opposed to the Entra-shaped errors the emulated endpoints return over HTTP.
 
 use std::path::PathBuf;
 
-/// Why the emulator could not start or could not load its configuration.
+/// Why the emulator could not start, could not load its configuration, or refused a
+/// library call such as approving a device code.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EmulatorError {
@@ -43,4 +44,13 @@ pub enum EmulatorError {
     /// The SQLite store could not be opened or prepared.
     #[error("cannot open the Dataverse store: {0}")]
     Store(String),
+    /// A device code could not be approved, declined, slowed down or expired: it is
+    /// unknown, expired or no longer pending, or the user cannot sign in.
+    #[error("device code: {problem}")]
+    DeviceCode {
+        /// The user code as normalized (upper case), when the problem is about the code.
+        user_code: String,
+        /// What is wrong and what to do.
+        problem: String,
+    },
 }

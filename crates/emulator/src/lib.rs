@@ -6,7 +6,9 @@
 //! by the other. It serves, on 127.0.0.1:
 //!
 //! - `POST /{tenant}/oauth2/token` (v1, `resource=`) and `POST /{tenant}/oauth2/v2.0/token`
-//!   (v2, `scope=`) with the `client_credentials`, `password` and `refresh_token` grants;
+//!   (v2, `scope=`) with the `client_credentials`, `password` and `refresh_token` grants,
+//!   and on v2 the device code grant: `POST /{tenant}/oauth2/v2.0/devicecode`, a
+//!   verification page at `/devicelogin`, and [`DeviceCodes`] to approve codes from code;
 //! - OIDC discovery, JWKS, instance discovery and user realm, so that unmodified MSAL and
 //!   azure-identity get tokens from it (over https, instance discovery off);
 //! - Entra-shaped errors with the real AADSTS codes;
@@ -36,6 +38,7 @@ mod admin;
 mod config;
 mod connection;
 mod dataverse;
+mod device_codes;
 mod directory;
 mod error;
 mod identity;
@@ -54,6 +57,7 @@ pub use dataverse::limits::ServiceLimits;
 pub use dataverse::schema::{
     ColumnConfig, ColumnType, KeyConfig, OptionConfig, SchemaConfig, TableConfig,
 };
+pub use device_codes::{DeviceCodeInfo, DeviceCodeStatus, DeviceCodes};
 pub use error::EmulatorError;
 pub use seed::{
     SeededCertificateApp, SeededIdentities, SeededOrganization, SeededPublicApp, SeededSecretApp,

@@ -20,11 +20,15 @@ use crate::dataverse::faults::{self, FaultConfig};
 use crate::dataverse::limits::ServiceLimits;
 use crate::dataverse::schema::{SchemaConfig, TableConfig};
 use crate::dataverse::{self, DvSettings, DvState};
+use crate::device_codes::DeviceCodes;
 use crate::directory::{App, Directory, User};
 use crate::error::EmulatorError;
 use crate::keys::{self, TlsMaterial};
 use crate::seed::{self, SeededIdentities};
-use crate::state::{AppState, DEFAULT_TOKEN_LIFETIME_SECS, Settings};
+use crate::state::{
+    AppState, DEFAULT_DEVICE_CODE_INTERVAL_SECS, DEFAULT_DEVICE_CODE_LIFETIME_SECS,
+    DEFAULT_TOKEN_LIFETIME_SECS, Settings,
+};
 use crate::validation::TokenValidator;
 use crate::{admin, identity};
 
@@ -35,6 +39,8 @@ pub struct EmulatorBuilder {
     port: u16,
     https: bool,
     token_lifetime: Option<Duration>,
+    device_code_interval: Option<Duration>,
+    device_code_lifetime: Option<Duration>,
     config: Option<EmulatorConfig>,
     config_file: Option<PathBuf>,
     credentials_dir: Option<PathBuf>,
@@ -64,6 +70,20 @@ impl EmulatorBuilder {
     /// Lifetime of issued access tokens (default 3599 s; at least one second).
     pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = Some(lifetime);
+        self
+    }
+
+    /// The polling `interval` device codes are issued with (default 5 s, as Entra; whole
+    /// seconds, at least one). Tests use one second.
+    pub fn device_code_interval(mut self, interval: Duration) -> Self {
+        self.device_code_interval = Some(interval);
+        self
+    }
+
+    /// How long device codes live (`expires_in`; default 900 s, as Entra; at least one
+    /// second).
+    pub fn device_code_lifetime(mut self, lifetime: Duration) -> Self {
+        self.device_code_lifetime = Some(lifetime);
         self
     }
 
@@ -149,6 +169,18 @@ impl EmulatorBuilder {
             .or(config.token_lifetime_secs)
             .unwrap_or(DEFAULT_TOKEN_LIFETIME_SECS)
             .max(1);
+        let device_code_interval = self
+            .device_code_interval
+            .map(|d| d.as_secs())
+            .or(config.device_code_interval_secs)
+            .unwrap_or(DEFAULT_DEVICE_CODE_INTERVAL_SECS)
+            .max(1);
+        let device_code_lifetime = self
+            .device_code_lifetime
+            .map(|d| d.as_secs())
+            .or(config.device_code_lifetime_secs)
+            .unwrap_or(DEFAULT_DEVICE_CODE_LIFETIME_SECS)
+            .max(1);
         let signing = keys::signing_key()?;
         let (directory, seeded) = build_directory(&config)?;
         let tls = if self.https {
@@ -182,6 +214,8 @@ impl EmulatorBuilder {
             directory,
             Settings {
                 token_lifetime_secs: lifetime,
+                device_code_interval_secs: device_code_interval,
+                device_code_lifetime_secs: device_code_lifetime,
             },
         ));
         let acceptor = tls.as_ref().map(tls_acceptor).transpose()?;
@@ -522,6 +556,13 @@ impl Emulator {
             .await
             .map_err(|err| EmulatorError::Store(err.to_string()))?
             .map_err(|err| EmulatorError::Store(err.to_string()))
+    }
+
+    /// The device codes clients asked for: approve or decline them as a person at the
+    /// verification page (`{base_url}/devicelogin`) would. The handle is cheap to clone and
+    /// stays usable while the emulator runs.
+    pub fn device_codes(&self) -> DeviceCodes {
+        DeviceCodes::new(Arc::clone(&self.state))
     }
 
     /// A validator for the access tokens this emulator issues.

@@ -14,6 +14,9 @@ pub(crate) struct AadError {
     message: String,
     suberror: Option<&'static str>,
     claims: Option<String>,
+    /// `false` for an RFC error Entra documents no AADSTS code for: the body then has no
+    /// `error_codes`, no `error_uri` and no `AADSTSnnnn:` prefix.
+    has_code: bool,
 }
 
 impl AadError {
@@ -24,6 +27,7 @@ impl AadError {
             message: message.into(),
             suberror: None,
             claims: None,
+            has_code: true,
         }
     }
 
@@ -39,20 +43,30 @@ impl AadError {
     pub(crate) fn into_response(self, context: &RequestContext) -> Response {
         let status = self.status();
         let timestamp = context.timestamp();
+        let prefix = if self.has_code {
+            format!("AADSTS{}: ", self.code)
+        } else {
+            String::new()
+        };
         let description = format!(
-            "AADSTS{}: {}\r\nTrace ID: {}\r\nCorrelation ID: {}\r\nTimestamp: {}",
-            self.code, self.message, context.trace_id, context.correlation_id, timestamp
+            "{prefix}{}\r\nTrace ID: {}\r\nCorrelation ID: {}\r\nTimestamp: {}",
+            self.message, context.trace_id, context.correlation_id, timestamp
         );
         let mut body = json!({
             "error": self.error,
             "error_description": description,
-            "error_codes": [self.code],
             "timestamp": timestamp,
             "trace_id": context.trace_id,
             "correlation_id": context.correlation_id,
-            // Entra's lookup page, not the emulator's: the emulator serves no error pages.
-            "error_uri": format!("https://login.microsoftonline.com/error?code={}", self.code),
         });
+        if self.has_code {
+            body["error_codes"] = json!([self.code]);
+            // Entra's lookup page, not the emulator's: the emulator serves no error pages.
+            body["error_uri"] = json!(format!(
+                "https://login.microsoftonline.com/error?code={}",
+                self.code
+            ));
+        }
         if let Some(suberror) = self.suberror {
             body["suberror"] = json!(suberror);
         }
@@ -351,6 +365,90 @@ impl AadError {
             70000,
             "invalid_grant",
             "Provided grant is invalid or malformed. The refresh token is not valid.",
+        )
+    }
+
+    /// A device authorization request on `consumers`, which serves personal accounts only.
+    pub(crate) fn consumers_not_allowed(client_id: &str) -> Self {
+        Self::new(
+            9_002_332,
+            "invalid_request",
+            format!(
+                "Application '{client_id}' is configured for use by Microsoft Entra users only. \
+                 Please do not use the /consumers endpoint to serve this request."
+            ),
+        )
+    }
+
+    /// The device code grant on the v1 endpoint, which the emulator does not serve.
+    pub(crate) fn device_code_on_v1() -> Self {
+        Self::new(
+            70003,
+            "unsupported_grant_type",
+            "The app requested an unsupported grant type \
+             'urn:ietf:params:oauth:grant-type:device_code' on the v1 endpoint. Use \
+             /oauth2/v2.0/devicecode and /oauth2/v2.0/token.",
+        )
+    }
+
+    pub(crate) fn authorization_pending() -> Self {
+        Self::new(
+            70016,
+            "authorization_pending",
+            "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+        )
+    }
+
+    /// RFC 8628 §3.5. Entra documents no AADSTS code for it, so none is sent.
+    pub(crate) fn slow_down(interval_secs: u64) -> Self {
+        let mut error = Self::new(
+            0,
+            "slow_down",
+            format!(
+                "The client polled too often. Wait at least {interval_secs} seconds between \
+                 polls of this device code."
+            ),
+        );
+        error.has_code = false;
+        error
+    }
+
+    /// Entra documents `authorization_declined` but not the code it sends with it; 70000
+    /// (its generic invalid grant) is our choice. Clients branch on `error`.
+    pub(crate) fn authorization_declined() -> Self {
+        Self::new(
+            70000,
+            "authorization_declined",
+            "The end user denied the authorization request.",
+        )
+    }
+
+    pub(crate) fn device_code_expired() -> Self {
+        Self::new(
+            70020,
+            "expired_token",
+            "The provided value for the input parameter 'device_code' is not valid. This \
+             device code has expired.",
+        )
+    }
+
+    pub(crate) fn bad_verification_code() -> Self {
+        Self::new(
+            70018,
+            "bad_verification_code",
+            "The provided value for the input parameter 'device_code' is not valid. The \
+             device code was not recognized.",
+        )
+    }
+
+    /// Entra's "InvalidDeviceFlowRequest - The request was already authorized or
+    /// declined"; that it answers a second redemption this way is our reading.
+    pub(crate) fn device_code_redeemed() -> Self {
+        Self::new(
+            90120,
+            "invalid_grant",
+            "The request was already authorized and the device code redeemed. Start a new \
+             device authorization.",
         )
     }
 }

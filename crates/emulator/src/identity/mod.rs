@@ -1,7 +1,9 @@
-//! The Entra ID half of the emulator: token endpoints (v1 and v2), OIDC discovery, JWKS,
-//! instance discovery and user realm, shaped like `login.microsoftonline.com`.
+//! The Entra ID half of the emulator: token endpoints (v1 and v2), the device authorization
+//! endpoint and its verification page, OIDC discovery, JWKS, instance discovery and user
+//! realm, shaped like `login.microsoftonline.com`.
 
 mod client_auth;
+mod device_code;
 mod discovery;
 mod error;
 mod mint;
@@ -90,6 +92,14 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/{tenant}/oauth2/token", post(token::token_v1))
         .route("/{tenant}/oauth2/v2.0/token", post(token::token_v2))
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            post(device_code::device_authorization_v2),
+        )
+        .route(
+            "/devicelogin",
+            get(device_code::verification_page).post(device_code::verification_answer),
+        )
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(discovery::openid_configuration_v2),

@@ -1,6 +1,7 @@
 //! `POST /{tenant}/oauth2/token` (v1, `resource=`) and `POST /{tenant}/oauth2/v2.0/token`
-//! (v2, `scope=`): request parsing, the checks in Entra's order, and the three grants
-//! (`client_credentials`, `password`, `refresh_token`).
+//! (v2, `scope=`): request parsing, the checks in Entra's order, and the grants
+//! (`client_credentials`, `password`, `refresh_token`, and on v2 the device code grant,
+//! whose redemption is in `device_code.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
 use super::client_auth::{self, BasicCredentials, ClientRequest};
+use super::device_code;
 use super::error::AadError;
 use super::mint::{self, Caller, Delegation, Endpoint, Times};
 use super::{RequestContext, RequestIds};
@@ -48,9 +50,14 @@ fn handle(
     body: &[u8],
 ) -> Response {
     let context = RequestContext::new(ids);
-    let mut response = match issue(endpoint, state, segment, headers, body, &context) {
+    json_answer(issue(endpoint, state, segment, headers, body, &context), &context)
+}
+
+/// A token-endpoint style answer: the JSON or the Entra error, never cached.
+pub(crate) fn json_answer(outcome: Result<Value, AadError>, context: &RequestContext) -> Response {
+    let mut response = match outcome {
         Ok(json) => (StatusCode::OK, axum::Json(json)).into_response(),
-        Err(error) => error.into_response(&context),
+        Err(error) => error.into_response(context),
     };
     let headers = response.headers_mut();
     headers.insert(
@@ -66,10 +73,10 @@ fn handle(
 }
 
 /// The form body; empty values count as absent, as they do for Entra.
-struct Form(HashMap<String, String>);
+pub(crate) struct Form(HashMap<String, String>);
 
 impl Form {
-    fn parse(body: &[u8]) -> Result<Self, AadError> {
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, AadError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| AadError::missing_parameter("grant_type"))?;
         let mut map = HashMap::new();
@@ -79,14 +86,14 @@ impl Form {
         Ok(Self(map))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .get(name)
             .map(String::as_str)
             .filter(|value| !value.is_empty())
     }
 
-    fn require(&self, name: &str) -> Result<&str, AadError> {
+    pub(crate) fn require(&self, name: &str) -> Result<&str, AadError> {
         self.get(name)
             .ok_or_else(|| AadError::missing_parameter(name))
     }
@@ -97,17 +104,18 @@ enum Grant {
     ClientCredentials,
     Password,
     RefreshToken,
+    DeviceCode,
 }
 
 /// The tenant path segment.
-enum Segment<'a> {
+pub(crate) enum Segment<'a> {
     Named(&'a str),
     Organizations,
     /// `common` or `consumers`.
     Common(&'a str),
 }
 
-fn classify(segment: &str) -> Segment<'_> {
+pub(crate) fn classify(segment: &str) -> Segment<'_> {
     if segment.eq_ignore_ascii_case("organizations") {
         Segment::Organizations
     } else if segment.eq_ignore_ascii_case("common") || segment.eq_ignore_ascii_case("consumers") {
@@ -168,6 +176,8 @@ fn issue(
         "client_credentials" => Grant::ClientCredentials,
         "password" => Grant::Password,
         "refresh_token" => Grant::RefreshToken,
+        device_code::GRANT_TYPE if endpoint == Endpoint::V2 => Grant::DeviceCode,
+        device_code::GRANT_TYPE => return Err(AadError::device_code_on_v1()),
         other => return Err(AadError::unsupported_grant_type(other)),
     };
     if endpoint == Endpoint::V2 && form.get("resource").is_some() {
@@ -211,6 +221,10 @@ fn issue(
         Grant::ClientCredentials => client_credentials(state, endpoint, caller, &form, times),
         Grant::Password => password(state, endpoint, caller, &form, times),
         Grant::RefreshToken => refresh(state, endpoint, caller, &form, times),
+        Grant::DeviceCode => {
+            let client_info = form.get("client_info") == Some("1");
+            device_code::redeem(state, caller, form.require("device_code")?, client_info, times)
+        }
     }
 }
 
@@ -263,7 +277,7 @@ fn client_credentials(
 }
 
 /// Splits a v2 `scope` into one resource, its permissions and the OpenID Connect flags.
-fn parse_delegated_scope(scope: &str, client_info: bool) -> Result<Delegation, AadError> {
+pub(crate) fn parse_delegated_scope(scope: &str, client_info: bool) -> Result<Delegation, AadError> {
     let mut delegation = Delegation {
         resource: String::new(),
         permissions: Vec::new(),
