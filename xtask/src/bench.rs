@@ -2,6 +2,9 @@
 //! reads criterion's estimates and writes `target/bench/report.md`: per group, each
 //! benchmark's median and its ratio against the group's baseline (the benchmark whose id
 //! contains `baseline` or `floor`), measured in the same run, and the machine it ran on.
+//! Benchmarks that measure what criterion cannot (whole processes, peak memory: the CLI's
+//! `process` bench) write a markdown section to `target/bench/sections/`; the sections
+//! written during the run are appended to the report.
 //!
 //! Extra arguments go to `cargo bench` (a `-p`/`--bench` selection replaces the default
 //! `--workspace --bench '*'`; what follows `--` goes to criterion). `--quick` adds
@@ -83,7 +86,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     let report_path = target.join("bench").join("report.md");
     steps.run("report", || {
         let results = collect(&target.join("criterion"), Some(started))?;
-        let report = render(&results, &Machine::this_one());
+        let mut report = render(&results, &Machine::this_one());
+        for section in sections(&target.join("bench").join("sections"), Some(started))? {
+            report.push_str(&section);
+        }
         fs::create_dir_all(report_path.parent().expect("a parent"))
             .with_context(|| format!("creating {}", report_path.display()))?;
         fs::write(&report_path, &report)
@@ -150,6 +156,33 @@ fn collect(criterion_dir: &Path, since: Option<SystemTime>) -> Result<Vec<Estima
 
 /// Reads one `new/` directory: the median from `estimates.json`, the names from
 /// `benchmark.json` (or, without it, from the directory path).
+/// The markdown sections (`*.md`, by file name) written under `dir` at or after `since`.
+fn sections(dir: &Path, since: Option<SystemTime>) -> Result<Vec<String>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        if path.extension().is_none_or(|extension| extension != "md") {
+            continue;
+        }
+        let modified = fs::metadata(&path)
+            .and_then(|metadata| metadata.modified())
+            .with_context(|| format!("reading {}", path.display()))?;
+        if since.is_none_or(|since| modified >= since) {
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
+        .iter()
+        .map(|path| fs::read_to_string(path).with_context(|| format!("reading {}", path.display())))
+        .collect()
+}
+
 fn read_estimate(criterion_dir: &Path, new_dir: &Path) -> Result<Estimate> {
     let path = new_dir.join("estimates.json");
     let estimates = read_json(&path)?;
@@ -411,6 +444,28 @@ Medians of criterion's samples (time per iteration). A ratio is the median over 
         fs::remove_dir_all(&root).unwrap();
         assert!(results.is_empty());
         assert!(render(&results, &Machine::this_one()).contains("No benchmark results"));
+    }
+
+    #[test]
+    fn sections_of_this_run_are_read_in_name_order() {
+        let root =
+            std::env::temp_dir().join(format!("xtask-bench-sections-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        assert!(
+            sections(&root, None).unwrap().is_empty(),
+            "no directory, no sections"
+        );
+        fs::create_dir_all(&root).unwrap();
+        fs::write(root.join("b.md"), "\n## b\n").unwrap();
+        fs::write(root.join("a.md"), "\n## a\n").unwrap();
+        fs::write(root.join("notes.txt"), "not a section").unwrap();
+        assert_eq!(sections(&root, None).unwrap(), ["\n## a\n", "\n## b\n"]);
+        let later = SystemTime::now() + std::time::Duration::from_secs(3600);
+        assert!(
+            sections(&root, Some(later)).unwrap().is_empty(),
+            "older runs are left out"
+        );
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
