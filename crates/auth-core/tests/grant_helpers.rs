@@ -50,6 +50,18 @@ async fn post_one(canned: Canned) -> (Result<serde_json::Value, AuthError>, supp
     (outcome, server.requests().remove(0))
 }
 
+/// A grant's `request_token` future must be `Send` (`async_trait` boxes it as such), so
+/// every future of the client it awaits must be too.
+#[test]
+fn post_form_can_be_awaited_by_a_grant() {
+    fn assert_send<T: Send>(_: &T) {}
+    let client = client();
+    let url =
+        url::Url::parse("https://login.microsoftonline.com/organizations/oauth2/v2.0/devicecode")
+            .unwrap();
+    assert_send(&client.post_form(&url, &[("client_id", "app")]));
+}
+
 #[tokio::test]
 async fn post_form_sends_a_form_and_returns_the_json() {
     let (outcome, sent) = post_one(Canned::json(

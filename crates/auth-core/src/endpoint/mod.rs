@@ -201,20 +201,7 @@ impl TokenEndpointClient {
         let started = Instant::now();
         let span = tracing::debug_span!("identity_request", endpoint = %url);
         async {
-            let mut body = url::form_urlencoded::Serializer::new(String::new());
-            for (name, value) in form {
-                body.append_pair(name, value);
-            }
-            let request = http::Request::builder()
-                .method(http::Method::POST)
-                .uri(url.as_str())
-                .header(http::header::ACCEPT, "application/json")
-                .header(
-                    http::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                )
-                .body(body.finish().into_bytes())
-                .map_err(|_| bad_form("the request could not be built"))?;
+            let request = form_request(url, form)?;
             let transport = Transport {
                 http: &self.http,
                 endpoint: url,
@@ -290,6 +277,28 @@ impl TokenEndpointClient {
         let received = transport.receive(request).await?;
         parse_success(endpoint.url(), &received.body, received.at)
     }
+}
+
+/// A form POST asking for JSON, built outside any `async` block: the serializer is not
+/// `Send`, and the futures of this client must be.
+fn form_request(
+    url: &url::Url,
+    form: &[(&str, &str)],
+) -> Result<http::Request<Vec<u8>>, AuthError> {
+    let mut body = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in form {
+        body.append_pair(name, value);
+    }
+    http::Request::builder()
+        .method(http::Method::POST)
+        .uri(url.as_str())
+        .header(http::header::ACCEPT, "application/json")
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body.finish().into_bytes())
+        .map_err(|_| bad_form("the request could not be built"))
 }
 
 /// Builds the request for a grant `oauth2` does not know, with the same rules it applies.
