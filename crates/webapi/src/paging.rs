@@ -1,6 +1,7 @@
 //! Queries and paging: one page at a time ([`Page`]), or a stream of records that follows
 //! `@odata.nextLink` verbatim — no re-encoding, no extra options, the same `Prefer`
-//! header — holding one page in memory at a time.
+//! header. The stream fetches the next page while the caller reads the current one, so
+//! memory holds at most two pages.
 
 use futures_util::Stream;
 use http::Method;
@@ -82,7 +83,13 @@ impl Client {
         })
     }
 
-    /// Every record of `query`, page after page, as a stream. Memory holds one page.
+    /// Every record of `query`, page after page, as a stream.
+    ///
+    /// The first page is asked for when the stream is first polled; each later page is
+    /// asked for as soon as the link to it arrives, in a task of its own, so that the
+    /// server produces page n + 1 while the caller works through page n. Memory holds at
+    /// most those two pages. Dropping the stream cancels a page still on its way (a GET,
+    /// harmless to abandon). Must be polled inside a tokio runtime, as every request is.
     ///
     /// # Examples
     ///
@@ -105,20 +112,65 @@ impl Client {
         let first = query.to_relative_url();
         let page_size = query.page_size;
         futures_util::stream::try_unfold(
-            (client, Some(first), Vec::<T>::new().into_iter()),
-            move |(client, mut link, mut buffered)| async move {
+            (
+                client,
+                Some(Upcoming::Link(first)),
+                Vec::<T>::new().into_iter(),
+            ),
+            move |(client, mut upcoming, mut buffered)| async move {
                 loop {
                     if let Some(record) = buffered.next() {
-                        return Ok(Some((record, (client, link, buffered))));
+                        return Ok(Some((record, (client, upcoming, buffered))));
                     }
-                    let Some(current) = link.take() else {
-                        return Ok(None);
+                    let page: Page<T> = match upcoming.take() {
+                        None => return Ok(None),
+                        Some(Upcoming::Link(link)) => client.fetch_page(&link, page_size).await?,
+                        Some(Upcoming::Fetching(prefetch)) => prefetch.page().await?,
                     };
-                    let page: Page<T> = client.fetch_page(&current, page_size).await?;
-                    link = page.next_link;
+                    upcoming = page
+                        .next_link
+                        .map(|link| Upcoming::Fetching(Prefetch::start(&client, link, page_size)));
                     buffered = page.records.into_iter();
                 }
             },
         )
+    }
+}
+
+/// The page after the one being read.
+enum Upcoming<T> {
+    /// Not asked for yet (the first page, fetched when the stream is first polled).
+    Link(String),
+    /// On its way.
+    Fetching(Prefetch<T>),
+}
+
+/// A page being fetched by a task of its own; aborted when dropped unread.
+struct Prefetch<T> {
+    task: tokio::task::JoinHandle<Result<Page<T>, WebApiError>>,
+}
+
+impl<T: DeserializeOwned + Send + 'static> Prefetch<T> {
+    fn start(client: &Client, link: String, page_size: Option<u32>) -> Self {
+        let client = client.clone();
+        Self {
+            task: tokio::spawn(async move { client.fetch_page(&link, page_size).await }),
+        }
+    }
+
+    async fn page(mut self) -> Result<Page<T>, WebApiError> {
+        let outcome = (&mut self.task).await;
+        match outcome {
+            Ok(page) => page,
+            // The task only ends early by panicking (it is aborted only when this is
+            // dropped): let the panic carry on in the caller's task.
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+}
+
+impl<T> Drop for Prefetch<T> {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

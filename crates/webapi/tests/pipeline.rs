@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use d365_auth_core::{AccessToken, AuthError, Grant, TokenProvider, TokenRequest, async_trait};
 use d365_webapi::{Client, ErrorKind, Filter, Query, RequestOptions, RetrySettings};
-use support::{Canned, CannedServer};
+use support::{Canned, CannedServer, Captured, Server};
 
 /// Hands out `token-1`, `token-2`, ... and counts requests.
 #[derive(Debug, Default)]
@@ -312,4 +312,114 @@ async fn a_line_break_in_a_batch_path_is_refused_before_sending() {
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
     assert!(server.requests().is_empty());
+}
+
+/// Serves `accounts` in pages of two from `names`, linking each page to the next by
+/// `$skiptoken`, the link absolute on the host the request came to; `broken` pages answer
+/// 404.
+fn pages(
+    names: &'static [&'static str],
+    broken: Option<usize>,
+) -> impl Fn(&Captured, usize) -> Canned {
+    move |request, _| {
+        let target = &request.target;
+        let index: usize = target
+            .split("$skiptoken=")
+            .nth(1)
+            .and_then(|rest| rest.parse().ok())
+            .unwrap_or(0);
+        if broken == Some(index) {
+            return Canned::not_found();
+        }
+        let rows: Vec<String> = names
+            .iter()
+            .skip(index * 2)
+            .take(2)
+            .map(|name| format!(r#"{{"name":"{name}"}}"#))
+            .collect();
+        let link = if (index + 1) * 2 < names.len() {
+            let host = request.header("host").unwrap_or_default();
+            format!(
+                r#","@odata.nextLink":"http://{host}/api/data/v9.2/accounts?$skiptoken={}""#,
+                index + 1
+            )
+        } else {
+            String::new()
+        };
+        Canned::json(200, format!(r#"{{"value":[{}]{link}}}"#, rows.join(",")))
+    }
+}
+
+/// Waits (up to five seconds) until the server has seen `count` requests.
+async fn until_requests(server: &Server, count: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.requests().len() < count {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
+fn paging_client(server: &Server) -> Client {
+    Client::builder_shared(&server.base, Arc::new(Numbered::default()))
+        .retry(quick_retries(3))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_all_fetches_the_next_page_while_the_caller_reads_and_stops_when_dropped() {
+    use futures_util::TryStreamExt as _;
+    let server = Server::start(pages(&["a", "b", "c", "d", "e", "f"], None)).await;
+    let client = paging_client(&server);
+    let mut rows =
+        std::pin::pin!(client.query_all::<serde_json::Value>(Query::new("accounts").page_size(2)));
+    assert_eq!(
+        server.requests().len(),
+        0,
+        "nothing is asked before the first poll"
+    );
+    let first = rows.try_next().await.unwrap().unwrap();
+    assert_eq!(first["name"], "a");
+    // One row of page 1 was read, and page 2 is already on its way; page 3 is not.
+    assert!(until_requests(&server, 2).await, "page 2 is prefetched");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(server.requests().len(), 2, "one page ahead, not more");
+    assert!(server.requests()[1].target.ends_with("$skiptoken=1"));
+    let second = rows.try_next().await.unwrap().unwrap();
+    assert_eq!(second["name"], "b");
+    drop(rows);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        server.requests().len(),
+        2,
+        "a dropped stream asks for nothing more"
+    );
+
+    let every: Vec<String> = client
+        .query_all::<serde_json::Value>(Query::new("accounts").page_size(2))
+        .map_ok(|row| row["name"].as_str().unwrap().to_owned())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(every, ["a", "b", "c", "d", "e", "f"], "in order, each once");
+}
+
+#[tokio::test]
+async fn a_failing_next_page_ends_the_stream_with_its_error_after_the_rows_before_it() {
+    use futures_util::StreamExt as _;
+    let server = Server::start(pages(&["a", "b", "c", "d", "e"], Some(1))).await;
+    let client = paging_client(&server);
+    let outcomes: Vec<_> = client
+        .query_all::<serde_json::Value>(Query::new("accounts").page_size(2))
+        .collect()
+        .await;
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert_eq!(outcomes[0].as_ref().unwrap()["name"], "a");
+    assert_eq!(outcomes[1].as_ref().unwrap()["name"], "b");
+    let error = outcomes[2].as_ref().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
 }
