@@ -23,6 +23,7 @@ const STANDALONE_BUILDS: &[&[&str]] = &[
     &["--package", "d365-auth-core"],
     &["--package", "d365-auth-client-credentials"],
     &["--package", "d365-auth-ropc"],
+    &["--package", "d365-auth-device-code"],
     &["--package", "d365-webapi", "--no-default-features"],
     &["--package", "d365-token-store-redis"],
 ];
