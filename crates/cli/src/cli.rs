@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "d365",
     version,
     about = "Microsoft Dataverse / Dynamics 365 from the command line",
-    long_about = "Microsoft Dataverse / Dynamics 365 from the command line.\n\nA connection comes from --emulator, --connection-string (or D365_CONNECTION_STRING), a profile (--profile, D365_PROFILE, or the one chosen with `d365 profile use`), or the azure-identity environment variables with D365_URL. Try it offline: `d365 demo`.",
+    long_about = "Microsoft Dataverse / Dynamics 365 from the command line.\n\nA connection comes from --emulator, --connection-string (or D365_CONNECTION_STRING), a profile (--profile, D365_PROFILE, or the one chosen with `d365 profile use`), or the azure-identity environment variables with D365_URL. To sign in as a person (with MFA) instead, add --grant device-code. Try it offline: `d365 demo`.",
     after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or authorization, 4 not found or conflict, 5 throttled, 6 network."
 )]
 pub(crate) struct Cli {
@@ -39,6 +39,10 @@ pub(crate) struct Global {
     /// Start the embedded emulator for this one command and connect to it.
     #[arg(long, global = true)]
     pub(crate) emulator: bool,
+    /// Sign in with this grant instead of the one the connection describes (its client id
+    /// and tenant are kept; secrets and passwords are not used).
+    #[arg(long, global = true, value_enum, env = "D365_GRANT")]
+    pub(crate) grant: Option<GrantChoice>,
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub(crate) output: OutputFormat,
@@ -48,6 +52,14 @@ pub(crate) struct Global {
     /// Do not read or write the token cache file.
     #[arg(long, global = true)]
     pub(crate) no_token_cache: bool,
+}
+
+/// A grant to sign in with, overriding the connection's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum GrantChoice {
+    /// The device code grant: open the page it prints, type the code and sign in (with
+    /// MFA); later commands reuse the token file and do not ask again.
+    DeviceCode,
 }
 
 /// How results are printed.

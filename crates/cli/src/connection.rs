@@ -1,20 +1,54 @@
 //! Where a command's connection comes from, in order: `--emulator`, `--connection-string`
 //! (or `D365_CONNECTION_STRING`), a profile (`--profile`, `D365_PROFILE`, or the current
-//! one), and the azure-identity environment variables with `D365_URL`. Tokens are kept in
-//! the token file (see [`token_file`]) unless `--no-token-cache`.
+//! one), and the azure-identity environment variables with `D365_URL`. `--grant
+//! device-code` signs in with the device code grant instead, keeping the connection's
+//! client id and authority. Tokens are kept in the token file (see [`token_file`]) unless
+//! `--no-token-cache`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use d365_auth_client_credentials::ClientCredentials;
-use d365_auth_core::{FileStore, TokenProvider, TokenStore};
+use d365_auth_core::{Authority, FileStore, Tenant, TokenProvider, TokenStore};
+use d365_auth_device_code::{DeviceCode, DeviceCodeMessage};
 use d365_emulator::Emulator;
-use d365_webapi::Client;
+use d365_webapi::{Client, ConnectOptions, ConnectionString};
+use secrecy::ExposeSecret as _;
 
-use crate::cli::Global;
+use crate::cli::{Global, GrantChoice};
 use crate::exit::UsageError;
 use crate::profiles;
+
+/// How often the embedded emulator lets the device code grant poll: a person at its page
+/// needs no five-second pause, and neither do tests.
+pub(crate) const EMULATOR_DEVICE_CODE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Shows the device code sign-in on stderr, so stdout stays the command's output, with
+/// `note` under the identity provider's message.
+pub(crate) fn print_device_code_message(message: &DeviceCodeMessage, note: Option<&str>) {
+    eprintln!("{message}");
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    eprintln!(
+        "Waiting for the sign-in (the code expires in {} min; Ctrl-C to stop).",
+        message.expires_in.as_secs().div_ceil(60)
+    );
+}
+
+/// The device code grant for `client_id` at `authority`, printing its message on stderr.
+pub(crate) fn device_code_grant(
+    authority: Authority,
+    client_id: &str,
+) -> anyhow::Result<DeviceCode> {
+    Ok(DeviceCode::builder()
+        .authority(authority)
+        .client_id(client_id)
+        .on_message(|message| print_device_code_message(message, None))
+        .build()?)
+}
 
 /// A ready client and what it was built from.
 pub(crate) struct Connection {
@@ -38,20 +72,35 @@ fn token_store(global: &Global) -> Option<Arc<dyn TokenStore>> {
 }
 
 impl Connection {
-    /// Resolves the connection the options and environment name.
+    /// Resolves the connection the options and environment name, with `--grant`.
     pub(crate) async fn resolve(global: &Global) -> anyhow::Result<Self> {
+        Self::resolve_as(global, global.grant).await
+    }
+
+    /// Resolves the connection, signing in with `grant` instead of the connection's own
+    /// when one is given.
+    pub(crate) async fn resolve_as(
+        global: &Global,
+        grant: Option<GrantChoice>,
+    ) -> anyhow::Result<Self> {
         if global.emulator {
-            return Self::embedded_emulator().await;
+            return Self::embedded_emulator(grant).await;
         }
         if let Some(text) = &global.connection_string {
-            return Self::from_connection_string(text, "connection string", global).await;
+            return Self::from_connection_string(text, "connection string", global, grant).await;
         }
         if let Some(profile) = profiles::selected(global.profile.as_deref())? {
             let source = format!("profile `{}`", profile.name);
-            return Self::from_connection_string(&profile.connection_string, &source, global).await;
+            return Self::from_connection_string(
+                &profile.connection_string,
+                &source,
+                global,
+                grant,
+            )
+            .await;
         }
         if let Some(url) = std::env::var("D365_URL").ok().filter(|url| !url.is_empty()) {
-            return Self::from_environment(&url, global);
+            return Self::from_environment(&url, global, grant);
         }
         Err(UsageError(
             "no connection: give --connection-string (or D365_CONNECTION_STRING), --profile, or --emulator, or set D365_URL with the AZURE_* variables; `d365 demo` shows everything offline".to_owned(),
@@ -59,30 +108,62 @@ impl Connection {
         .into())
     }
 
-    /// The embedded emulator with its seeded confidential application.
-    pub(crate) async fn embedded_emulator() -> anyhow::Result<Self> {
+    /// The embedded emulator with its seeded confidential application, or with
+    /// `--grant device-code` its seeded public client: the code is approved at the
+    /// emulator's own page (`{base}/devicelogin`) by one of its users.
+    pub(crate) async fn embedded_emulator(grant: Option<GrantChoice>) -> anyhow::Result<Self> {
         let emulator = Emulator::builder()
+            .device_code_interval(EMULATOR_DEVICE_CODE_INTERVAL)
             .start()
             .await
             .context("starting the embedded emulator")?;
-        let app = emulator
+        let seeded = emulator
             .seeded()
-            .context("the emulator seeds a confidential application")?
-            .confidential_app
+            .context("the emulator seeds its identities")?
             .clone();
-        let grant = ClientCredentials::builder()
-            .authority_host(emulator.base_url())
-            .tenant(emulator.tenant_id())
-            .client_id(&app.client_id)
-            .client_secret(app.secret.clone())
-            .build()?;
         // The emulator's signing keys live as long as the process: its tokens must not
         // reach the token file.
-        let client = Client::builder(emulator.base_url(), grant).build()?;
+        let (client, source) = match grant {
+            Some(GrantChoice::DeviceCode) => {
+                let authority =
+                    Authority::custom(emulator.base_url(), Tenant::parse(emulator.tenant_id())?)?;
+                // The seeded user's password is the emulator's published test value.
+                let note = format!(
+                    "The emulator's users sign in there, such as {} with the password {}.",
+                    seeded.user.upn,
+                    seeded.user.password.expose_secret()
+                );
+                let grant = DeviceCode::builder()
+                    .authority(authority)
+                    .client_id(&seeded.public_app.client_id)
+                    .on_message(move |message| print_device_code_message(message, Some(&note)))
+                    .build()?;
+                (
+                    Client::builder(emulator.base_url(), grant).build()?,
+                    format!(
+                        "embedded emulator at {} (device code, public client)",
+                        emulator.base_url()
+                    ),
+                )
+            }
+            None => {
+                let app = &seeded.confidential_app;
+                let grant = ClientCredentials::builder()
+                    .authority_host(emulator.base_url())
+                    .tenant(emulator.tenant_id())
+                    .client_id(&app.client_id)
+                    .client_secret(app.secret.clone())
+                    .build()?;
+                (
+                    Client::builder(emulator.base_url(), grant).build()?,
+                    format!("embedded emulator at {}", emulator.base_url()),
+                )
+            }
+        };
         Ok(Self {
             provider: Arc::new(client.token_cache().clone()),
             client,
-            source: format!("embedded emulator at {}", emulator.base_url()),
+            source,
             _emulator: Some(emulator),
         })
     }
@@ -91,10 +172,50 @@ impl Connection {
         text: &str,
         source: &str,
         global: &Global,
+        grant: Option<GrantChoice>,
     ) -> anyhow::Result<Self> {
-        let connection = d365_webapi::ConnectionString::parse(text)?;
-        let provider = connection.provider().await?;
+        let connection = ConnectionString::parse(text)?;
+        let (provider, source) = match grant {
+            Some(GrantChoice::DeviceCode) => (
+                device_code_for(&connection).await?,
+                format!("{source} (device code)"),
+            ),
+            None => (connection.provider().await?, source.to_owned()),
+        };
         let mut builder = Client::builder_shared(connection.url().as_str(), provider);
+        if let Some(store) = token_store(global) {
+            builder = builder.token_store(store);
+        }
+        let client = builder.build()?;
+        Ok(Self {
+            provider: Arc::new(client.token_cache().clone()),
+            client,
+            source,
+            _emulator: None,
+        })
+    }
+
+    /// `D365_URL` with the azure-identity variables (a secret, a certificate, or a
+    /// federated token file); with `--grant device-code`, only `AZURE_CLIENT_ID` (and
+    /// `AZURE_TENANT_ID`, `AZURE_AUTHORITY_HOST`) are used.
+    fn from_environment(
+        url: &str,
+        global: &Global,
+        grant: Option<GrantChoice>,
+    ) -> anyhow::Result<Self> {
+        let (provider, source): (Arc<dyn TokenProvider>, _) = match grant {
+            Some(GrantChoice::DeviceCode) => (
+                Arc::new(device_code_from_environment()?),
+                "environment (D365_URL, AZURE_CLIENT_ID; device code)",
+            ),
+            None => (
+                Arc::new(ClientCredentials::builder().with_environment().build().context(
+                    "D365_URL is set, but the AZURE_* variables do not describe a client credential",
+                )?),
+                "environment (D365_URL, AZURE_*)",
+            ),
+        };
+        let mut builder = Client::builder_shared(url, provider);
         if let Some(store) = token_store(global) {
             builder = builder.token_store(store);
         }
@@ -106,28 +227,41 @@ impl Connection {
             _emulator: None,
         })
     }
+}
 
-    /// `D365_URL` with the azure-identity variables (a secret, a certificate, or a
-    /// federated token file).
-    fn from_environment(url: &str, global: &Global) -> anyhow::Result<Self> {
-        let grant = ClientCredentials::builder()
-            .with_environment()
-            .build()
-            .context(
-                "D365_URL is set, but the AZURE_* variables do not describe a client credential",
-            )?;
-        let mut builder = Client::builder(url, grant);
-        if let Some(store) = token_store(global) {
-            builder = builder.token_store(store);
-        }
-        let client = builder.build()?;
-        Ok(Self {
-            provider: Arc::new(client.token_cache().clone()),
-            client,
-            source: "environment (D365_URL, AZURE_*)".to_owned(),
-            _emulator: None,
-        })
-    }
+/// The device code grant for a connection string: its `ClientId` (Microsoft's sample
+/// public client when absent, as for `AuthType=OAuth`) and its authority (`Authority`,
+/// `TenantId` with `AuthorityHost`, or discovered from the organization). Secrets and
+/// passwords in the string are not used.
+pub(crate) async fn device_code_for(
+    connection: &ConnectionString,
+) -> anyhow::Result<Arc<dyn TokenProvider>> {
+    let authority = connection.resolve_authority(&ConnectOptions::new()).await?;
+    let client_id = connection
+        .client_id()
+        .unwrap_or(ConnectionString::SAMPLE_CLIENT_ID);
+    Ok(Arc::new(device_code_grant(authority, client_id)?))
+}
+
+/// The device code grant from `AZURE_CLIENT_ID`, `AZURE_TENANT_ID` (default
+/// `organizations`) and `AZURE_AUTHORITY_HOST`.
+fn device_code_from_environment() -> anyhow::Result<DeviceCode> {
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
+    let client_id = var("AZURE_CLIENT_ID").ok_or_else(|| {
+        UsageError("--grant device-code with D365_URL needs AZURE_CLIENT_ID: the application (client) id of an app registration that allows public client flows".to_owned())
+    })?;
+    let tenant =
+        Tenant::parse(&var("AZURE_TENANT_ID").unwrap_or_else(|| "organizations".to_owned()))?;
+    let authority = match var("AZURE_AUTHORITY_HOST") {
+        Some(host) if host.contains("://") => Authority::custom(&host, tenant)?,
+        Some(host) => Authority::custom(&format!("https://{host}"), tenant)?,
+        None => Authority::public_cloud(tenant),
+    };
+    device_code_grant(authority, &client_id)
 }
 
 /// Every saved profile for `org` other than `current_source`, as grants to compare.
@@ -147,7 +281,7 @@ pub(crate) async fn profile_candidates(
         let Some(profile) = profiles::selected(Some(name))? else {
             continue;
         };
-        let parsed = d365_webapi::ConnectionString::parse(&profile.connection_string)?;
+        let parsed = ConnectionString::parse(&profile.connection_string)?;
         candidates.push(crate::commands::auth::Candidate {
             label: format!("{label} ({})", info.auth_type),
             provider: parsed.provider().await?,

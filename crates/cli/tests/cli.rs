@@ -8,7 +8,12 @@ use assert_cmd::Command;
 
 /// `d365` with a private config directory and no connection from the environment.
 fn d365(config: &Path) -> Command {
-    let mut command = Command::cargo_bin("d365").expect("the d365 binary is built");
+    Command::from_std(d365_process(config))
+}
+
+/// As [`d365`], as a plain process (for commands read while they run).
+fn d365_process(config: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("d365"));
     command
         .env("D365_CONFIG_DIR", config)
         .env("D365_TOKEN_CACHE", config.join("tokens.json"))
@@ -16,6 +21,7 @@ fn d365(config: &Path) -> Command {
         .env_remove("D365_CONNECTION_STRING")
         .env_remove("D365_PROFILE")
         .env_remove("D365_URL")
+        .env_remove("D365_GRANT")
         .env_remove("AZURE_CLIENT_ID")
         .env_remove("AZURE_TENANT_ID")
         .env_remove("AZURE_CLIENT_SECRET")
@@ -283,9 +289,22 @@ fn auth_compare_and_doctor_on_the_emulator() {
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&output)).unwrap();
-    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.len(), 5, "{rows:#?}");
     assert!(rows.iter().any(|row| row["kind"] == "delegated"));
     assert!(rows.iter().any(|row| row["kind"] == "app-only"));
+    // The device code grant runs unattended on the emulator: it approves the code itself,
+    // as its seeded user, and the label says so.
+    let device_code = rows
+        .iter()
+        .find(|row| row["grant"].as_str().unwrap().starts_with("device code"))
+        .expect("a device code row");
+    assert_eq!(
+        device_code["grant"],
+        "device code (public client; approved by the emulator as alice@contoso.onmicrosoft.com)"
+    );
+    assert_eq!(device_code["kind"], "delegated", "{device_code}");
+    assert_eq!(device_code["WhoAmI user"], ALICE_SYSTEMUSER_ID);
+    assert!(device_code.get("result").is_none(), "{device_code}");
 
     let output = d365(&config)
         .args(["auth", "doctor", "--emulator", "-o", "json"])
@@ -302,28 +321,47 @@ fn auth_compare_and_doctor_on_the_emulator() {
     assert!(steps.len() >= 7);
 }
 
+/// The seeded user alice's system user in the emulator's organization (WhoAmI's UserId).
+const ALICE_SYSTEMUSER_ID: &str = "d3650000-5050-4000-8000-000000000003";
+
 /// `d365 emulator` running in the background: one organization shared by several commands.
 struct RunningEmulator {
     child: std::process::Child,
+    base_url: String,
     connection_string: String,
     certificate_connection_string: String,
+    /// alice's connection string (`AuthType=OAuth`, the public client).
+    user_connection_string: String,
 }
 
 impl RunningEmulator {
     fn start(config: &Path) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    fn start_with(config: &Path, args: &[&str]) -> Self {
         use std::io::BufRead as _;
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("d365"))
             .args(["emulator"])
+            .args(args)
             .env("D365_CONFIG_DIR", config)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut base_url = None;
         let mut connection_string = None;
         let mut certificate_connection_string = None;
+        let mut user_connection_string = None;
         for line in lines.by_ref() {
             let line = line.unwrap();
+            if let Some(base) = line.strip_prefix("d365 emulator: Entra ID and Dataverse at ") {
+                base_url = Some(base.trim().to_owned());
+            }
+            if user_connection_string.is_none() && line.trim_start().starts_with("AuthType=OAuth") {
+                user_connection_string = Some(line.trim().to_owned());
+            }
             if connection_string.is_none() && line.trim_start().starts_with("AuthType=ClientSecret")
             {
                 connection_string = Some(line.trim().to_owned());
@@ -339,9 +377,11 @@ impl RunningEmulator {
         std::thread::spawn(move || for _ in lines {});
         Self {
             child,
+            base_url: base_url.expect("the emulator prints its base URL"),
             connection_string: connection_string.expect("the emulator prints a connection string"),
             certificate_connection_string: certificate_connection_string
                 .expect("and one for the certificate app"),
+            user_connection_string: user_connection_string.expect("and one for its user"),
         }
     }
 
@@ -530,4 +570,170 @@ fn error_and_profile_table_snapshots() {
     }
     let output = d365(&config).args(["profile", "list"]).output().unwrap();
     insta::assert_snapshot!("profile list table", stdout(&output));
+}
+
+/// One HTTP/1.1 request to a loopback URL, without a client library: `(status, body)`.
+fn http_post(url: &str, content_type: &str, body: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").expect("a loopback http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(host, path)| {
+            (host, format!("/{path}"))
+        });
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_owned();
+    (status, body)
+}
+
+/// A `d365` command that signs in with the device code grant, run in the background: it
+/// reads stderr until the sign-in message, hands the page and the code to `approve`, then
+/// waits for the command to finish. Returns its exit code, stdout and all of stderr.
+fn with_device_code(
+    mut command: std::process::Command,
+    approve: impl FnOnce(&str, &str),
+) -> (Option<i32>, String, String) {
+    use std::io::{BufRead as _, Read as _};
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if let Some(rest) = line.strip_prefix("To sign in, use a web browser to open the page ") {
+            let (page, rest) = rest.split_once(" and enter the code ").unwrap();
+            let code = rest.split_whitespace().next().unwrap();
+            approve(page, code);
+            break;
+        }
+        line.clear();
+    }
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    seen.push_str(&rest);
+    let output = child.wait_with_output().unwrap();
+    (output.status.code(), stdout(&output), seen)
+}
+
+#[test]
+fn device_code_sign_in_on_the_embedded_emulator() {
+    let config = temp_config("device-code-embedded");
+    let mut command = d365_process(&config);
+    command.args([
+        "--emulator",
+        "--grant",
+        "device-code",
+        "whoami",
+        "-o",
+        "json",
+    ]);
+    let (code, out, err) = with_device_code(command, |page, user_code| {
+        assert!(page.ends_with("/devicelogin"), "{page}");
+        // As a test would: through the emulator's admin API.
+        let base = page.trim_end_matches("/devicelogin");
+        let (status, body) = http_post(
+            &format!("{base}/_emulator/device-codes/approve"),
+            "application/json",
+            &format!(r#"{{"user_code":"{user_code}","user":"alice@contoso.onmicrosoft.com"}}"#),
+        );
+        assert_eq!(status, 200, "{body}");
+    });
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("Waiting for the sign-in"), "{err}");
+    assert!(
+        err.contains("alice@contoso.onmicrosoft.com"),
+        "the emulator's user is named: {err}"
+    );
+    let me: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        me["UserId"], ALICE_SYSTEMUSER_ID,
+        "signed in as alice: {out}"
+    );
+
+    // Declined at the page: a typed error, exit code 3, and a hint.
+    let mut command = d365_process(&config);
+    command.args(["--emulator", "--grant", "device-code", "whoami"]);
+    let (code, _, err) = with_device_code(command, |page, user_code| {
+        let (status, body) = http_post(
+            page,
+            "application/x-www-form-urlencoded",
+            &format!("user_code={user_code}&action=decline"),
+        );
+        assert_eq!(status, 200, "{body}");
+    });
+    assert_eq!(code, Some(3), "{err}");
+    assert!(
+        err.contains("the user declined the sign-in request"),
+        "{err}"
+    );
+    assert!(err.contains("hint: start the sign-in again"), "{err}");
+}
+
+#[test]
+fn device_code_with_a_connection_string_asks_once() {
+    let config = temp_config("device-code-shared");
+    let settings = config.join("emulator.toml");
+    std::fs::write(&settings, "device_code_interval_secs = 1\n").unwrap();
+    let emulator = RunningEmulator::start_with(&config, &["--config", settings.to_str().unwrap()]);
+    let whoami = || {
+        let mut command = d365_process(&config);
+        command
+            .args(["whoami", "-o", "json", "--grant", "device-code"])
+            .args(["--connection-string", &emulator.user_connection_string]);
+        command
+    };
+    // A person at the verification page: the code, then alice's name and password.
+    let (code, out, err) = with_device_code(whoami(), |page, user_code| {
+        assert_eq!(page, format!("{}/devicelogin", emulator.base_url));
+        let (status, body) = http_post(
+            page,
+            "application/x-www-form-urlencoded",
+            &format!(
+                "user_code={user_code}&username=alice%40contoso.onmicrosoft.com&password=Emulator-Passw0rd%21&action=approve"
+            ),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("You signed in"), "{body}");
+    });
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(ALICE_SYSTEMUSER_ID), "{out}");
+
+    // The token file keeps the token (and its refresh token): no second prompt.
+    let output = whoami().output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("To sign in"),
+        "asked again: {}",
+        stderr(&output)
+    );
+    assert!(stdout(&output).contains(ALICE_SYSTEMUSER_ID));
+
+    let output = d365(&config)
+        .args(["token", "-o", "json", "--grant", "device-code"])
+        .args(["--connection-string", &emulator.user_connection_string])
+        .output()
+        .unwrap();
+    let facts: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(facts["kind"], "delegated", "{facts}");
+    emulator.stop();
 }

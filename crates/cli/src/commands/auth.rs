@@ -6,14 +6,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use d365_auth_client_credentials::{Certificate, ClientCredentials};
 use d365_auth_core::{AccessToken, Resource, TokenCache, TokenProvider, TokenRequest};
+use d365_auth_device_code::DeviceCode;
 use d365_auth_ropc::UsernamePassword;
 use d365_emulator::Emulator;
 use d365_webapi::{Client, ErrorKind, Query};
 use serde_json::{Value, json};
 
-use crate::cli::Global;
+use crate::cli::{Global, GrantChoice};
 use crate::commands::token::claims;
-use crate::connection::Connection;
+use crate::connection::{Connection, EMULATOR_DEVICE_CODE_INTERVAL};
 use crate::output;
 
 /// The columns of the comparison, in reading order.
@@ -34,8 +35,10 @@ pub(crate) struct Candidate {
     pub(crate) provider: Arc<dyn TokenProvider>,
 }
 
-/// The emulator's seeded identities as grants: a secret, a certificate, and the password
-/// grant for a public and a confidential client.
+/// The emulator's seeded identities as grants: a secret, a certificate, the password grant
+/// for a public and a confidential client, and the device code grant — approved by the
+/// emulator itself as its seeded user the moment the code is issued, so the comparison
+/// runs unattended (the label says so).
 pub(crate) fn emulator_candidates(emulator: &Emulator) -> anyhow::Result<Vec<Candidate>> {
     let seeded = emulator
         .seeded()
@@ -73,6 +76,18 @@ pub(crate) fn emulator_candidates(emulator: &Emulator) -> anyhow::Result<Vec<Can
         .username(&seeded.user.upn)
         .password(seeded.user.password.clone())
         .build()?;
+    let codes = emulator.device_codes();
+    let person = seeded.user.upn.clone();
+    let device_code = DeviceCode::builder()
+        .authority_host(host)
+        .tenant(tenant)
+        .client_id(&seeded.public_app.client_id)
+        .on_message(move |message| {
+            if let Err(error) = codes.approve(&message.user_code, &person) {
+                tracing::warn!(%error, "the emulator did not approve the device code");
+            }
+        })
+        .build()?;
     Ok(vec![
         Candidate {
             label: "client credentials (secret)".into(),
@@ -89,6 +104,13 @@ pub(crate) fn emulator_candidates(emulator: &Emulator) -> anyhow::Result<Vec<Can
         Candidate {
             label: "password (confidential client)".into(),
             provider: Arc::new(confidential_ropc),
+        },
+        Candidate {
+            label: format!(
+                "device code (public client; approved by the emulator as {})",
+                seeded.user.upn
+            ),
+            provider: Arc::new(device_code),
         },
     ])
 }
@@ -168,14 +190,19 @@ impl KindText for d365_webapi::WebApiError {
 
 /// `d365 auth compare`: the emulator's grants (with `--emulator`, or when nothing is
 /// configured), else the configured connection and every saved profile for the same
-/// organization.
+/// organization. The device code grant needs a person: on the emulator, the emulator
+/// approves it; on a real organization it is compared only with `--grant device-code`,
+/// beside the connection's own grant, and prompts once.
 pub(crate) async fn compare(global: &Global) -> anyhow::Result<()> {
     let nothing_configured = global.connection_string.is_none()
         && global.profile.is_none()
         && crate::profiles::selected(None)?.is_none()
         && std::env::var("D365_URL").is_err();
     let (org, candidates, _emulator) = if global.emulator || nothing_configured {
-        let emulator = Emulator::builder().start().await?;
+        let emulator = Emulator::builder()
+            .device_code_interval(EMULATOR_DEVICE_CODE_INTERVAL)
+            .start()
+            .await?;
         let candidates = emulator_candidates(&emulator)?;
         (
             Resource::parse(emulator.base_url())?,
@@ -183,11 +210,18 @@ pub(crate) async fn compare(global: &Global) -> anyhow::Result<()> {
             Some(emulator),
         )
     } else {
-        let connection = Connection::resolve(global).await?;
+        let connection = Connection::resolve_as(global, None).await?;
         let mut candidates = vec![Candidate {
             label: connection.source.clone(),
             provider: Arc::clone(&connection.provider),
         }];
+        if global.grant == Some(GrantChoice::DeviceCode) {
+            let device_code = Connection::resolve_as(global, global.grant).await?;
+            candidates.push(Candidate {
+                label: device_code.source.clone(),
+                provider: Arc::clone(&device_code.provider),
+            });
+        }
         candidates.extend(
             crate::connection::profile_candidates(connection.client.org(), &connection.source)
                 .await?,

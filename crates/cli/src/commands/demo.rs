@@ -36,6 +36,7 @@ pub(crate) async fn run(global: &Global) -> anyhow::Result<()> {
         "Starting the emulator: a local Entra ID and Dataverse on loopback",
     );
     let emulator = Emulator::builder()
+        .device_code_interval(crate::connection::EMULATOR_DEVICE_CODE_INTERVAL)
         .start()
         .await
         .context("starting the embedded emulator")?;

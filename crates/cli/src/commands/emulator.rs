@@ -27,6 +27,10 @@ pub(crate) async fn run(args: &EmulatorArgs) -> anyhow::Result<()> {
         emulator.base_url()
     );
     println!("tenant {}", emulator.tenant_id());
+    println!(
+        "device code sign-in page: {}/devicelogin",
+        emulator.base_url()
+    );
     if let Some(pem) = emulator.ca_certificate_pem() {
         let path = std::env::temp_dir().join(format!("d365-emulator-{}.pem", std::process::id()));
         std::fs::write(&path, pem)?;
