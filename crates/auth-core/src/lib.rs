@@ -6,9 +6,13 @@
 //! - [`Resource`] and [`TokenRequest`]: an organization URL in any common form, and the
 //!   v2 scope or v1 resource derived from it.
 //! - [`Authority`]: Entra ID in each cloud, a custom host, or AD FS, and its token endpoints.
-//! - [`TokenEndpointClient`] and [`TokenForm`]: the token-endpoint client grants share.
+//! - [`TokenEndpointClient`] and [`TokenForm`]: the token-endpoint client grants share
+//!   (with `post_form` for a grant's other endpoints, such as device authorization, and
+//!   [`TokenResponse::into_renewed_token`] for refresh-token reuse).
 //! - [`TokenCache`]: single-flight caching with early refresh, over a [`TokenStore`].
-//! - [`AuthError`]: typed errors with the AADSTS code and a hint.
+//! - [`AuthError`]: typed errors with the AADSTS code and a hint, including the polling
+//!   errors of the device code grant and [`AuthError::Cancelled`] for grants that wait for
+//!   a person.
 //!
 //! A new grant is a crate that depends on this one alone: see `docs/extending.md`.
 //!
