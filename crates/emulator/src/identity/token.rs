@@ -50,7 +50,10 @@ fn handle(
     body: &[u8],
 ) -> Response {
     let context = RequestContext::new(ids);
-    json_answer(issue(endpoint, state, segment, headers, body, &context), &context)
+    json_answer(
+        issue(endpoint, state, segment, headers, body, &context),
+        &context,
+    )
 }
 
 /// A token-endpoint style answer: the JSON or the Entra error, never cached.
@@ -223,7 +226,13 @@ fn issue(
         Grant::RefreshToken => refresh(state, endpoint, caller, &form, times),
         Grant::DeviceCode => {
             let client_info = form.get("client_info") == Some("1");
-            device_code::redeem(state, caller, form.require("device_code")?, client_info, times)
+            device_code::redeem(
+                state,
+                caller,
+                form.require("device_code")?,
+                client_info,
+                times,
+            )
         }
     }
 }
@@ -277,7 +286,10 @@ fn client_credentials(
 }
 
 /// Splits a v2 `scope` into one resource, its permissions and the OpenID Connect flags.
-pub(crate) fn parse_delegated_scope(scope: &str, client_info: bool) -> Result<Delegation, AadError> {
+pub(crate) fn parse_delegated_scope(
+    scope: &str,
+    client_info: bool,
+) -> Result<Delegation, AadError> {
     let mut delegation = Delegation {
         resource: String::new(),
         permissions: Vec::new(),
