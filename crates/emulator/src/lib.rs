@@ -53,6 +53,7 @@ pub use config::{
 };
 pub use connection::{ConnectionString, connection_strings};
 pub use dataverse::faults::FaultConfig;
+pub use dataverse::ledger::DataverseStats;
 pub use dataverse::limits::ServiceLimits;
 pub use dataverse::schema::{
     ColumnConfig, ColumnType, KeyConfig, OptionConfig, SchemaConfig, TableConfig,

@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::EmulatorConfig;
 use crate::connection::{self, ConnectionString};
 use crate::dataverse::faults::{self, FaultConfig};
+use crate::dataverse::ledger::DataverseStats;
 use crate::dataverse::limits::ServiceLimits;
 use crate::dataverse::schema::{SchemaConfig, TableConfig};
 use crate::dataverse::{self, DvSettings, DvState};
@@ -556,6 +557,14 @@ impl Emulator {
             .await
             .map_err(|err| EmulatorError::Store(err.to_string()))?
             .map_err(|err| EmulatorError::Store(err.to_string()))
+    }
+
+    /// Counters of the Web API half since the start: `429`s sent, `503`s and cuts injected,
+    /// and retries checked against the `Retry-After` they were given (by
+    /// `x-ms-client-request-id`), with how many came early. Also at
+    /// `GET /_emulator/dataverse/stats`.
+    pub fn dataverse_stats(&self) -> DataverseStats {
+        self.dataverse.stats()
     }
 
     /// The device codes clients asked for: approve or decline them as a person at the

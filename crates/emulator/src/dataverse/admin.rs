@@ -1,6 +1,6 @@
 //! The Dataverse part of the admin API (`/_emulator/`): system users and their roles,
-//! security roles, service protection limits, fault injection, the DOP hint and generated
-//! rows. JSON in and out; errors as `{"error": kind, "message": …}` like the rest of the
+//! security roles, service protection limits, fault injection, the DOP hint, generated
+//! rows and the throttling / fault / retry counters. JSON in and out; errors as `{"error": kind, "message": …}` like the rest of the
 //! admin API.
 
 use std::collections::HashMap;
@@ -33,6 +33,7 @@ pub(crate) fn routes() -> Router<Arc<DvState>> {
             get(get_settings).patch(patch_settings),
         )
         .route("/dataverse/generate", post(generate))
+        .route("/dataverse/stats", get(get_stats))
         .route("/limits", get(get_limits).put(put_default_limits))
         .route(
             "/limits/{caller}",
@@ -282,6 +283,18 @@ async fn generate(State(state): Shared, Json(body): Json<GenerateBody>) -> Respo
             .into_response(),
         Err(response) => response,
     }
+}
+
+/// The counters of [`super::ledger::DataverseStats`], by their field names.
+async fn get_stats(State(state): Shared) -> Json<Value> {
+    let stats = state.stats();
+    Json(json!({
+        "throttled_responses": stats.throttled_responses,
+        "injected_unavailable": stats.injected_unavailable,
+        "injected_cuts": stats.injected_cuts,
+        "tracked_retries": stats.tracked_retries,
+        "early_retries": stats.early_retries,
+    }))
 }
 
 /// Limits as JSON: `{"max_requests", "window_secs", "max_concurrent", "max_execution_time_ms"}`;

@@ -3,8 +3,9 @@
 //! seeded generator indexed by request number, so a test that sends the same requests in the
 //! same order sees the same faults. `/_emulator/` is never affected.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -97,17 +98,28 @@ pub(crate) struct Decision {
     pub(crate) cut: bool,
 }
 
-/// The active configuration and the request counter.
+/// The active configuration, the request counter, and how many faults were injected.
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     state: Mutex<Option<(FaultConfig, u64)>>,
+    unavailable: AtomicU64,
+    cuts: AtomicU64,
 }
 
 impl Faults {
     pub(crate) fn new(config: Option<FaultConfig>) -> Self {
         Self {
             state: Mutex::new(config.map(|c| (c, 0))),
+            ..Self::default()
         }
+    }
+
+    /// `503`s and cuts injected since the start (a new configuration does not reset them).
+    pub(crate) fn injected(&self) -> (u64, u64) {
+        (
+            self.unavailable.load(Ordering::Relaxed),
+            self.cuts.load(Ordering::Relaxed),
+        )
     }
 
     /// Replaces the configuration and restarts the sequence.
@@ -165,18 +177,28 @@ fn cut_body(bytes: Bytes) -> Body {
     Body::from_stream(stream)
 }
 
-/// Middleware over every route but `/_emulator/`.
+/// Middleware over every route but `/_emulator/`. It is also where the retry ledger sees
+/// every request arrive, before any fault is decided, so a retry that is then faulted is
+/// still checked.
 pub(crate) async fn layer(
     State(state): State<Arc<DvState>>,
     request: Request,
     next: Next,
 ) -> Response {
+    state.ledger.arrived(
+        request
+            .headers()
+            .get(super::ledger::CLIENT_REQUEST_ID)
+            .and_then(|value| value.to_str().ok()),
+        Instant::now(),
+    );
     let decision = state.faults.decide();
     if let Some(delay) = decision.delay {
         tokio::time::sleep(delay).await;
     }
     if decision.unavailable {
         tracing::debug!(uri = %request.uri(), "fault injected: 503");
+        state.faults.unavailable.fetch_add(1, Ordering::Relaxed);
         let body = r#"{"error":{"code":"0x80040216","message":"The service is temporarily unavailable (fault injected by the d365 emulator)."}}"#;
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -197,6 +219,7 @@ pub(crate) async fn layer(
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     tracing::debug!(len = bytes.len(), "fault injected: cutting the response");
+    state.faults.cuts.fetch_add(1, Ordering::Relaxed);
     if let Ok(length) = HeaderValue::from_str(&bytes.len().to_string()) {
         parts.headers.insert(header::CONTENT_LENGTH, length);
     }

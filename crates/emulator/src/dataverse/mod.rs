@@ -14,6 +14,7 @@ mod errors;
 pub(crate) mod faults;
 mod fetchxml;
 mod generate;
+pub(crate) mod ledger;
 pub(crate) mod limits;
 mod metadata;
 mod odata;
@@ -27,6 +28,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -36,6 +38,7 @@ use axum::routing::any;
 
 use self::errors::ApiError;
 use self::faults::{FaultConfig, Faults};
+use self::ledger::{CLIENT_REQUEST_ID, DataverseStats, RetryLedger};
 use self::limits::{Limiter, ServiceLimits};
 use self::odata::Prefer;
 use self::ops::{Ctx, DvRequest};
@@ -75,6 +78,7 @@ pub(crate) struct DvState {
     schema: Arc<Schema>,
     pub(crate) limiter: Arc<Limiter>,
     pub(crate) faults: Faults,
+    pub(crate) ledger: RetryLedger,
     dop_hint: AtomicU32,
     pub(crate) tenant_id: String,
     api_root: String,
@@ -113,6 +117,7 @@ impl DvState {
                 settings.caller_limits.clone(),
             )),
             faults: Faults::new(settings.faults.clone()),
+            ledger: RetryLedger::default(),
             dop_hint: AtomicU32::new(settings.dop_hint),
             tenant_id,
             api_root,
@@ -129,6 +134,16 @@ impl DvState {
 
     pub(crate) fn set_dop_hint(&self, hint: u32) {
         self.dop_hint.store(hint, Ordering::Relaxed);
+    }
+
+    /// What was throttled and injected, and how clients retried.
+    pub(crate) fn stats(&self) -> DataverseStats {
+        let (unavailable, cuts) = self.faults.injected();
+        DataverseStats {
+            injected_unavailable: unavailable,
+            injected_cuts: cuts,
+            ..self.ledger.stats()
+        }
     }
 
     /// Runs `work` on a blocking thread with the store locked, so SQLite never stalls the
@@ -185,6 +200,15 @@ async fn handle(State(state): State<Arc<DvState>>, request: Request) -> Response
         Ok(permit) => permit,
         Err(throttled) => {
             tracing::debug!(code = throttled.code, "request throttled");
+            state.ledger.throttled();
+            state.ledger.record(
+                parts
+                    .headers
+                    .get(CLIENT_REQUEST_ID)
+                    .and_then(|value| value.to_str().ok()),
+                Duration::from_secs(throttled.retry_after_secs),
+                Instant::now(),
+            );
             let response = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 throttled.code,
