@@ -203,6 +203,10 @@ impl Client {
         }
         let body = match response.bytes().await {
             Ok(body) => body.to_vec(),
+            // The status line already says the request was refused and when to come back;
+            // the body would add only the message. Read as a failure of unknown effect, a
+            // cut refusal would be retried at once, before its Retry-After.
+            Err(_) if matches!(status.as_u16(), 429 | 503) => Vec::new(),
             Err(error) => return self.transport_failure(request, error),
         };
         let multipart = headers

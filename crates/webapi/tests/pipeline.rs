@@ -104,6 +104,31 @@ async fn throttling_is_retried_after_retry_after_in_hex_and_decimal() {
     );
 }
 
+/// Found by the chaos test: a 429 whose body was cut was read as a failure of unknown
+/// effect and retried after the client's own short backoff, before its `Retry-After`.
+#[tokio::test]
+async fn a_refusal_cut_mid_body_still_waits_for_its_retry_after() {
+    let server = CannedServer::start(vec![
+        throttled("0x80072322").header("retry-after", "1").cut(),
+        Canned::json(
+            503,
+            r#"{"error":{"code":"","message":"Service unavailable"}}"#,
+        )
+        .header("retry-after", "1")
+        .cut(),
+        Canned::json(200, WHO),
+    ])
+    .await;
+    let started = Instant::now();
+    client(&server, Arc::default()).who_am_i().await.unwrap();
+    assert_eq!(server.requests().len(), 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "both Retry-After waits were honoured: {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn retries_stop_at_the_limit_with_the_last_error() {
     let server = CannedServer::start(vec![throttled("0x80072322")]).await;
@@ -376,7 +401,7 @@ async fn query_all_fetches_the_next_page_while_the_caller_reads_and_stops_when_d
     let server = Server::start(pages(&["a", "b", "c", "d", "e", "f"], None)).await;
     let client = paging_client(&server);
     let mut rows =
-        std::pin::pin!(client.query_all::<serde_json::Value>(Query::new("accounts").page_size(2)));
+        Box::pin(client.query_all::<serde_json::Value>(Query::new("accounts").page_size(2)));
     assert_eq!(
         server.requests().len(),
         0,

@@ -21,6 +21,9 @@ pub struct Canned {
     pub hang: bool,
     /// Close the connection without answering (a network failure).
     pub drop: bool,
+    /// Send the status line and headers, announce a longer body than is sent, and close
+    /// half-way (a connection cut mid-body).
+    pub cut: bool,
 }
 
 impl Canned {
@@ -35,6 +38,7 @@ impl Canned {
             body: body.as_bytes().to_vec(),
             hang: false,
             drop: false,
+            cut: false,
         }
     }
 
@@ -55,6 +59,12 @@ impl Canned {
             drop: true,
             ..Self::with_type(200, "text/plain", "")
         }
+    }
+
+    /// This answer, cut mid-body.
+    pub fn cut(mut self) -> Self {
+        self.cut = true;
+        self
     }
 
     pub fn not_found() -> Self {
@@ -269,17 +279,22 @@ async fn respond(stream: &mut tokio::net::TcpStream, canned: &Canned) {
         tokio::time::sleep(Duration::from_secs(30)).await;
         return;
     }
+    let announced = canned.body.len() + if canned.cut { 1024 } else { 0 };
     let mut head = format!(
-        "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+        "HTTP/1.1 {} X\r\ncontent-length: {announced}\r\nconnection: close\r\n",
         canned.status,
-        canned.body.len()
     );
     for (name, value) in &canned.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(&canned.body).await;
+    let sent = if canned.cut {
+        &canned.body[..canned.body.len() / 2]
+    } else {
+        &canned.body[..]
+    };
+    let _ = stream.write_all(sent).await;
     let _ = stream.shutdown().await;
 }
 
