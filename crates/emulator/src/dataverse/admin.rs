@@ -1,7 +1,7 @@
 //! The Dataverse part of the admin API (`/_emulator/`): system users and their roles,
 //! security roles, service protection limits, fault injection, the DOP hint, generated
-//! rows and the throttling / fault / retry counters. JSON in and out; errors as `{"error": kind, "message": …}` like the rest of the
-//! admin API.
+//! rows and the throttling / fault / retry counters. JSON in and out; errors as
+//! `{"error": kind, "message": …}` like the rest of the admin API.
 
 use std::collections::HashMap;
 use std::sync::Arc;
