@@ -41,7 +41,9 @@ fn main() -> ExitCode {
 }
 
 /// `-v` shows d365's own debug logs, `-vv` everything at trace level; `RUST_LOG` overrides.
+/// Colours only on a terminal, so logs redirected to a file or a pipe stay plain text.
 fn init_tracing(verbose: u8) {
+    use std::io::IsTerminal as _;
     let default = match verbose {
         0 => "warn",
         1 => {
@@ -54,6 +56,7 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_target(verbose > 0)
         .try_init();
 }

@@ -2,48 +2,12 @@
 //! codes, errors as one line plus a hint, output formats, profiles, and every command
 //! against the embedded emulator (`--emulator`).
 
-use std::path::{Path, PathBuf};
+mod support;
 
-use assert_cmd::Command;
-
-/// `d365` with a private config directory and no connection from the environment.
-fn d365(config: &Path) -> Command {
-    Command::from_std(d365_process(config))
-}
-
-/// As [`d365`], as a plain process (for commands read while they run).
-fn d365_process(config: &Path) -> std::process::Command {
-    let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("d365"));
-    command
-        .env("D365_CONFIG_DIR", config)
-        .env("D365_TOKEN_CACHE", config.join("tokens.json"))
-        .env("NO_COLOR", "1")
-        .env_remove("D365_CONNECTION_STRING")
-        .env_remove("D365_PROFILE")
-        .env_remove("D365_URL")
-        .env_remove("D365_GRANT")
-        .env_remove("AZURE_CLIENT_ID")
-        .env_remove("AZURE_TENANT_ID")
-        .env_remove("AZURE_CLIENT_SECRET")
-        .env_remove("RUST_LOG")
-        .env("COLUMNS", "200");
-    command
-}
-
-fn temp_config(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("d365-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn stdout(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use support::{
+    ALICE_SYSTEMUSER_ID, RunningEmulator, d365, d365_process, http_post, stderr, stdout,
+    temp_config, with_device_code,
+};
 
 #[test]
 fn help_texts() {
@@ -321,84 +285,6 @@ fn auth_compare_and_doctor_on_the_emulator() {
     assert!(steps.len() >= 7);
 }
 
-/// The seeded user alice's system user in the emulator's organization (WhoAmI's UserId).
-const ALICE_SYSTEMUSER_ID: &str = "d3650000-5050-4000-8000-000000000003";
-
-/// `d365 emulator` running in the background: one organization shared by several commands.
-struct RunningEmulator {
-    child: std::process::Child,
-    base_url: String,
-    connection_string: String,
-    certificate_connection_string: String,
-    /// alice's connection string (`AuthType=OAuth`, the public client).
-    user_connection_string: String,
-}
-
-impl RunningEmulator {
-    fn start(config: &Path) -> Self {
-        Self::start_with(config, &[])
-    }
-
-    fn start_with(config: &Path, args: &[&str]) -> Self {
-        use std::io::BufRead as _;
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("d365"))
-            .args(["emulator"])
-            .args(args)
-            .env("D365_CONFIG_DIR", config)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut base_url = None;
-        let mut connection_string = None;
-        let mut certificate_connection_string = None;
-        let mut user_connection_string = None;
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            if let Some(base) = line.strip_prefix("d365 emulator: Entra ID and Dataverse at ") {
-                base_url = Some(base.trim().to_owned());
-            }
-            if user_connection_string.is_none() && line.trim_start().starts_with("AuthType=OAuth") {
-                user_connection_string = Some(line.trim().to_owned());
-            }
-            if connection_string.is_none() && line.trim_start().starts_with("AuthType=ClientSecret")
-            {
-                connection_string = Some(line.trim().to_owned());
-            }
-            if line.trim_start().starts_with("AuthType=Certificate") {
-                certificate_connection_string = Some(line.trim().to_owned());
-            }
-            if line.starts_with("Press Ctrl-C") {
-                break;
-            }
-        }
-        // Keep draining stdout so the emulator never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self {
-            child,
-            base_url: base_url.expect("the emulator prints its base URL"),
-            connection_string: connection_string.expect("the emulator prints a connection string"),
-            certificate_connection_string: certificate_connection_string
-                .expect("and one for the certificate app"),
-            user_connection_string: user_connection_string.expect("and one for its user"),
-        }
-    }
-
-    fn stop(mut self) {
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exited = self.child.wait().unwrap();
-        assert!(
-            exited.success(),
-            "Ctrl-C stops the emulator cleanly: {exited:?}"
-        );
-    }
-}
-
 fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
         (
@@ -570,69 +456,6 @@ fn error_and_profile_table_snapshots() {
     }
     let output = d365(&config).args(["profile", "list"]).output().unwrap();
     insta::assert_snapshot!("profile list table", stdout(&output));
-}
-
-/// One HTTP/1.1 request to a loopback URL, without a client library: `(status, body)`.
-fn http_post(url: &str, content_type: &str, body: &str) -> (u16, String) {
-    use std::io::{Read as _, Write as _};
-    let rest = url.strip_prefix("http://").expect("a loopback http URL");
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(host, path)| {
-            (host, format!("/{path}"))
-        });
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, body)| body)
-        .to_owned();
-    (status, body)
-}
-
-/// A `d365` command that signs in with the device code grant, run in the background: it
-/// reads stderr until the sign-in message, hands the page and the code to `approve`, then
-/// waits for the command to finish. Returns its exit code, stdout and all of stderr.
-fn with_device_code(
-    mut command: std::process::Command,
-    approve: impl FnOnce(&str, &str),
-) -> (Option<i32>, String, String) {
-    use std::io::{BufRead as _, Read as _};
-    let mut child = command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 {
-        seen.push_str(&line);
-        if let Some(rest) = line.strip_prefix("To sign in, use a web browser to open the page ") {
-            let (page, rest) = rest.split_once(" and enter the code ").unwrap();
-            let code = rest.split_whitespace().next().unwrap();
-            approve(page, code);
-            break;
-        }
-        line.clear();
-    }
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    seen.push_str(&rest);
-    let output = child.wait_with_output().unwrap();
-    (output.status.code(), stdout(&output), seen)
 }
 
 #[test]
