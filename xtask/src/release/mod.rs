@@ -117,11 +117,17 @@ impl Plan {
 
     /// The plan as a person reads it: versions, each file change as a diff, each command.
     fn render(&self) -> String {
+        let versions = if self.current == self.version {
+            format!(
+                "{} (its first release: no version bump; tag {})",
+                self.version,
+                self.tag()
+            )
+        } else {
+            format!("{} -> {} (tag {})", self.current, self.version, self.tag())
+        };
         let mut out = format!(
-            "release {} -> {} (tag {})\npublish order: {}\n\n",
-            self.current,
-            self.version,
-            self.tag(),
+            "release {versions}\npublish order: {}\n\n",
             self.publish_order.join(", ")
         );
         for edit in &self.edits {
@@ -161,12 +167,16 @@ fn plan(args: &ReleaseArgs, inputs: &Inputs) -> Result<Plan> {
     let version = Version::parse(&args.version)?;
     let current = manifest::workspace_version(&inputs.manifest)?;
     ensure!(
-        version.precedence(&current) == Ordering::Greater,
-        "refusing to release {version}: it is not greater than the current version {current}"
-    );
-    ensure!(
         !inputs.tag_exists,
         "refusing to release {version}: tag v{version} already exists"
+    );
+    // A new workspace starts at the version it will first release (0.1.0): that release
+    // cuts the changelog and tags without a bump. Untagged, with no changelog section for
+    // it (checked by `changelog::release`), the current version was never released.
+    ensure!(
+        version == current || version.precedence(&current) == Ordering::Greater,
+        "refusing to release {version}: it is not greater than the current version {current} \
+         (to release {current} itself, it must be untagged and have no CHANGELOG.md section)"
     );
 
     let publish_order = order::publish_order(&inputs.packages)?;
@@ -200,7 +210,10 @@ fn plan(args: &ReleaseArgs, inputs: &Inputs) -> Result<Plan> {
             new: changelog::release(&inputs.changelog, &version, &inputs.date)?,
             old: inputs.changelog.clone(),
         },
-    ];
+    ]
+    .into_iter()
+    .filter(|edit| edit.new != edit.old)
+    .collect();
     Ok(Plan {
         current,
         version,
@@ -381,16 +394,49 @@ mod tests {
     fn refuses_an_invalid_or_not_greater_version() {
         assert!(refusal(&args("v0.2.0"), &inputs()).contains("is not a semantic version"));
         assert!(refusal(&args("0.2"), &inputs()).contains("is not a semantic version"));
-        for not_greater in ["0.1.0", "0.0.9", "0.1.0-rc.1", "0.1.0+build"] {
+        for not_greater in ["0.0.9", "0.1.0-rc.1", "0.1.0+build"] {
             assert_eq!(
                 refusal(&args(not_greater), &inputs()),
                 format!(
-                    "refusing to release {not_greater}: it is not greater than the current version 0.1.0"
+                    "refusing to release {not_greater}: it is not greater than the current version 0.1.0 \
+                     (to release 0.1.0 itself, it must be untagged and have no CHANGELOG.md section)"
                 )
             );
         }
+        assert!(
+            refusal(&args("0.1.0"), &inputs())
+                .contains("CHANGELOG.md already has a section for 0.1.0"),
+            "the current version, already in the changelog, was released"
+        );
         assert!(plan(&args("0.1.1-rc.1"), &inputs()).is_ok());
         assert!(plan(&args("1.0.0"), &inputs()).is_ok());
+    }
+
+    #[test]
+    fn the_first_release_of_the_current_version_tags_it_without_a_bump() {
+        let first = Inputs {
+            changelog: "# Changelog\n\n## [Unreleased]\n\n### Added\n- Everything.\n".to_owned(),
+            ..inputs()
+        };
+        let plan = plan(&args("0.1.0"), &first).unwrap();
+        assert_eq!(
+            plan.edits.iter().map(|edit| edit.path).collect::<Vec<_>>(),
+            [CHANGELOG],
+            "Cargo.toml already carries 0.1.0"
+        );
+        assert!(plan.edits[0].new.contains("## [0.1.0] - 2026-11-23\n"));
+        let rendered = plan.render();
+        assert!(
+            rendered
+                .starts_with("release 0.1.0 (its first release: no version bump; tag v0.1.0)\n"),
+            "{rendered}"
+        );
+        assert!(!rendered.contains("Cargo.toml\n+++"), "{rendered}");
+        let tagged = Inputs {
+            tag_exists: true,
+            ..first
+        };
+        assert!(refusal(&args("0.1.0"), &tagged).contains("tag v0.1.0 already exists"));
     }
 
     #[test]
