@@ -109,6 +109,9 @@ pub(crate) enum Command {
     /// Send any Web API request (like `az rest`).
     Request(RequestArgs),
     /// Run the local Entra ID and Dataverse emulator until Ctrl-C.
+    ///
+    /// It prints its address and a connection string for each seeded identity; with
+    /// `-o json` they come as one JSON line, for scripts that start it in the background.
     Emulator(EmulatorArgs),
     /// Print shell completions.
     Completions {

@@ -296,6 +296,40 @@ fn filters() -> Vec<(&'static str, &'static str)> {
 }
 
 #[test]
+fn d365_emulator_announces_itself_as_one_json_line_for_scripts() {
+    let config = temp_config("emulator-json");
+    let emulator = RunningEmulator::start_with(&config, &["-o", "json"]);
+    assert_eq!(
+        emulator.connection_strings.len(),
+        5,
+        "{:?}",
+        emulator.connection_strings
+    );
+    for connection_string in [
+        &emulator.connection_string,
+        &emulator.certificate_connection_string,
+    ] {
+        let output = d365(&config)
+            .args([
+                "whoami",
+                "-o",
+                "json",
+                "--connection-string",
+                connection_string,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert!(
+            stdout(&output).contains("\"UserId\""),
+            "{}",
+            stdout(&output)
+        );
+    }
+    emulator.stop();
+}
+
+#[test]
 fn commands_share_an_organization_served_by_d365_emulator() {
     let config = temp_config("shared");
     let emulator = RunningEmulator::start(&config);

@@ -1,13 +1,67 @@
 //! `d365 emulator`: runs the local Entra ID and Dataverse emulator until Ctrl-C, after
-//! printing its base URL and a ready connection string for each seeded identity.
+//! printing its base URL and a ready connection string for each seeded identity: as text
+//! for people, or with `-o json`/`-o jsonl` as one JSON line a script can read before it
+//! starts its clients.
+
+use std::path::{Path, PathBuf};
 
 use d365_emulator::Emulator;
 use secrecy::ExposeSecret as _;
+use serde_json::json;
 
-use crate::cli::EmulatorArgs;
+use crate::cli::{EmulatorArgs, OutputFormat};
 
-/// Starts the emulator and waits for Ctrl-C.
-pub(crate) async fn run(args: &EmulatorArgs) -> anyhow::Result<()> {
+/// Where the running emulator answers, and how to connect to it.
+struct Announcement {
+    base_url: String,
+    tenant_id: String,
+    device_login_url: String,
+    /// The https certificate to trust, written to a file (with `--https` only).
+    ca_certificate: Option<PathBuf>,
+    /// `(identity, connection string)` for each seeded identity.
+    connections: Vec<(String, String)>,
+}
+
+impl Announcement {
+    fn print_text(&self) {
+        println!("d365 emulator: Entra ID and Dataverse at {}", self.base_url);
+        println!("tenant {}", self.tenant_id);
+        println!("device code sign-in page: {}", self.device_login_url);
+        if let Some(path) = &self.ca_certificate {
+            println!(
+                "https certificate (trust it in your client): {}",
+                path.display()
+            );
+        }
+        println!();
+        for (identity, connection_string) in &self.connections {
+            println!("{identity}:\n  {connection_string}\n");
+        }
+        println!("Press Ctrl-C to stop.");
+    }
+
+    /// One line, so a script reading the process's output can parse it as soon as it comes.
+    fn print_json(&self) {
+        let connections: Vec<_> = self
+            .connections
+            .iter()
+            .map(|(identity, connection_string)| {
+                json!({"identity": identity, "connection_string": connection_string})
+            })
+            .collect();
+        let announcement = json!({
+            "base_url": self.base_url,
+            "tenant_id": self.tenant_id,
+            "device_login_url": self.device_login_url,
+            "ca_certificate": self.ca_certificate.as_ref().map(|path| path.display().to_string()),
+            "connections": connections,
+        });
+        println!("{announcement}");
+    }
+}
+
+/// Starts the emulator, says where it is, and waits for Ctrl-C.
+pub(crate) async fn run(args: &EmulatorArgs, format: OutputFormat) -> anyhow::Result<()> {
     let mut builder = Emulator::builder().https(args.https);
     if let Some(port) = args.port {
         builder = builder.port(port);
@@ -22,40 +76,54 @@ pub(crate) async fn run(args: &EmulatorArgs) -> anyhow::Result<()> {
     // on any platform (there is no certificate store to name a thumbprint in).
     let credentials = crate::profiles::config_dir().join("emulator");
     let emulator = builder.write_credentials_to(&credentials).start().await?;
-    println!(
-        "d365 emulator: Entra ID and Dataverse at {}",
-        emulator.base_url()
-    );
-    println!("tenant {}", emulator.tenant_id());
-    println!(
-        "device code sign-in page: {}/devicelogin",
-        emulator.base_url()
-    );
-    if let Some(pem) = emulator.ca_certificate_pem() {
-        let path = std::env::temp_dir().join(format!("d365-emulator-{}.pem", std::process::id()));
-        std::fs::write(&path, pem)?;
-        println!(
-            "https certificate (trust it in your client): {}",
-            path.display()
-        );
+    let announcement = announce(&emulator, &credentials)?;
+    let text = !matches!(format, OutputFormat::Json | OutputFormat::Jsonl);
+    if text {
+        announcement.print_text();
+    } else {
+        announcement.print_json();
     }
-    println!();
-    // The seeded secrets are the emulator's published test values, not real credentials:
-    // printing them is the point of this command.
-    for connection in emulator.connection_strings() {
-        let mut value = connection.value.expose_secret().to_owned();
-        if value.starts_with("AuthType=Certificate") {
-            value.push_str(&format!(
-                ";CertificatePath={};CertificateKeyPath={}",
-                credentials.join("certificate-app.crt.pem").display(),
-                credentials.join("certificate-app.key.pem").display()
-            ));
-        }
-        println!("{}:\n  {value}\n", connection.identity);
-    }
-    println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
     emulator.shutdown().await;
-    println!("stopped");
+    if text {
+        println!("stopped");
+    }
     Ok(())
+}
+
+/// Gathers what to print, writing the https certificate to a file on the way.
+fn announce(emulator: &Emulator, credentials: &Path) -> anyhow::Result<Announcement> {
+    let ca_certificate = match emulator.ca_certificate_pem() {
+        Some(pem) => {
+            let path =
+                std::env::temp_dir().join(format!("d365-emulator-{}.pem", std::process::id()));
+            std::fs::write(&path, pem)?;
+            Some(path)
+        }
+        None => None,
+    };
+    // The seeded secrets are the emulator's published test values, not real credentials:
+    // printing them is the point of this command.
+    let connections = emulator
+        .connection_strings()
+        .into_iter()
+        .map(|connection| {
+            let mut value = connection.value.expose_secret().to_owned();
+            if value.starts_with("AuthType=Certificate") {
+                value.push_str(&format!(
+                    ";CertificatePath={};CertificateKeyPath={}",
+                    credentials.join("certificate-app.crt.pem").display(),
+                    credentials.join("certificate-app.key.pem").display()
+                ));
+            }
+            (connection.identity, value)
+        })
+        .collect();
+    Ok(Announcement {
+        base_url: emulator.base_url().to_owned(),
+        tenant_id: emulator.tenant_id().to_owned(),
+        device_login_url: format!("{}/devicelogin", emulator.base_url()),
+        ca_certificate,
+        connections,
+    })
 }

@@ -20,7 +20,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let global = &cli.global;
     match cli.command {
         Command::Demo => demo::run(global).await,
-        Command::Emulator(args) => emulator::run(&args).await,
+        Command::Emulator(args) => emulator::run(&args, global.output).await,
         Command::Profile(command) => profile::run(global, command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "d365", &mut std::io::stdout());

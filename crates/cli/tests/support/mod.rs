@@ -95,6 +95,18 @@ impl RunningEmulator {
         let mut connection_strings = Vec::new();
         for line in lines.by_ref() {
             let line = line.unwrap();
+            // `-o json`: everything comes on one line.
+            if line.starts_with('{') {
+                let announcement: serde_json::Value = serde_json::from_str(&line).unwrap();
+                base_url = announcement["base_url"].as_str().map(str::to_owned);
+                connection_strings = announcement["connections"]
+                    .as_array()
+                    .expect("the JSON line lists the connections")
+                    .iter()
+                    .map(|connection| connection["connection_string"].as_str().unwrap().to_owned())
+                    .collect();
+                break;
+            }
             if let Some(base) = line.strip_prefix("d365 emulator: Entra ID and Dataverse at ") {
                 base_url = Some(base.trim().to_owned());
             }
