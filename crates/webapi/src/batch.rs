@@ -250,30 +250,27 @@ impl Batch {
         self.items.is_empty()
     }
 
-    /// Every operation's path or `$n` reference.
-    fn targets(&self) -> impl Iterator<Item = &str> {
-        self.items
-            .iter()
-            .flat_map(|item| match item {
-                Item::Single(operation) => std::slice::from_ref(operation).iter(),
-                Item::ChangeSet(operations) => operations.iter(),
-            })
-            .map(|operation| operation.target.as_str())
-    }
-
     fn only_reads(&self) -> bool {
         self.items
             .iter()
             .all(|item| matches!(item, Item::Single(operation) if operation.method == Method::GET))
     }
 
-    /// The multipart body, every line ending in CRLF.
-    pub(crate) fn to_body(&self, api_path: &str, boundary: &str) -> String {
+    /// The multipart body, every line ending in CRLF; `target` turns each operation's path
+    /// into the request target written in its part (and refuses a path off the
+    /// organization).
+    pub(crate) fn to_body(
+        &self,
+        target: impl Fn(&str) -> Result<String, WebApiError>,
+        boundary: &str,
+    ) -> Result<String, WebApiError> {
         let mut body = String::new();
         for item in &self.items {
             let _ = write!(body, "--{boundary}\r\n");
             match item {
-                Item::Single(operation) => write_operation(&mut body, api_path, operation),
+                Item::Single(operation) => {
+                    write_operation(&mut body, &target(&operation.target)?, operation);
+                }
                 Item::ChangeSet(operations) => {
                     let set_boundary = format!("changeset_{}", Guid::new_random());
                     let _ = write!(
@@ -282,28 +279,23 @@ impl Batch {
                     );
                     for operation in operations {
                         let _ = write!(body, "--{set_boundary}\r\n");
-                        write_operation(&mut body, api_path, operation);
+                        write_operation(&mut body, &target(&operation.target)?, operation);
                     }
                     let _ = write!(body, "--{set_boundary}--\r\n");
                 }
             }
         }
         let _ = write!(body, "--{boundary}--\r\n");
-        body
+        Ok(body)
     }
 }
 
-fn write_operation(body: &mut String, api_path: &str, operation: &Operation) {
+fn write_operation(body: &mut String, target: &str, operation: &Operation) {
     body.push_str("Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n");
     if let Some(id) = operation.content_id {
         let _ = write!(body, "Content-ID: {id}\r\n");
     }
     body.push_str("\r\n");
-    let target = if operation.target.starts_with('$') {
-        operation.target.clone()
-    } else {
-        format!("{api_path}{}", operation.target.trim_start_matches('/'))
-    };
     let _ = write!(body, "{} {target} HTTP/1.1\r\n", operation.method);
     for (name, value) in &operation.headers {
         let _ = write!(body, "{name}: {value}\r\n");
@@ -367,14 +359,8 @@ impl Client {
                 batch.len()
             )));
         }
-        // A line break in a path would end the request line and inject lines into the body.
-        if let Some(target) = batch.targets().find(|target| target.contains(['\r', '\n'])) {
-            return Err(WebApiError::InvalidInput(format!(
-                "the batch operation path {target:?} contains a line break"
-            )));
-        }
         let boundary = format!("batch_{}", Guid::new_random());
-        let body = batch.to_body(self.inner.api_root.path(), &boundary);
+        let body = batch.to_body(|target| self.batch_target(target), &boundary)?;
         let replay = if batch.only_reads() {
             Replay::Safe
         } else {
@@ -402,6 +388,27 @@ impl Client {
 }
 
 impl Client {
+    /// The request target of a `$batch` part: a `$n` reference to an earlier operation of
+    /// the change set as it is, any other path or URL resolved on the organization (the
+    /// one check every URL passes) and written as its path and query. Control characters
+    /// are refused, so a path cannot end the request line and inject lines into the body.
+    fn batch_target(&self, target: &str) -> Result<String, WebApiError> {
+        if let Some(reference) = target.strip_prefix('$') {
+            let id_len = reference.bytes().take_while(u8::is_ascii_digit).count();
+            let rest = &reference[id_len..];
+            let valid = id_len > 0
+                && (rest.is_empty() || rest.starts_with('/'))
+                && !rest.contains(|c: char| c.is_control() || c == ' ');
+            if !valid {
+                return Err(WebApiError::InvalidInput(format!(
+                    "the batch operation path {target:?} is neither a path nor a `$n` reference to an earlier operation"
+                )));
+            }
+            return Ok(target.to_owned());
+        }
+        Ok(self.url(target)?.path_and_query().to_owned())
+    }
+
     /// Sends a read, inside a one-part `$batch` when its URL is too long for a GET.
     pub(crate) async fn send_get(
         &self,
@@ -591,6 +598,16 @@ fn parse_operation(part: &str, request_url: &str) -> Result<BatchResponse, Strin
 mod tests {
     use super::*;
 
+    /// The targets as the client writes them for an organization at the root.
+    #[allow(clippy::unnecessary_wraps)]
+    pub(super) fn under_api_root(target: &str) -> Result<String, WebApiError> {
+        Ok(if target.starts_with('$') {
+            target.to_owned()
+        } else {
+            format!("/api/data/v9.2/{target}")
+        })
+    }
+
     #[test]
     fn the_body_uses_crlf_everywhere_and_references_content_ids() {
         let mut batch = Batch::new();
@@ -600,7 +617,7 @@ mod tests {
             set.update_created(account, serde_json::json!({"primarycontactid@odata.bind": contact.bind()}));
         });
         batch.get("accounts?$select=name");
-        let body = batch.to_body("/api/data/v9.2/", "batch_x");
+        let body = batch.to_body(under_api_root, "batch_x").unwrap();
         assert!(
             !body.replace("\r\n", "").contains('\n'),
             "a bare LF: {body:?}"
@@ -778,7 +795,7 @@ mod proptests {
             ),
         ) {
             let batch = build(&items);
-            let body = batch.to_body("/api/data/v9.2/", "batch_p");
+            let body = batch.to_body(super::tests::under_api_root, "batch_p").unwrap();
             prop_assert!(body.ends_with("\r\n"));
             prop_assert!(!body.replace("\r\n", "").contains(['\r', '\n']), "{:?}", body);
             let lines: Vec<&str> = body.split("\r\n").collect();

@@ -11,6 +11,7 @@ use d365_auth_core::{Resource, TokenCache, TokenProvider, TokenRequest, TokenSto
 use url::Url;
 
 use crate::error::WebApiError;
+use crate::origin::{self, OrgUrl};
 
 const DEFAULT_API_VERSION: &str = "v9.2";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -18,6 +19,16 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_MAX_RETRIES: u32 = 10;
 const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(5);
 const DEFAULT_RETRY_CAP: Duration = Duration::from_secs(60);
+/// Long enough for Dataverse's longest ordinary `Retry-After` waits and a slow request, short
+/// enough that nothing hangs for good.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(300);
+/// How long an organization that cannot be connected to is retried: a wrong host name, a
+/// firewall or an outage must fail fast, not after the whole retry budget.
+const DEFAULT_UNREACHABLE_AFTER: Duration = Duration::from_secs(20);
+/// Pages `query_all` and `fetch_xml_all` follow at most: 50 million rows at 5,000 a page.
+pub(crate) const DEFAULT_MAX_PAGES: u32 = 10_000;
+/// The largest answer read: far above a 5,000-row page of wide records.
+const DEFAULT_MAX_RESPONSE_SIZE: usize = 256 * 1024 * 1024;
 /// Parallelism before the first `x-ms-dop-hint` arrives.
 const DEFAULT_PARALLELISM: usize = 4;
 
@@ -54,16 +65,36 @@ pub(crate) struct Inner {
     pub(crate) timeout: Duration,
     pub(crate) dop_hint: AtomicUsize,
     pub(crate) max_parallelism: usize,
+    pub(crate) max_pages: u32,
+    pub(crate) max_response_size: usize,
 }
 
-/// How failed requests are retried.
+/// How failed requests are retried, and how long one operation may take in all.
 ///
 /// Retried whatever the method, because Dataverse did not apply them: `429` and the
 /// service protection codes (hex or decimal), `503`, and connections that could not be
 /// opened. Retried only when a replay is harmless (reads, and creates with a client-chosen
-/// id, where a replay is detected): `502`, `504`, timeouts and broken connections.
+/// id, where a replay is detected): `502`, `504`, timeouts and broken connections. Never
+/// retried: a request that could not be built (a bad header value or URL).
 /// The wait is `Retry-After` when Dataverse gives one (never less), else
 /// `base + 2^attempt` seconds with ±20 % jitter, capped.
+///
+/// Every operation is bounded: it ends by its [`deadline`](Self::deadline) whatever
+/// happens (token, attempts, waits); a `Retry-After` that would end past the deadline fails
+/// at once with [`WebApiError::WaitTooLong`]; an organization that cannot be connected to
+/// is given up after [`unreachable_after`](Self::unreachable_after).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use d365_webapi::RetrySettings;
+///
+/// let settings = RetrySettings::default()
+///     .max_retries(3)
+///     .deadline(Duration::from_secs(30));
+/// assert_eq!(settings.max_retries, 3);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetrySettings {
@@ -73,6 +104,11 @@ pub struct RetrySettings {
     pub base_delay: Duration,
     /// The longest pause without a `Retry-After` (default 60 s).
     pub max_delay: Duration,
+    /// The most one operation may take, every attempt and wait included (default 5 min).
+    pub deadline: Duration,
+    /// How long connections that cannot be opened (refused, unresolvable, timed out while
+    /// connecting) are retried before the operation fails (default 20 s).
+    pub unreachable_after: Duration,
 }
 
 impl Default for RetrySettings {
@@ -81,7 +117,40 @@ impl Default for RetrySettings {
             max_retries: DEFAULT_MAX_RETRIES,
             base_delay: DEFAULT_RETRY_BASE,
             max_delay: DEFAULT_RETRY_CAP,
+            deadline: DEFAULT_DEADLINE,
+            unreachable_after: DEFAULT_UNREACHABLE_AFTER,
         }
+    }
+}
+
+impl RetrySettings {
+    /// Retries after the first attempt (0 turns retries off).
+    #[must_use]
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The base pause of the backoff, and the longest pause without a `Retry-After`.
+    #[must_use]
+    pub fn delays(mut self, base: Duration, max: Duration) -> Self {
+        self.base_delay = base;
+        self.max_delay = max.max(base);
+        self
+    }
+
+    /// The most one operation may take, every attempt and wait included.
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// How long an organization that cannot be connected to is retried.
+    #[must_use]
+    pub fn unreachable_after(mut self, window: Duration) -> Self {
+        self.unreachable_after = window;
+        self
     }
 }
 
@@ -110,6 +179,8 @@ impl Client {
             http: None,
             max_parallelism: 16,
             token_store: None,
+            max_pages: DEFAULT_MAX_PAGES,
+            max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
         }
     }
 
@@ -189,31 +260,11 @@ impl Client {
             .collect()
     }
 
-    /// Resolves `relative` (an entity set path, or an absolute URL from the server such as
-    /// an `@odata.nextLink`) against the API root.
-    pub(crate) fn url(&self, relative: &str) -> Result<Url, WebApiError> {
-        if relative.starts_with("https://") || relative.starts_with("http://") {
-            let url = Url::parse(relative).map_err(|error| {
-                WebApiError::InvalidInput(format!("`{relative}` is not a URL: {error}"))
-            })?;
-            // A link from elsewhere must never receive this organization's token.
-            if url.origin() != self.inner.api_root.origin() {
-                return Err(WebApiError::InvalidInput(format!(
-                    "`{}` is not on the organization {}: d365 sends tokens only to their own organization",
-                    url.origin().ascii_serialization(),
-                    self.inner.org
-                )));
-            }
-            return Ok(url);
-        }
-        self.inner
-            .api_root
-            .join(relative.trim_start_matches('/'))
-            .map_err(|error| {
-                WebApiError::InvalidInput(format!(
-                    "`{relative}` is not a valid Web API path: {error}"
-                ))
-            })
+    /// Resolves `reference` (an entity set path, a path from the organization's root, or
+    /// an absolute URL such as an `@odata.nextLink`) against the API root, refusing any
+    /// URL that is not on the organization: see [`crate::origin`].
+    pub(crate) fn url(&self, reference: &str) -> Result<OrgUrl, WebApiError> {
+        origin::resolve(&self.inner.api_root, reference)
     }
 }
 
@@ -240,6 +291,8 @@ pub struct ClientBuilder {
     http: Option<reqwest::Client>,
     max_parallelism: usize,
     token_store: Option<Arc<dyn TokenStore>>,
+    max_pages: u32,
+    max_response_size: usize,
 }
 
 impl ClientBuilder {
@@ -256,7 +309,8 @@ impl ClientBuilder {
         self
     }
 
-    /// The timeout of each attempt (120 s unless set).
+    /// The timeout of each attempt (120 s unless set); the whole operation is bounded by
+    /// [`RetrySettings::deadline`] too.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -284,6 +338,22 @@ impl ClientBuilder {
     /// Your HTTP client (proxy, TLS roots, pool settings).
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
+        self
+    }
+
+    /// The most pages [`Client::query_all`] and [`Client::fetch_xml_all`] follow (10,000
+    /// unless set: 50 million rows at 5,000 a page). Reaching it is an error,
+    /// [`WebApiError::TooManyPages`], so a server that pages forever cannot keep a caller
+    /// busy forever.
+    pub fn max_pages(mut self, max: u32) -> Self {
+        self.max_pages = max.max(1);
+        self
+    }
+
+    /// The largest answer read, in bytes (256 MiB unless set); a larger one fails with
+    /// [`WebApiError::ResponseTooLarge`] instead of filling memory.
+    pub fn max_response_size(mut self, bytes: usize) -> Self {
+        self.max_response_size = bytes.max(1);
         self
     }
 
@@ -347,6 +417,8 @@ impl ClientBuilder {
                 timeout: self.timeout,
                 dop_hint: AtomicUsize::new(DEFAULT_PARALLELISM),
                 max_parallelism: self.max_parallelism,
+                max_pages: self.max_pages,
+                max_response_size: self.max_response_size,
             }),
         })
     }

@@ -44,6 +44,11 @@ pub enum ErrorKind {
     UnexpectedResponse,
     /// The answer could not be read into the requested type.
     Decode,
+    /// A URL (an argument, or a link in a server's answer) points outside the
+    /// organization: the token was not sent there.
+    ForeignUrl,
+    /// A bound was reached: the page cap, a paging loop, the response size cap.
+    LimitExceeded,
 }
 
 /// An error from the Web API client.
@@ -70,15 +75,22 @@ pub enum WebApiError {
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
     /// The connection failed before the request was sent (after the retries).
-    #[error("could not reach Dataverse at {url}: {source}")]
+    #[error(
+        "could not reach Dataverse at {}: {source}; check the organization URL, DNS, a proxy (HTTPS_PROXY) and the firewall",
+        host_of(url)
+    )]
     Network {
         /// The request URL.
         url: String,
         /// The transport error.
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
-    /// No answer in time (after the retries).
-    #[error("{method} {url}: no answer within {}s; raise the timeout or narrow the request", after.as_secs())]
+    /// No answer in time: an attempt's timeout, or the operation's deadline.
+    #[error(
+        "{method} {url}: no answer within {}{}; raise the timeout (`--timeout`) or narrow the request",
+        describe_wait(Some(*after)),
+        if *method == Method::GET { "" } else { " (a write may have been applied: check before repeating it)" }
+    )]
     Timeout {
         /// The request method.
         method: Method,
@@ -105,6 +117,91 @@ pub enum WebApiError {
     /// The body could not be read into the requested type.
     #[error("the response could not be read as the requested type: {0}")]
     Decode(String),
+    /// A URL outside the organization: the request was not sent, so the token did not
+    /// leave. Raised before any request is made, for arguments and for links in answers
+    /// (`@odata.nextLink`, `OData-EntityId`) alike.
+    #[error(
+        "refused to send the organization's token to {found}: it is not the organization {organization} (scheme, host and port must all match); a link in the server's answer or an argument pointed elsewhere"
+    )]
+    ForeignUrl {
+        /// The other origin, as `scheme://host[:port]`.
+        found: String,
+        /// The organization's origin.
+        organization: String,
+    },
+    /// Paging did not end: the server repeated an earlier link or paging cookie, so
+    /// following it would never stop.
+    #[error(
+        "paging stopped after {pages} pages: the server's next page link or paging cookie repeats an earlier one, so the query would never end"
+    )]
+    PagingLoop {
+        /// Pages read before the repeat.
+        pages: u32,
+    },
+    /// Paging reached the page cap ([`ClientBuilder::max_pages`](crate::ClientBuilder::max_pages)).
+    #[error(
+        "paging stopped at the cap of {max_pages} pages; raise it (`ClientBuilder::max_pages`, `d365 get --max-pages`) if the result really is this large, or narrow the query"
+    )]
+    TooManyPages {
+        /// The cap.
+        max_pages: u32,
+    },
+    /// Dataverse asked to wait (`Retry-After`) longer than the operation has left of its
+    /// deadline, so it failed at once instead of waiting.
+    #[error(
+        "{source}. Dataverse asked to wait {}, longer than the {} left before this operation's deadline ({}): try again later, or allow more time (`RetrySettings::deadline`, `d365 --timeout`)",
+        describe_wait(*asked), describe_wait(Some(*left)), describe_wait(Some(*deadline))
+    )]
+    WaitTooLong {
+        /// How long Dataverse asked to wait; `None` when the value is beyond any clock.
+        asked: Option<Duration>,
+        /// What was left of the deadline.
+        left: Duration,
+        /// The operation's deadline.
+        deadline: Duration,
+        /// Dataverse's refusal.
+        source: Box<ServiceError>,
+    },
+    /// The answer is larger than the client accepts
+    /// ([`ClientBuilder::max_response_size`](crate::ClientBuilder::max_response_size)).
+    #[error(
+        "{method} {url}: the answer is larger than {limit} bytes, the most this client reads; narrow the query (fewer columns, a smaller page) or raise the cap"
+    )]
+    ResponseTooLarge {
+        /// The request method.
+        method: Method,
+        /// The request URL.
+        url: String,
+        /// The cap in bytes.
+        limit: usize,
+    },
+}
+
+/// `host[:port] (url)` for a message about reaching a host.
+fn host_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => match (parsed.host_str(), parsed.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port} ({url})"),
+            (Some(host), None) => format!("{host} ({url})"),
+            _ => url.to_owned(),
+        },
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// `1.5 s`, `3 min 20 s`, or "forever" for a wait no clock can hold.
+fn describe_wait(wait: Option<Duration>) -> String {
+    let Some(wait) = wait else {
+        return "longer than any clock can count".to_owned();
+    };
+    let seconds = wait.as_secs();
+    if seconds >= 3600 * 24 * 365 {
+        format!("{} years", seconds / (3600 * 24 * 365))
+    } else if seconds >= 120 {
+        format!("{} min {} s", seconds / 60, seconds % 60)
+    } else {
+        format!("{:.1} s", wait.as_secs_f64())
+    }
 }
 
 impl WebApiError {
@@ -120,6 +217,11 @@ impl WebApiError {
             Self::InvalidInput(_) => ErrorKind::InvalidInput,
             Self::UnexpectedResponse { .. } => ErrorKind::UnexpectedResponse,
             Self::Decode(_) => ErrorKind::Decode,
+            Self::ForeignUrl { .. } => ErrorKind::ForeignUrl,
+            Self::PagingLoop { .. } | Self::TooManyPages { .. } | Self::ResponseTooLarge { .. } => {
+                ErrorKind::LimitExceeded
+            }
+            Self::WaitTooLong { source, .. } => source.kind(),
         }
     }
 
@@ -127,7 +229,7 @@ impl WebApiError {
     #[must_use]
     pub fn service(&self) -> Option<&ServiceError> {
         match self {
-            Self::Service(error) => Some(error),
+            Self::Service(error) | Self::WaitTooLong { source: error, .. } => Some(error),
             _ => None,
         }
     }
@@ -137,7 +239,7 @@ impl WebApiError {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             Self::Auth(error) => error.hint(),
-            Self::Service(error) => error.hint(),
+            Self::Service(error) | Self::WaitTooLong { source: error, .. } => error.hint(),
             _ => None,
         }
     }

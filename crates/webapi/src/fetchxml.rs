@@ -8,6 +8,7 @@ use http::Method;
 use crate::client::Client;
 use crate::error::WebApiError;
 use crate::options::with_query;
+use crate::paging::PagingGuard;
 use crate::pipeline::{Prepared, Replay};
 use crate::query::encode_query_value;
 
@@ -24,6 +25,8 @@ pub struct FetchPage {
     pub more_records: bool,
     /// The FetchXML for the next page (page incremented, cookie set), when there is one.
     pub next_fetch_xml: Option<String>,
+    /// The paging cookie the next page carries, as the server sent it.
+    cookie: Option<String>,
 }
 
 impl Client {
@@ -56,13 +59,14 @@ impl Client {
         let body = self.send_get(request).await?.json()?;
         let records = body["value"].as_array().cloned().unwrap_or_default();
         let more_records = body[MORE].as_bool().unwrap_or(false);
+        let cookie = body[COOKIE].as_str().and_then(paging_cookie);
         let next_fetch_xml = if more_records {
             let page = attribute(fetch_xml, "page")
                 .and_then(|p| p.parse::<u32>().ok())
                 .unwrap_or(1);
-            let mut next = set_attribute(fetch_xml, "page", &(page + 1).to_string());
-            if let Some(cookie) = body[COOKIE].as_str().and_then(paging_cookie) {
-                next = set_attribute(&next, "paging-cookie", &xml_escape(&cookie));
+            let mut next = set_attribute(fetch_xml, "page", &page.saturating_add(1).to_string());
+            if let Some(cookie) = &cookie {
+                next = set_attribute(&next, "paging-cookie", &xml_escape(cookie));
             }
             Some(next)
         } else {
@@ -72,10 +76,16 @@ impl Client {
             records,
             more_records,
             next_fetch_xml,
+            cookie,
         })
     }
 
     /// Every record of a FetchXML query, following paging cookies; memory holds one page.
+    ///
+    /// Paging always ends: a paging cookie that repeats an earlier one fails with
+    /// [`WebApiError::PagingLoop`], and more pages than
+    /// [`ClientBuilder::max_pages`](crate::ClientBuilder::max_pages) with
+    /// [`WebApiError::TooManyPages`].
     pub fn fetch_xml_all(
         &self,
         entity_set: &str,
@@ -83,24 +93,33 @@ impl Client {
     ) -> impl Stream<Item = Result<serde_json::Value, WebApiError>> + Send + 'static {
         let client = self.clone();
         let entity_set = entity_set.to_owned();
+        let guard = PagingGuard::new(self.inner.max_pages);
         futures_util::stream::try_unfold(
             (
                 client,
-                Some(fetch_xml.trim().to_owned()),
+                Some(Ok(fetch_xml.trim().to_owned())),
                 Vec::new().into_iter(),
+                guard,
             ),
-            move |(client, mut next, mut buffered)| {
+            move |(client, mut next, mut buffered, mut guard)| {
                 let entity_set = entity_set.clone();
                 async move {
                     loop {
                         if let Some(record) = buffered.next() {
-                            return Ok(Some((record, (client, next, buffered))));
+                            return Ok(Some((record, (client, next, buffered, guard))));
                         }
-                        let Some(current) = next.take() else {
-                            return Ok(None);
+                        let current = match next.take() {
+                            None => return Ok(None),
+                            Some(current) => current?,
                         };
                         let page = client.fetch_xml_page(&entity_set, &current).await?;
-                        next = page.next_fetch_xml;
+                        // Without a cookie the page number moves on, and the cap bounds it.
+                        // The rows of this page are handed out before a refused next page.
+                        next = page.next_fetch_xml.map(|next_xml| {
+                            guard
+                                .next_page(page.cookie.as_deref().unwrap_or(&next_xml))
+                                .map(|()| next_xml)
+                        });
                         buffered = page.records.into_iter();
                     }
                 }

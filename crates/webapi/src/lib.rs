@@ -38,6 +38,7 @@ mod fetchxml;
 mod guid;
 mod ops;
 mod options;
+mod origin;
 mod paging;
 mod pipeline;
 mod query;

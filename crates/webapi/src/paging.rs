@@ -1,7 +1,11 @@
 //! Queries and paging: one page at a time ([`Page`]), or a stream of records that follows
 //! `@odata.nextLink` verbatim — no re-encoding, no extra options, the same `Prefer`
 //! header. The stream fetches the next page while the caller reads the current one, so
-//! memory holds at most two pages.
+//! memory holds at most two pages. Paging always ends: [`PagingGuard`] refuses a link seen
+//! before and stops at the page cap.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher as _, RandomState};
 
 use futures_util::Stream;
 use http::Method;
@@ -91,6 +95,12 @@ impl Client {
     /// most those two pages. Dropping the stream cancels a page still on its way (a GET,
     /// harmless to abandon). Must be polled inside a tokio runtime, as every request is.
     ///
+    /// Paging always ends: a next link that repeats an earlier one fails with
+    /// [`WebApiError::PagingLoop`], and more pages than
+    /// [`ClientBuilder::max_pages`](crate::ClientBuilder::max_pages) with
+    /// [`WebApiError::TooManyPages`]. Every link must be on the organization
+    /// ([`WebApiError::ForeignUrl`] otherwise, before it is followed).
+    ///
     /// # Examples
     ///
     /// ```no_run
@@ -111,29 +121,69 @@ impl Client {
         let client = self.clone();
         let first = query.to_relative_url();
         let page_size = query.page_size;
+        let guard = PagingGuard::new(self.inner.max_pages);
         futures_util::stream::try_unfold(
             (
                 client,
                 Some(Upcoming::Link(first)),
                 Vec::<T>::new().into_iter(),
+                guard,
             ),
-            move |(client, mut upcoming, mut buffered)| async move {
+            move |(client, mut upcoming, mut buffered, mut guard)| async move {
                 loop {
                     if let Some(record) = buffered.next() {
-                        return Ok(Some((record, (client, upcoming, buffered))));
+                        return Ok(Some((record, (client, upcoming, buffered, guard))));
                     }
                     let page: Page<T> = match upcoming.take() {
                         None => return Ok(None),
                         Some(Upcoming::Link(link)) => client.fetch_page(&link, page_size).await?,
                         Some(Upcoming::Fetching(prefetch)) => prefetch.page().await?,
+                        Some(Upcoming::Refused(error)) => return Err(error),
                     };
-                    upcoming = page
-                        .next_link
-                        .map(|link| Upcoming::Fetching(Prefetch::start(&client, link, page_size)));
+                    // The rows of this page are handed out before a refused next page.
+                    upcoming = page.next_link.map(|link| match guard.next_page(&link) {
+                        Ok(()) => Upcoming::Fetching(Prefetch::start(&client, link, page_size)),
+                        Err(error) => Upcoming::Refused(error),
+                    });
                     buffered = page.records.into_iter();
                 }
             },
         )
+    }
+}
+
+/// What keeps paging finite: the links (or paging cookies) seen so far, as keyed hashes so
+/// memory stays small, and the page count against the cap.
+pub(crate) struct PagingGuard {
+    seen: HashSet<u64>,
+    hasher: RandomState,
+    pages: u32,
+    max_pages: u32,
+}
+
+impl PagingGuard {
+    pub(crate) fn new(max_pages: u32) -> Self {
+        Self {
+            seen: HashSet::new(),
+            hasher: RandomState::new(),
+            pages: 1,
+            max_pages,
+        }
+    }
+
+    /// Accounts for the page `marker` (its link or paging cookie) leads to: an error when
+    /// the marker was seen before or the page would pass the cap.
+    pub(crate) fn next_page(&mut self, marker: &str) -> Result<(), WebApiError> {
+        if !self.seen.insert(self.hasher.hash_one(marker)) {
+            return Err(WebApiError::PagingLoop { pages: self.pages });
+        }
+        if self.pages >= self.max_pages {
+            return Err(WebApiError::TooManyPages {
+                max_pages: self.max_pages,
+            });
+        }
+        self.pages += 1;
+        Ok(())
     }
 }
 
@@ -143,6 +193,8 @@ enum Upcoming<T> {
     Link(String),
     /// On its way.
     Fetching(Prefetch<T>),
+    /// Not to be followed (a loop, the page cap): the stream ends with this error.
+    Refused(WebApiError),
 }
 
 /// A page being fetched by a task of its own; aborted when dropped unread.
@@ -172,5 +224,25 @@ impl<T: DeserializeOwned + Send + 'static> Prefetch<T> {
 impl<T> Drop for Prefetch<T> {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_refuses_a_repeated_marker_and_stops_at_the_cap() {
+        let mut guard = PagingGuard::new(3);
+        guard.next_page("page-2").unwrap();
+        assert!(matches!(
+            guard.next_page("page-2"),
+            Err(WebApiError::PagingLoop { pages: 2 })
+        ));
+        guard.next_page("page-3").unwrap();
+        assert!(matches!(
+            guard.next_page("page-4"),
+            Err(WebApiError::TooManyPages { max_pages: 3 })
+        ));
     }
 }

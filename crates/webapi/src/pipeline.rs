@@ -1,16 +1,19 @@
 //! The one place requests are sent: headers every request carries, the token, the retry
-//! rules (which failures are retried, for which requests, after how long), the 401
-//! refresh, and turning answers into [`Answer`] or [`WebApiError`].
+//! rules (which failures are retried, for which requests, after how long), the bounds of
+//! an operation (its deadline, how long an unreachable organization is retried, the
+//! largest answer read), the 401 refresh, and turning answers into [`Answer`] or
+//! [`WebApiError`]. Requests go only to [`OrgUrl`]s: URLs checked to be on the
+//! organization.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use url::Url;
 
 use crate::client::{Client, RetrySettings};
 use crate::error::{ServiceError, WebApiError, is_throttle_code, parse_error_body};
+use crate::origin::OrgUrl;
 
 /// Whether a request may be sent again after a failure that leaves it unknown whether
 /// Dataverse applied it.
@@ -25,18 +28,18 @@ pub(crate) enum Replay {
     Unsafe,
 }
 
-/// A request ready to send.
+/// A request ready to send. Its URL is an [`OrgUrl`]: checked to be on the organization.
 #[derive(Clone, Debug)]
 pub(crate) struct Prepared {
     pub(crate) method: Method,
-    pub(crate) url: Url,
+    pub(crate) url: OrgUrl,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Option<Vec<u8>>,
     pub(crate) replay: Replay,
 }
 
 impl Prepared {
-    pub(crate) fn new(method: Method, url: Url, replay: Replay) -> Self {
+    pub(crate) fn new(method: Method, url: OrgUrl, replay: Replay) -> Self {
         Self {
             method,
             url,
@@ -85,24 +88,79 @@ enum Attempt {
     Failed(WebApiError),
     /// Dataverse said it did not apply the request: retry after this long (or backoff).
     RetryNotApplied(Option<Duration>, WebApiError),
+    /// The connection could not be opened: nothing was sent; retried while the
+    /// organization has been unreachable for less than `unreachable_after`.
+    Unreachable(WebApiError),
     /// It may have been applied: retry only if the request allows it.
     RetryIfReplayable(WebApiError),
     /// The token was refused: get a new one and retry once.
     Unauthorized(WebApiError),
 }
 
+/// Where an operation stands against its bounds: the deadline, and how long the
+/// organization has been unreachable.
+struct Budget {
+    started: Instant,
+    deadline: Duration,
+    unreachable_since: Option<Instant>,
+    unreachable_after: Duration,
+}
+
+impl Budget {
+    fn new(settings: RetrySettings) -> Self {
+        Self {
+            started: Instant::now(),
+            deadline: settings.deadline,
+            unreachable_since: None,
+            unreachable_after: settings.unreachable_after,
+        }
+    }
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_sub(self.started.elapsed())
+    }
+
+    /// Whether waiting `delay` and trying again still ends within the bounds.
+    fn allows(&self, delay: Duration, unreachable: bool) -> bool {
+        if delay >= self.left() {
+            return false;
+        }
+        match (unreachable, self.unreachable_since) {
+            (true, Some(since)) => since.elapsed() + delay < self.unreachable_after,
+            _ => true,
+        }
+    }
+}
+
 impl Client {
-    /// Sends `request` with the token, the standard headers, and the retry rules.
+    /// Sends `request` with the token, the standard headers, and the retry rules, within
+    /// the operation's deadline ([`RetrySettings::deadline`]).
     pub(crate) async fn execute(&self, request: Prepared) -> Result<Answer, WebApiError> {
+        let deadline = self.inner.retry.deadline;
+        match tokio::time::timeout(deadline, self.execute_with_retries(&request)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(WebApiError::Timeout {
+                method: request.method.clone(),
+                url: request.url.to_string(),
+                after: deadline,
+            }),
+        }
+    }
+
+    async fn execute_with_retries(&self, request: &Prepared) -> Result<Answer, WebApiError> {
         let client_request_id = uuid::Uuid::new_v4().to_string();
         let retry = self.inner.retry;
+        let mut budget = Budget::new(retry);
         let mut retries = 0;
         let mut refreshed_after_401 = false;
         let mut maybe_applied_before = false;
         loop {
             let token = self.inner.tokens.get(&self.inner.token_request).await?;
             let started = Instant::now();
-            let attempt = self.attempt(&request, &token, &client_request_id).await;
+            let timeout = self.inner.timeout.min(budget.left());
+            let attempt = self
+                .attempt(request, &token, &client_request_id, timeout)
+                .await;
             let attempt = match attempt {
                 Attempt::Failed(WebApiError::Service(error))
                     if request.replay == Replay::DetectsDuplicate(error.status)
@@ -118,7 +176,7 @@ impl Client {
                 other => other,
             };
             let elapsed_ms = started.elapsed().as_millis();
-            let (wait, error) = match attempt {
+            let (wait, error, unreachable) = match attempt {
                 Attempt::Done(answer) => {
                     tracing::debug!(method = %request.method, url = %request.url, status = answer.status.as_u16(), elapsed_ms, "Dataverse answered");
                     return Ok(answer);
@@ -133,19 +191,35 @@ impl Client {
                     tracing::debug!(url = %request.url, "Dataverse refused the token; retrying once with a new one");
                     continue;
                 }
-                Attempt::RetryNotApplied(retry_after, error) => (retry_after, error),
+                Attempt::RetryNotApplied(retry_after, error) => (retry_after, error, false),
+                Attempt::Unreachable(error) => {
+                    budget.unreachable_since.get_or_insert_with(Instant::now);
+                    (None, error, true)
+                }
                 Attempt::RetryIfReplayable(error) => {
                     if request.replay == Replay::Unsafe {
                         return Err(error);
                     }
                     maybe_applied_before = true;
-                    (None, error)
+                    (None, error, false)
                 }
             };
+            if !unreachable {
+                budget.unreachable_since = None;
+            }
             if retries >= retry.max_retries {
                 return Err(error);
             }
-            let delay = wait.unwrap_or_else(|| backoff(retry, retries));
+            let delay = match wait {
+                Some(asked) if asked >= budget.left() => {
+                    return Err(wait_too_long(error, asked, &budget));
+                }
+                Some(asked) => asked,
+                None => backoff(retry, retries),
+            };
+            if !budget.allows(delay, unreachable) {
+                return Err(error);
+            }
             retries += 1;
             tracing::warn!(
                 method = %request.method,
@@ -165,12 +239,13 @@ impl Client {
         request: &Prepared,
         token: &d365_auth_core::AccessToken,
         client_request_id: &str,
+        timeout: Duration,
     ) -> Attempt {
         let mut builder = self
             .inner
             .http
-            .request(request.method.clone(), request.url.clone())
-            .timeout(self.inner.timeout)
+            .request(request.method.clone(), request.url.as_url().clone())
+            .timeout(timeout)
             .header(http::header::AUTHORIZATION, token.authorization_header())
             .header(http::header::ACCEPT, "application/json")
             .header("OData-MaxVersion", "4.0")
@@ -190,7 +265,7 @@ impl Client {
         }
         let response = match builder.send().await {
             Ok(response) => response,
-            Err(error) => return self.transport_failure(request, error),
+            Err(error) => return self.transport_failure(request, error, timeout),
         };
         let status = response.status();
         let headers = response.headers().clone();
@@ -201,13 +276,22 @@ impl Client {
         {
             self.inner.dop_hint.store(hint, Ordering::Relaxed);
         }
-        let body = match response.bytes().await {
-            Ok(body) => body.to_vec(),
+        let body = match read_body(response, self.inner.max_response_size).await {
+            Ok(body) => body,
             // The status line already says the request was refused and when to come back;
             // the body would add only the message. Read as a failure of unknown effect, a
             // cut refusal would be retried at once, before its Retry-After.
             Err(_) if matches!(status.as_u16(), 429 | 503) => Vec::new(),
-            Err(error) => return self.transport_failure(request, error),
+            Err(BodyError::TooLarge) => {
+                return Attempt::Failed(WebApiError::ResponseTooLarge {
+                    method: request.method.clone(),
+                    url: request.url.to_string(),
+                    limit: self.inner.max_response_size,
+                });
+            }
+            Err(BodyError::Transport(error)) => {
+                return self.transport_failure(request, error, timeout);
+            }
         };
         let multipart = headers
             .get(http::header::CONTENT_TYPE)
@@ -228,9 +312,7 @@ impl Client {
         let retry_after = headers
             .get(http::header::RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .filter(|secs| secs.is_finite() && *secs >= 0.0)
-            .map(Duration::from_secs_f64);
+            .and_then(|value| parse_retry_after(value, SystemTime::now()));
         let error = WebApiError::from(ServiceError {
             method: request.method.clone(),
             url: request.url.to_string(),
@@ -254,23 +336,32 @@ impl Client {
         }
     }
 
-    fn transport_failure(&self, request: &Prepared, error: reqwest::Error) -> Attempt {
+    fn transport_failure(
+        &self,
+        request: &Prepared,
+        error: reqwest::Error,
+        timeout: Duration,
+    ) -> Attempt {
         let url = request.url.to_string();
+        if error.is_builder() {
+            // Nothing was sent, and sending it again cannot help.
+            return Attempt::Failed(WebApiError::InvalidInput(format!(
+                "the request to {url} could not be built: {}",
+                error.without_url()
+            )));
+        }
         if error.is_connect() {
             // The connection was never opened: nothing reached Dataverse.
-            return Attempt::RetryNotApplied(
-                None,
-                WebApiError::Network {
-                    url,
-                    source: Arc::new(error.without_url()),
-                },
-            );
+            return Attempt::Unreachable(WebApiError::Network {
+                url,
+                source: Arc::new(error.without_url()),
+            });
         }
         if error.is_timeout() {
             return Attempt::RetryIfReplayable(WebApiError::Timeout {
                 method: request.method.clone(),
                 url,
-                after: self.inner.timeout,
+                after: timeout,
             });
         }
         Attempt::RetryIfReplayable(WebApiError::MaybeApplied {
@@ -279,6 +370,64 @@ impl Client {
             source: Arc::new(error.without_url()),
         })
     }
+}
+
+/// The refusal of a request whose `Retry-After` ends past the deadline.
+fn wait_too_long(error: WebApiError, asked: Duration, budget: &Budget) -> WebApiError {
+    match error {
+        WebApiError::Service(source) => WebApiError::WaitTooLong {
+            asked: (asked != Duration::MAX).then_some(asked),
+            left: budget.left(),
+            deadline: budget.deadline,
+            source,
+        },
+        other => other,
+    }
+}
+
+/// Why a body could not be read.
+enum BodyError {
+    /// Larger than the cap.
+    TooLarge,
+    /// The connection failed.
+    Transport(reqwest::Error),
+}
+
+/// Reads the body, chunk by chunk, refusing to hold more than `limit` bytes.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Reads a `Retry-After` value: delay seconds (fractions too, as some gateways send) or an
+/// HTTP date. Never fails: a negative or past value is no wait, a value beyond what a
+/// `Duration` holds is [`Duration::MAX`] (so it ends past any deadline), garbage is `None`
+/// (the backoff applies).
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        if seconds.is_nan() {
+            return None;
+        }
+        if seconds <= 0.0 {
+            return Some(Duration::ZERO);
+        }
+        return Some(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// `base + 2^attempt` seconds with ±20 % jitter, capped.
@@ -317,11 +466,62 @@ mod tests {
                 "{attempt}: {delay:?}"
             );
         }
-        let quick = RetrySettings {
-            max_retries: 3,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_secs(1),
-        };
+        let quick = RetrySettings::default()
+            .max_retries(3)
+            .delays(Duration::from_millis(10), Duration::from_secs(1));
         assert!(backoff(quick, 0) < Duration::from_millis(20));
+    }
+
+    #[test]
+    fn any_retry_after_value_is_read_without_panicking() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        let cases: &[(&str, Option<Duration>)] = &[
+            ("1", Some(Duration::from_secs(1))),
+            (" 30 ", Some(Duration::from_secs(30))),
+            ("0.25", Some(Duration::from_millis(250))),
+            ("0", Some(Duration::ZERO)),
+            ("-5", Some(Duration::ZERO)),
+            ("-0.5", Some(Duration::ZERO)),
+            ("1e20", Some(Duration::MAX)),
+            ("1e400", Some(Duration::MAX)),
+            ("inf", Some(Duration::MAX)),
+            ("-inf", Some(Duration::ZERO)),
+            ("18446744073709551616", Some(Duration::MAX)),
+            ("NaN", None),
+            ("", None),
+            ("soon", None),
+            ("1 minute", None),
+            (
+                "Sun, 06 Nov 1994 08:50:37 GMT",
+                Some(Duration::from_secs(60)),
+            ),
+            (
+                "Sunday, 06-Nov-94 08:49:47 GMT",
+                Some(Duration::from_secs(10)),
+            ),
+            ("Sun Nov  6 08:49:40 1994", Some(Duration::from_secs(3))),
+            ("Sat, 05 Nov 1994 08:49:37 GMT", Some(Duration::ZERO)),
+            ("Sun, 06 Nov 1994 25:00:00 GMT", None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(parse_retry_after(value, now), *expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_budget_refuses_waits_past_the_deadline_and_the_unreachable_window() {
+        let settings = RetrySettings::default()
+            .deadline(Duration::from_secs(30))
+            .unreachable_after(Duration::from_secs(10));
+        let mut budget = Budget::new(settings);
+        assert!(budget.allows(Duration::from_secs(29), false));
+        assert!(!budget.allows(Duration::from_secs(31), false));
+        budget.unreachable_since = Some(Instant::now());
+        assert!(budget.allows(Duration::from_secs(9), true));
+        assert!(!budget.allows(Duration::from_secs(11), true));
+        assert!(
+            budget.allows(Duration::from_secs(11), false),
+            "only unreachable hosts have the shorter window"
+        );
     }
 }

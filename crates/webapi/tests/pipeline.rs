@@ -448,3 +448,263 @@ async fn a_failing_next_page_ends_the_stream_with_its_error_after_the_rows_befor
     let error = outcomes[2].as_ref().unwrap_err();
     assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
 }
+
+/// A loopback server that records whether anything reached it: the "foreign host" a
+/// hostile organization points its links at.
+async fn foreign_host() -> Server {
+    Server::start(|_, _| Canned::json(200, r#"{"value":[{"name":"foreign row"}]}"#)).await
+}
+
+#[tokio::test]
+async fn a_foreign_next_link_is_never_followed_in_any_spelling() {
+    use futures_util::StreamExt as _;
+    let foreign = foreign_host().await;
+    let foreign_authority = foreign.base.trim_start_matches("http://").to_owned();
+    let spellings = [
+        format!("HTTP://{foreign_authority}/api/data/v9.2/accounts"),
+        format!("Http://{foreign_authority}/api/data/v9.2/accounts"),
+        format!(" http://{foreign_authority}/api/data/v9.2/accounts"),
+        format!("//{foreign_authority}/api/data/v9.2/accounts"),
+        format!("http:\\\\{foreign_authority}\\api\\data\\v9.2\\accounts"),
+        format!("/\\{foreign_authority}/api/data/v9.2/accounts"),
+        format!("http://org@{foreign_authority}/api/data/v9.2/accounts"),
+    ];
+    for link in spellings {
+        let body = serde_json::json!({"value": [{"name": "own row"}], "@odata.nextLink": link});
+        let server = CannedServer::start(vec![Canned::json(200, body.to_string())]).await;
+        let client = paging_client(&server);
+        let outcomes: Vec<_> = client
+            .query_all::<serde_json::Value>(Query::new("accounts"))
+            .collect()
+            .await;
+        assert_eq!(outcomes.len(), 2, "{link:?}: {outcomes:?}");
+        let error = outcomes[1].as_ref().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ForeignUrl, "{link:?}: {error}");
+        assert!(error.to_string().contains(&foreign_authority), "{error}");
+        // The same link given back by the caller is refused the same way.
+        let error = client
+            .next_page::<serde_json::Value>(&link, None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ForeignUrl, "{link:?}: {error}");
+        let error = client
+            .request(http::Method::GET, &link, None)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ForeignUrl, "{link:?}: {error}");
+    }
+    assert!(
+        foreign.requests().is_empty(),
+        "nothing reached the foreign host"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_part_off_the_organization_is_refused_before_sending() {
+    let foreign = foreign_host().await;
+    let server = CannedServer::start(vec![Canned::json(200, WHO)]).await;
+    let mut batch = d365_webapi::Batch::new();
+    batch.get(&format!(
+        "HTTP://{}/x",
+        foreign.base.trim_start_matches("http://")
+    ));
+    let error = client(&server, Arc::default())
+        .execute_batch(&batch)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ForeignUrl, "{error}");
+    assert!(server.requests().is_empty() && foreign.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_next_link_that_repeats_itself_ends_paging_with_an_error() {
+    use futures_util::StreamExt as _;
+    let server = Server::start(|request, _| {
+        let host = request.header("host").unwrap_or_default();
+        Canned::json(
+            200,
+            format!(
+                r#"{{"value":[{{"name":"again"}}],"@odata.nextLink":"http://{host}/api/data/v9.2/accounts?$skiptoken=same"}}"#
+            ),
+        )
+    })
+    .await;
+    let outcomes: Vec<_> = paging_client(&server)
+        .query_all::<serde_json::Value>(Query::new("accounts"))
+        .collect()
+        .await;
+    let error = outcomes.last().unwrap().as_ref().unwrap_err();
+    assert!(
+        matches!(error, d365_webapi::WebApiError::PagingLoop { pages: 2 }),
+        "{error}"
+    );
+    assert_eq!(
+        server.requests().len(),
+        2,
+        "page 1, then the repeated link once"
+    );
+}
+
+#[tokio::test]
+async fn paging_stops_at_the_page_cap() {
+    use futures_util::StreamExt as _;
+    let server = Server::start(pages(&["a", "b", "c", "d", "e", "f", "g"], None)).await;
+    let client = Client::builder_shared(&server.base, Arc::new(Numbered::default()))
+        .max_pages(2)
+        .build()
+        .unwrap();
+    let outcomes: Vec<_> = client
+        .query_all::<serde_json::Value>(Query::new("accounts").page_size(2))
+        .collect()
+        .await;
+    let error = outcomes.last().unwrap().as_ref().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            d365_webapi::WebApiError::TooManyPages { max_pages: 2 }
+        ),
+        "{error}"
+    );
+    assert_eq!(outcomes.len(), 5, "two pages of rows, then the error");
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_deadline_fails_at_once_saying_how_long() {
+    for value in ["1e20", "86400", "inf"] {
+        let server =
+            CannedServer::start(vec![throttled("0x80072322").header("retry-after", value)]).await;
+        let started = Instant::now();
+        let error = client(&server, Arc::default())
+            .who_am_i()
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{value}: no wait"
+        );
+        assert_eq!(error.kind(), ErrorKind::Throttled, "{value}: {error}");
+        assert!(
+            matches!(error, d365_webapi::WebApiError::WaitTooLong { .. }),
+            "{value}: {error}"
+        );
+        let text = error.to_string();
+        assert!(text.contains("asked to wait"), "{text}");
+        assert_eq!(server.requests().len(), 1, "{value}");
+    }
+}
+
+#[tokio::test]
+async fn a_garbage_or_negative_retry_after_falls_back_to_the_backoff() {
+    let server = CannedServer::start(vec![
+        throttled("0x80072322").header("retry-after", "soon"),
+        throttled("0x80072322").header("retry-after", "-3"),
+        throttled("0x80072322").header("retry-after", "NaN"),
+        Canned::json(200, WHO),
+    ])
+    .await;
+    client(&server, Arc::default()).who_am_i().await.unwrap();
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn an_unreachable_organization_fails_fast_naming_the_host() {
+    // A port that was just released: connections to it are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let settings = RetrySettings::default()
+        .max_retries(100)
+        .delays(Duration::from_millis(100), Duration::from_millis(200))
+        .unreachable_after(Duration::from_secs(1));
+    let client = Client::builder(format!("http://127.0.0.1:{port}"), Numbered::default())
+        .retry(settings)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let error = client.who_am_i().await.unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(error.kind(), ErrorKind::Network, "{error}");
+    assert!(
+        error.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{error}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "given up after the unreachable window, not 100 retries: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_deadline_bounds_an_operation_against_a_silent_server() {
+    let server = CannedServer::start(vec![Canned::hang()]).await;
+    let client = Client::builder_shared(&server.base, Arc::new(Numbered::default()))
+        .retry(quick_retries(100).deadline(Duration::from_millis(600)))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let error = client.who_am_i().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_request_that_cannot_be_built_is_never_sent() {
+    let server = CannedServer::start(vec![Canned::json(204, "")]).await;
+    let error = client(&server, Arc::default())
+        .update(
+            "accounts",
+            d365_webapi::Guid::new_random(),
+            &serde_json::json!({"name": "x"}),
+            &RequestOptions::new().if_match("W/\"1\"\r\nX-Injected: 1"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+    assert!(server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_cap_is_refused() {
+    let big = format!(r#"{{"value":[{{"name":"{}"}}]}}"#, "x".repeat(4096));
+    let server = CannedServer::start(vec![Canned::json(200, big)]).await;
+    let client = Client::builder_shared(&server.base, Arc::new(Numbered::default()))
+        .max_response_size(1024)
+        .build()
+        .unwrap();
+    let error = client
+        .query_page::<serde_json::Value>(&Query::new("accounts"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::LimitExceeded, "{error}");
+}
+
+#[tokio::test]
+async fn a_fetchxml_paging_cookie_that_repeats_ends_paging_with_an_error() {
+    use futures_util::StreamExt as _;
+    let page = serde_json::json!({
+        "value": [{"name": "again"}],
+        "@Microsoft.Dynamics.CRM.morerecords": true,
+        "@Microsoft.Dynamics.CRM.fetchxmlpagingcookie": "<cookie pagenumber=\"2\" pagingcookie=\"%253ccookie%2520page%253d%25221%2522%253e%253c%252fcookie%253e\" istracking=\"False\" />",
+    });
+    let server = CannedServer::start(vec![Canned::json(200, page.to_string())]).await;
+    let outcomes: Vec<_> = paging_client(&server)
+        .fetch_xml_all(
+            "accounts",
+            "<fetch count=\"1\"><entity name=\"account\"/></fetch>",
+        )
+        .collect()
+        .await;
+    let error = outcomes.last().unwrap().as_ref().unwrap_err();
+    assert!(
+        matches!(error, d365_webapi::WebApiError::PagingLoop { pages: 2 }),
+        "{error}"
+    );
+    assert_eq!(outcomes.len(), 3, "both pages' rows, then the error");
+    assert_eq!(server.requests().len(), 2);
+}
