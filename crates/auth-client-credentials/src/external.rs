@@ -26,6 +26,18 @@ pub(crate) enum ExternalAssertion {
 }
 
 impl ExternalAssertion {
+    /// Which source this is, for the cache key: the token file's path, or one fingerprint
+    /// for every callback (a closure has no identity to hash).
+    pub(crate) fn fingerprint(&self) -> String {
+        match self {
+            Self::Callback(_) => d365_auth_core::credential_fingerprint("assertion_callback", b""),
+            Self::File(file) => d365_auth_core::credential_fingerprint(
+                "federated_token_file",
+                file.path.as_os_str().as_encoded_bytes(),
+            ),
+        }
+    }
+
     pub(crate) fn callback<F, Fut>(callback: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,

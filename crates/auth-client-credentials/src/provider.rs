@@ -10,7 +10,7 @@ use std::time::Duration;
 use d365_auth_core::{
     AccessToken, AuthError, Authority, AuthoritySettings, ClientCredential, ClientKind, Cloud,
     ConfigError, EndpointVersion, Grant, Tenant, TokenEndpoint, TokenEndpointClient, TokenForm,
-    TokenProvider, TokenRequest, async_trait,
+    TokenProvider, TokenRequest, async_trait, credential_fingerprint,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -41,6 +41,23 @@ enum Credential {
         include_chain: bool,
     },
     External(ExternalAssertion),
+}
+
+impl Credential {
+    /// A one-way fingerprint of the credential: the secret's digest, the certificate's
+    /// SHA-256 thumbprint, the federated token file's path. Tokens got with another
+    /// credential (a rotated or wrong secret) then never match this provider's cache key.
+    fn fingerprint(&self) -> String {
+        match self {
+            Self::Secret(secret, _) => {
+                credential_fingerprint("client_secret", secret.expose_secret().as_bytes())
+            }
+            Self::Certificate { certificate, .. } => {
+                credential_fingerprint("certificate", certificate.thumbprint_sha256().as_bytes())
+            }
+            Self::External(external) => external.fingerprint(),
+        }
+    }
 }
 
 impl fmt::Debug for Credential {
@@ -93,6 +110,8 @@ pub struct ClientCredentials {
     endpoint: TokenEndpoint,
     client_id: String,
     credential: Credential,
+    /// Which credential this is, one-way, for the cache key.
+    fingerprint: String,
     http: TokenEndpointClient,
 }
 
@@ -181,9 +200,10 @@ impl TokenProvider for ClientCredentials {
 
     fn cache_key(&self) -> String {
         format!(
-            "client_credentials|{}|{}",
+            "client_credentials|{}|{}|{}",
             self.endpoint.url(),
-            self.client_id
+            self.client_id,
+            self.fingerprint
         )
     }
 }
@@ -403,6 +423,7 @@ impl ClientCredentialsBuilder {
         Ok(ClientCredentials {
             endpoint,
             client_id,
+            fingerprint: credential.fingerprint(),
             credential,
             http: http.build(),
         })

@@ -360,3 +360,52 @@ async fn under_a_token_cache_one_request_serves_many_callers_and_short_tokens_re
     );
     emulator.shutdown().await;
 }
+
+/// A shared store (a token file, Redis) keeps tokens by the provider's cache key: with the
+/// credential's fingerprint in it, a wrong or rotated secret never gets the token the
+/// right one obtained, and has to prove itself to the identity provider.
+#[tokio::test]
+async fn a_token_got_with_one_secret_is_never_served_to_another() {
+    use std::sync::Arc;
+    let emulator = Emulator::builder().start().await.unwrap();
+    let seeded = emulator.seeded().unwrap().clone();
+    let store: Arc<dyn d365_auth_core::TokenStore> =
+        Arc::new(d365_auth_core::MemoryStore::default());
+    let with_secret = |secret: SecretString| {
+        builder(&emulator, EndpointVersion::V2)
+            .client_id(&seeded.confidential_app.client_id)
+            .client_secret(secret)
+            .build()
+            .unwrap()
+    };
+    let right = TokenCache::builder(with_secret(seeded.confidential_app.secret.clone()))
+        .store(Arc::clone(&store))
+        .build();
+    right.get(&org(&emulator)).await.unwrap();
+    let wrong = TokenCache::builder(with_secret(SecretString::from(
+        "a-wrong-secret-of-the-same-length-0123456".to_owned(),
+    )))
+    .store(Arc::clone(&store))
+    .build();
+    let error = wrong.get(&org(&emulator)).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidClientSecret, "{error}");
+    assert_ne!(
+        right.cache_key(),
+        wrong.cache_key(),
+        "the fingerprint tells the two apart"
+    );
+    let again = TokenCache::builder(with_secret(seeded.confidential_app.secret.clone()))
+        .store(store)
+        .build();
+    assert_eq!(
+        again.cache_key(),
+        right.cache_key(),
+        "the same secret shares the token"
+    );
+    assert!(
+        !right
+            .cache_key()
+            .contains(seeded.confidential_app.secret.expose_secret()),
+        "the key holds a fingerprint, never the secret"
+    );
+}

@@ -22,8 +22,9 @@
 //! use d365_auth_core::{
 //!     async_trait, AccessToken, Authority, AuthError, ClientCredential, ClientKind, EndpointVersion,
 //!     Grant, Tenant, TokenCache, TokenEndpointClient, TokenForm, TokenProvider, TokenRequest,
+//!     credential_fingerprint,
 //! };
-//! use secrecy::SecretString;
+//! use secrecy::{ExposeSecret as _, SecretString};
 //!
 //! #[derive(Debug)]
 //! struct MySecretGrant {
@@ -48,7 +49,9 @@
 //!     }
 //!
 //!     fn cache_key(&self) -> String {
-//!         format!("{}|{}", self.authority, self.client_id)
+//!         // A token got with another secret must never be served to this provider.
+//!         let secret = credential_fingerprint("client_secret", self.secret.expose_secret().as_bytes());
+//!         format!("{}|{}|{secret}", self.authority, self.client_id)
 //!     }
 //! }
 //!
@@ -69,6 +72,7 @@ mod authority;
 mod cache;
 mod endpoint;
 mod error;
+mod fingerprint;
 mod provider;
 mod resource;
 mod settings;
@@ -84,10 +88,12 @@ pub use endpoint::{
     classify_error_response, default_http_client,
 };
 pub use error::{AuthError, ConfigError, ErrorKind, ErrorSource, IdentityError};
+pub use fingerprint::credential_fingerprint;
 pub use provider::{Grant, TokenProvider};
 pub use resource::{ClientKind, Resource, TokenRequest};
 pub use settings::{AuthoritySettings, ResolvedAuthority};
 pub use store::{
     FileStore, FileStoreBuilder, MemoryStore, StoreError, TokenStore, decode_token, encode_token,
+    read_private_file, replace_private_file,
 };
 pub use token::{AccessToken, AccessTokenBuilder};

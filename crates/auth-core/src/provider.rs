@@ -72,10 +72,13 @@ pub trait TokenProvider: Send + Sync + fmt::Debug {
     /// The grant this provider uses, for logs and comparisons.
     fn grant(&self) -> Grant;
 
-    /// Whose tokens this provider returns: authority, tenant, client id, and for delegated
-    /// grants the user. Providers with equal keys are interchangeable, so a shared
-    /// [`TokenStore`](crate::TokenStore) may hand one's token to the other. Never include
-    /// a secret.
+    /// Whose tokens this provider returns, and got with which credential: authority,
+    /// tenant, client id, for delegated grants the user, and a
+    /// [`credential_fingerprint`](crate::credential_fingerprint) of the application's
+    /// credential (a secret's digest, a certificate's thumbprint). Providers with equal keys
+    /// are interchangeable, so a shared [`TokenStore`](crate::TokenStore) may hand one's
+    /// token to the other: with the fingerprint in the key, a token obtained with a
+    /// rotated or wrong secret is never served. Never include a secret itself.
     fn cache_key(&self) -> String;
 }
 

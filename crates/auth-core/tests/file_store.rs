@@ -422,6 +422,49 @@ async fn a_held_lock_turns_into_an_error_not_a_hang() {
         .unwrap();
 }
 
+/// A token file that is a FIFO (which hangs a plain read) or a symlink to `/dev/zero`
+/// (which grows a plain read without bound) is refused at once; the store never writes
+/// through a symlink planted at the file's or the lock's name.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fifo_device_or_symlink_never_hangs_or_redirects_the_store() {
+    let dir = TempDir::new();
+    let path = dir.file();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let store = FileStore::new(&path);
+    let started = std::time::Instant::now();
+    let error = store.load("key").await.unwrap_err();
+    assert!(error.to_string().contains("tokens.json"), "{error}");
+    fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    assert!(store.load("key").await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(5), "no hang");
+
+    // A symlink at the file's name is replaced by the write, its target untouched.
+    fs::remove_file(&path).unwrap();
+    let victim = dir.0.join("victim");
+    fs::write(&victim, "untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    store.save("key", &token("t", 3600, None)).await.unwrap();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+    assert!(fs::symlink_metadata(&path).unwrap().is_file());
+
+    // A symlink at the lock's name is refused rather than followed.
+    let lock = path.with_file_name("tokens.json.lock");
+    fs::remove_file(&lock).unwrap();
+    let lock_victim = dir.0.join("lock-victim");
+    std::os::unix::fs::symlink(&lock_victim, &lock).unwrap();
+    assert!(store.save("key", &token("t", 3600, None)).await.is_err());
+    assert!(!lock_victim.exists(), "nothing created through the symlink");
+}
+
 #[tokio::test]
 async fn two_caches_in_two_tasks_share_one_token() {
     let dir = TempDir::new();

@@ -8,7 +8,7 @@ use d365_auth_core::{
     AccessToken, AuthError, Authority, ClientCredential, ClientKind, Grant, TokenEndpoint,
     TokenEndpointClient, TokenForm, TokenProvider, TokenRequest, async_trait,
 };
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::builder::UsernamePasswordBuilder;
 use crate::realm::RealmCheck;
@@ -197,12 +197,24 @@ impl TokenProvider for UsernamePassword {
 
     /// Endpoint, client and user: tokens of different users never share a key.
     fn cache_key(&self) -> String {
-        format!(
+        // The user name says whose tokens these are. The password is deliberately not
+        // fingerprinted: a fast hash of a person's password in a token file or a Redis key
+        // would invite offline guessing. A confidential client's secret is, so a rotated
+        // secret never gets the old token.
+        let mut key = format!(
             "password|{}|{}|{}",
             self.inner.endpoint.url(),
             self.inner.client_id,
             self.inner.username.to_lowercase()
-        )
+        );
+        if let Some(secret) = &self.inner.client_secret {
+            key.push('|');
+            key.push_str(&d365_auth_core::credential_fingerprint(
+                "client_secret",
+                secret.expose_secret().as_bytes(),
+            ));
+        }
+        key
     }
 }
 

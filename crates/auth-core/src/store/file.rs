@@ -14,10 +14,13 @@
 //!
 //! Every write is a read-modify-write of the whole file: read the entries, drop the ones
 //! not worth keeping (expired and without a refresh token, or whose refresh token is
-//! older than the configured limit), change one, write everything to `<file>.tmp` in the
-//! same directory (mode `0600`), `fsync` it, `rename` it over the file and `fsync` the
-//! directory. A reader therefore sees the old file or the new one, never half of one, so
-//! [`load`](crate::TokenStore::load) takes no lock.
+//! older than the configured limit), change one, and replace the file with
+//! [`replace_private_file`]: a new temporary file created exclusively in the same
+//! directory (mode `0600`, never through a symlink), `fsync`, `rename` over the file,
+//! `fsync` of the directory. A reader therefore sees the old file or the new one, never
+//! half of one, so [`load`](crate::TokenStore::load) takes no lock. Reading goes through
+//! [`read_private_file`]: anything but a regular file (a FIFO, `/dev/zero`) is refused
+//! without blocking, and so is a file over 16 MiB.
 //!
 //! Two writers (two processes, or two tasks of one) must not interleave their
 //! read-modify-writes, or one would lose the other's entry. They serialize on an
@@ -51,7 +54,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -59,13 +62,16 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::store::private_file::create_private_dir;
 use crate::store::record::{Record, json_error_kind};
-use crate::store::{StoreError, TokenStore};
+use crate::store::{StoreError, TokenStore, read_private_file, replace_private_file};
 use crate::token::AccessToken;
 
 /// What the file says it is, so that a foreign JSON file is recognized as such.
 const FORMAT: &str = "d365-token-store";
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest token file read: thousands of entries fit in far less.
+const MAX_FILE_LEN: u64 = 16 * 1024 * 1024;
 /// Entra ID's default refresh token lifetime (a sliding window of 90 days).
 const DEFAULT_KEEP_REFRESH_TOKENS_FOR: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
@@ -102,7 +108,6 @@ pub struct FileStore {
 struct Settings {
     path: PathBuf,
     lock_path: PathBuf,
-    temp_path: PathBuf,
     lock_timeout: Duration,
     keep_refresh_tokens_for: Duration,
 }
@@ -208,7 +213,6 @@ impl FileStoreBuilder {
         FileStore {
             settings: Arc::new(Settings {
                 lock_path: sibling(".lock"),
-                temp_path: sibling(".tmp"),
                 path: self.path,
                 lock_timeout: self.lock_timeout,
                 keep_refresh_tokens_for: self.keep_refresh_tokens_for,
@@ -324,21 +328,13 @@ impl Settings {
     /// The raw entries, `None` when there is no file. A damaged or foreign file reads as
     /// empty, with a warning.
     fn read_entries(&self) -> Result<Option<BTreeMap<String, serde_json::Value>>, StoreError> {
-        let mut file = match File::open(&self.path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(io_error("cannot open the token file", &self.path, error)),
+        let bytes = match read_private_file(&self.path, MAX_FILE_LEN) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(error) => return Err(io_error("cannot read the token file", &self.path, error)),
         };
-        self.warn_if_readable_by_others(&file);
-        let mut text = String::new();
-        if let Err(error) = file.read_to_string(&mut text) {
-            if error.kind() == io::ErrorKind::InvalidData {
-                tracing::warn!(path = %self.path.display(), "the token file is not UTF-8; it will be replaced");
-                return Ok(Some(BTreeMap::new()));
-            }
-            return Err(io_error("cannot read the token file", &self.path, error));
-        }
-        match serde_json::from_str::<RawContents>(&text) {
+        self.warn_if_readable_by_others();
+        match serde_json::from_slice::<RawContents>(&bytes) {
             Ok(contents) if contents.format == FORMAT => Ok(Some(contents.entries)),
             Ok(_) => {
                 tracing::warn!(path = %self.path.display(), "the token file has another format; it will be replaced");
@@ -353,9 +349,9 @@ impl Settings {
     }
 
     #[cfg(unix)]
-    fn warn_if_readable_by_others(&self, file: &File) {
+    fn warn_if_readable_by_others(&self) {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(metadata) = file.metadata()
+        if let Ok(metadata) = fs::metadata(&self.path)
             && metadata.permissions().mode() & 0o077 != 0
         {
             tracing::warn!(
@@ -367,7 +363,7 @@ impl Settings {
     }
 
     #[cfg(not(unix))]
-    fn warn_if_readable_by_others(&self, _file: &File) {}
+    fn warn_if_readable_by_others(&self) {}
 
     /// Read-modify-write under the lock: `change` the valid entries, drop the ones not
     /// worth keeping, replace the file atomically.
@@ -407,23 +403,22 @@ impl Settings {
         else {
             return Ok(());
         };
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(parent)
+        create_private_dir(parent)
             .map_err(|error| io_error("cannot create the directory", parent, error))
     }
 
     /// Takes the advisory lock on `<file>.lock`, retrying with a backoff up to the
     /// timeout. Dropping the returned file releases it.
     fn lock(&self) -> Result<File, StoreError> {
-        let file = private_file_options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            // Never create or open the lock through a symlink planted in its place.
+            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        let file = options
             .open(&self.lock_path)
             .map_err(|error| io_error("cannot open the lock file", &self.lock_path, error))?;
         let started = Instant::now();
@@ -451,7 +446,7 @@ impl Settings {
         }
     }
 
-    /// Writes `entries` to the temporary file, syncs it and renames it over the file.
+    /// Replaces the file with `entries`, atomically.
     fn replace(&self, entries: &BTreeMap<String, Record>) -> Result<(), StoreError> {
         let json = serde_json::to_vec_pretty(&Contents {
             format: FORMAT,
@@ -466,55 +461,9 @@ impl Settings {
                 None,
             )
         })?;
-        // A temporary file left by a crash is ours (we hold the lock): start afresh so that
-        // the new one is created with our mode.
-        match fs::remove_file(&self.temp_path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(error) => return Err(io_error("cannot remove", &self.temp_path, error)),
-        }
-        let write = || -> io::Result<()> {
-            let mut file = private_file_options()
-                .write(true)
-                .create_new(true)
-                .open(&self.temp_path)?;
-            file.write_all(&json)?;
-            file.sync_all()
-        };
-        if let Err(error) = write() {
-            let _ = fs::remove_file(&self.temp_path);
-            return Err(io_error("cannot write", &self.temp_path, error));
-        }
-        fs::rename(&self.temp_path, &self.path).map_err(|error| {
-            let _ = fs::remove_file(&self.temp_path);
-            io_error("cannot replace the token file", &self.path, error)
-        })?;
-        self.sync_parent();
-        Ok(())
+        replace_private_file(&self.path, &json)
+            .map_err(|error| io_error("cannot replace the token file", &self.path, error))
     }
-
-    /// Makes the rename durable (Unix; elsewhere the rename is as durable as it gets).
-    #[cfg(unix)]
-    fn sync_parent(&self) {
-        let parent = match self.path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        if let Err(error) = File::open(parent).and_then(|dir| dir.sync_all()) {
-            tracing::debug!(path = %parent.display(), %error, "could not sync the token file's directory");
-        }
-    }
-
-    #[cfg(not(unix))]
-    fn sync_parent(&self) {}
-}
-
-/// Open options that create files readable and writable by their owner alone (Unix).
-fn private_file_options() -> OpenOptions {
-    let mut options = OpenOptions::new();
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
 }
 
 #[cfg(test)]
@@ -522,15 +471,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sibling_files_sit_next_to_the_token_file() {
+    fn the_lock_file_sits_next_to_the_token_file() {
         let store = FileStore::new("/var/cache/d365/tokens.json");
         assert_eq!(
             store.settings.lock_path,
             Path::new("/var/cache/d365/tokens.json.lock")
-        );
-        assert_eq!(
-            store.settings.temp_path,
-            Path::new("/var/cache/d365/tokens.json.tmp")
         );
         assert!(format!("{store:?}").contains("tokens.json"));
     }

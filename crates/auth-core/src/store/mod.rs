@@ -2,7 +2,8 @@
 //! memory, so that they can be shared between caches and outlive a process;
 //! [`MemoryStore`], the default; [`FileStore`], a JSON file for command lines; and
 //! [`encode_token`]/[`decode_token`], the record format persistent stores share (the
-//! Redis store in `d365-token-store-redis` writes it too).
+//! Redis store in `d365-token-store-redis` writes it too); [`read_private_file`] and
+//! [`replace_private_file`], how every file holding secrets is read and written.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -14,9 +15,11 @@ use crate::error::ErrorSource;
 use crate::token::AccessToken;
 
 mod file;
+mod private_file;
 mod record;
 
 pub use file::{FileStore, FileStoreBuilder};
+pub use private_file::{read_private_file, replace_private_file};
 pub use record::{decode_token, encode_token};
 
 /// A place to keep tokens (with their refresh tokens) by key.
