@@ -58,6 +58,77 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/device-codes/expire", post(expire_device_code))
 }
 
+/// Lets only loopback callers through: the `Host` header must name a loopback address
+/// (`127.0.0.1`, `localhost`, `[::1]`, any port). The emulator listens on loopback alone,
+/// but a web page can still reach it through DNS rebinding (a name of the attacker's that
+/// resolves to 127.0.0.1): such a request carries the attacker's name in `Host`, and is
+/// refused with `403` before it can change the directory or read what it holds.
+pub(crate) async fn loopback_only(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if is_loopback_host(host) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({
+            "error": "forbidden",
+            "message": format!(
+                "the admin API answers loopback callers only: Host `{}` is not 127.0.0.1, localhost or [::1]",
+                host.escape_debug()
+            ),
+        })),
+    )
+        .into_response()
+}
+
+/// Whether `host` (a `Host` header: a name and an optional port) is a loopback address.
+fn is_loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((inside, port)) if port.is_empty() || is_port(port) => inside,
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if is_port(port) => name,
+            Some(_) => return false,
+            None => host,
+        }
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
+fn is_port(text: &str) -> bool {
+    text.strip_prefix(':')
+        .unwrap_or(text)
+        .parse::<u16>()
+        .is_ok()
+}
+
+/// The message for a number outside `min..=max`, or `None` when it is inside: the admin
+/// API refuses absurd values (negative or enormous lifetimes, counts, delays) with a `400`
+/// instead of overflowing a clock or filling memory.
+pub(crate) fn out_of_range<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Option<String> {
+    (value < min || value > max)
+        .then(|| format!("{name} must be between {min} and {max} (got {value})"))
+}
+
 /// An admin API failure as JSON: `{"error": "not_found", "message": "..."}`.
 struct AdminError(DirectoryError);
 
@@ -167,13 +238,25 @@ struct SettingsPatch {
 }
 
 async fn patch_settings(State(state): Shared, Json(patch): Json<SettingsPatch>) -> AdminResult {
-    for (name, value) in [
-        ("token_lifetime_secs", patch.token_lifetime_secs),
-        ("device_code_interval_secs", patch.device_code_interval_secs),
-        ("device_code_lifetime_secs", patch.device_code_lifetime_secs),
+    for (name, value, max) in [
+        (
+            "token_lifetime_secs",
+            patch.token_lifetime_secs,
+            30 * 24 * 3600,
+        ),
+        (
+            "device_code_interval_secs",
+            patch.device_code_interval_secs,
+            3600,
+        ),
+        (
+            "device_code_lifetime_secs",
+            patch.device_code_lifetime_secs,
+            24 * 3600,
+        ),
     ] {
-        if value == Some(0) {
-            return Err(DirectoryError::Invalid(format!("{name} must be at least 1")).into());
+        if let Some(problem) = value.and_then(|value| out_of_range(name, value, 1, max)) {
+            return Err(DirectoryError::Invalid(problem).into());
         }
     }
     if let Some(seconds) = patch.token_lifetime_secs {
@@ -304,9 +387,17 @@ async fn add_secret(
     Path((segment, client_id)): Path<(String, String)>,
     Json(body): Json<NewSecret>,
 ) -> AdminResult {
+    const CENTURY_SECS: i64 = 100 * 366 * 24 * 3600;
     let expires_at = match (&body.expires_at, body.expires_in_secs) {
         (Some(text), _) => parse_time(text)?,
-        (None, Some(seconds)) => OffsetDateTime::now_utc() + time::Duration::seconds(seconds),
+        (None, Some(seconds)) => {
+            if let Some(problem) =
+                out_of_range("expires_in_secs", seconds, -CENTURY_SECS, CENTURY_SECS)
+            {
+                return Err(DirectoryError::Invalid(problem).into());
+            }
+            OffsetDateTime::now_utc() + time::Duration::seconds(seconds)
+        }
         (None, None) => OffsetDateTime::now_utc() + time::Duration::days(730),
     };
     let generated = body.value.is_none();

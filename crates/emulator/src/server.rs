@@ -44,7 +44,7 @@ pub struct EmulatorBuilder {
     device_code_lifetime: Option<Duration>,
     config: Option<EmulatorConfig>,
     config_file: Option<PathBuf>,
-    credentials_dir: Option<PathBuf>,
+    credentials_dir: Option<CredentialsDir>,
     data_file: Option<PathBuf>,
     schema_file: Option<PathBuf>,
     tables: Vec<TableConfig>,
@@ -101,9 +101,21 @@ impl EmulatorBuilder {
     }
 
     /// Write the seeded certificate app's certificate and key (`certificate-app.crt.pem`,
-    /// `certificate-app.key.pem`) and, with https, the CA (`ca.crt.pem`) into this directory.
+    /// `certificate-app.key.pem`, mode 0600) and, with https, the CA (`ca.crt.pem`) into
+    /// this directory (created with mode 0700 when missing). Each file replaces what was
+    /// there through a new file and a rename, never writing through a symlink; the files
+    /// are removed when the emulator stops.
     pub fn write_credentials_to(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.credentials_dir = Some(dir.into());
+        self.credentials_dir = Some(CredentialsDir::Named(dir.into()));
+        self
+    }
+
+    /// Write the same files as [`Self::write_credentials_to`] into a new private directory
+    /// of this emulator's own (mode 0700, under the system's temporary directory, see
+    /// [`Emulator::credentials_dir`]), removed with everything in it when the emulator
+    /// stops. Two emulators side by side never share or overwrite each other's files.
+    pub fn write_credentials_to_private_dir(mut self) -> Self {
+        self.credentials_dir = Some(CredentialsDir::Private);
         self
     }
 
@@ -258,9 +270,11 @@ impl EmulatorBuilder {
         };
         let dv = Arc::new(dv);
 
-        if let Some(dir) = &self.credentials_dir {
-            write_credentials(dir, seeded.as_ref(), tls.as_ref())?;
-        }
+        let credentials = self
+            .credentials_dir
+            .as_ref()
+            .map(|dir| write_credentials(dir, seeded.as_ref(), tls.as_ref()))
+            .transpose()?;
 
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(
@@ -277,6 +291,7 @@ impl EmulatorBuilder {
             ca_pem: tls.map(|t| t.ca_pem),
             state,
             dataverse: dv,
+            credentials,
             stop: Some(stop),
             task: Some(task),
         })
@@ -343,7 +358,8 @@ fn router(state: Arc<AppState>, dv: Arc<DvState>) -> Router {
         ));
     let admin = admin::routes()
         .with_state(state)
-        .merge(dataverse::admin::routes().with_state(dv));
+        .merge(dataverse::admin::routes().with_state(dv))
+        .layer(axum::middleware::from_fn(admin::loopback_only));
     Router::new().nest("/_emulator", admin).merge(public)
 }
 
@@ -415,51 +431,118 @@ async fn serve(
     tracing::info!("d365 emulator stopped");
 }
 
-fn write_file(path: &Path, contents: &str, private: bool) -> Result<(), EmulatorError> {
+/// Where [`EmulatorBuilder`] writes the credential files.
+#[derive(Debug, Clone)]
+enum CredentialsDir {
+    /// A directory the caller named.
+    Named(PathBuf),
+    /// A new private directory of this emulator's own.
+    Private,
+}
+
+/// The credential files an emulator wrote, removed when it stops (with the directory, when
+/// it was the emulator's own).
+#[derive(Debug)]
+struct WrittenCredentials {
+    dir: PathBuf,
+    files: Vec<PathBuf>,
+    /// Removes the private directory when dropped.
+    _private: Option<tempfile::TempDir>,
+}
+
+impl Drop for WrittenCredentials {
+    fn drop(&mut self) {
+        for file in &self.files {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// Replaces `path` with `contents` through a new file beside it, created exclusively with
+/// `mode` (never opening an existing file or a symlink), synced, and renamed over `path`.
+fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), EmulatorError> {
     use std::io::Write as _;
     let fail = |source| EmulatorError::WriteCredentials {
         path: path.to_owned(),
         source,
     };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".d365-emulator-").suffix(".tmp");
     #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(mode));
     #[cfg(not(unix))]
-    let _ = private;
-    let mut file = options.open(path).map_err(fail)?;
-    file.write_all(contents.as_bytes()).map_err(fail)
+    let _ = mode;
+    let mut file = builder.tempfile_in(dir).map_err(fail)?;
+    file.write_all(contents.as_bytes()).map_err(fail)?;
+    file.as_file().sync_all().map_err(fail)?;
+    file.persist(path).map_err(|error| fail(error.error))?;
+    Ok(())
+}
+
+/// Creates `dir` with mode 0700 when missing.
+fn create_private_dir(dir: &Path) -> Result<(), EmulatorError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|source| EmulatorError::WriteCredentials {
+            path: dir.to_owned(),
+            source,
+        })
 }
 
 fn write_credentials(
-    dir: &Path,
+    target: &CredentialsDir,
     seeded: Option<&SeededIdentities>,
     tls: Option<&TlsMaterial>,
-) -> Result<(), EmulatorError> {
-    std::fs::create_dir_all(dir).map_err(|source| EmulatorError::WriteCredentials {
-        path: dir.to_owned(),
-        source,
-    })?;
+) -> Result<WrittenCredentials, EmulatorError> {
+    let (dir, private) = match target {
+        CredentialsDir::Named(dir) => {
+            create_private_dir(dir)?;
+            (dir.clone(), None)
+        }
+        CredentialsDir::Private => {
+            let mut builder = tempfile::Builder::new();
+            builder.prefix("d365-emulator-");
+            #[cfg(unix)]
+            builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+            let temporary =
+                builder
+                    .tempdir()
+                    .map_err(|source| EmulatorError::WriteCredentials {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?;
+            (temporary.path().to_owned(), Some(temporary))
+        }
+    };
+    let mut written = WrittenCredentials {
+        dir,
+        files: Vec::new(),
+        _private: private,
+    };
+    let mut write = |name: &str, contents: &str, mode: u32| {
+        let path = written.dir.join(name);
+        write_file(&path, contents, mode)?;
+        written.files.push(path);
+        Ok::<_, EmulatorError>(())
+    };
     if let Some(seeded) = seeded {
         let app = &seeded.certificate_app;
-        write_file(
-            &dir.join("certificate-app.crt.pem"),
-            &app.certificate_pem,
-            false,
-        )?;
-        write_file(
-            &dir.join("certificate-app.key.pem"),
+        write("certificate-app.crt.pem", &app.certificate_pem, 0o644)?;
+        write(
+            "certificate-app.key.pem",
             app.private_key_pem.expose_secret(),
-            true,
+            0o600,
         )?;
     }
     if let Some(tls) = tls {
-        write_file(&dir.join("ca.crt.pem"), &tls.ca_pem, false)?;
+        write("ca.crt.pem", &tls.ca_pem, 0o644)?;
     }
-    Ok(())
+    Ok(written)
 }
 
 /// A running emulator on 127.0.0.1. It stops on [`Emulator::shutdown`] or when dropped.
@@ -470,6 +553,7 @@ pub struct Emulator {
     ca_pem: Option<String>,
     state: Arc<AppState>,
     dataverse: Arc<DvState>,
+    credentials: Option<WrittenCredentials>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -524,6 +608,17 @@ impl Emulator {
     /// With https: the PEM of the CA that signed the server certificate, for clients to trust.
     pub fn ca_certificate_pem(&self) -> Option<&str> {
         self.ca_pem.as_deref()
+    }
+
+    /// The directory the credential files were written to
+    /// ([`EmulatorBuilder::write_credentials_to`] or
+    /// [`EmulatorBuilder::write_credentials_to_private_dir`]), if any: it holds
+    /// `certificate-app.crt.pem`, `certificate-app.key.pem` and, with https, `ca.crt.pem`
+    /// until the emulator stops.
+    pub fn credentials_dir(&self) -> Option<&Path> {
+        self.credentials
+            .as_ref()
+            .map(|written| written.dir.as_path())
     }
 
     /// The organization URL clients connect to: the base URL (tokens are issued for it).

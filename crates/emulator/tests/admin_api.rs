@@ -225,3 +225,110 @@ async fn a_certificate_added_at_runtime_authenticates_assertions() {
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
+
+/// DNS rebinding: a web page reaching the emulator through a name of its own that
+/// resolves to 127.0.0.1 sends that name in `Host`; the admin API refuses it.
+#[tokio::test]
+async fn the_admin_api_answers_loopback_hosts_only() {
+    let emulator = Emulator::builder().start().await.expect("started");
+    let base = emulator.base_url();
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let http = client();
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".to_owned(),
+        format!("127.0.0.1.evil.example:{port}"),
+        format!("localhost.evil.example:{port}"),
+        "10.0.0.1".to_owned(),
+        "127.0.0.1:notaport".to_owned(),
+    ] {
+        let reply = send(
+            http.get(format!("{base}/_emulator/tenants"))
+                .header("host", host.clone()),
+        )
+        .await;
+        assert_eq!(reply.status, 403, "{host}: {}", reply.body);
+        assert!(
+            reply.body["message"].as_str().unwrap().contains("loopback"),
+            "{}",
+            reply.body
+        );
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("LOCALHOST:{port}"),
+        format!("[::1]:{port}"),
+        "127.0.0.1".to_owned(),
+    ] {
+        let reply = send(
+            http.get(format!("{base}/_emulator/health"))
+                .header("host", host.clone()),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{host}: {}", reply.body);
+    }
+    // The Web API and the token endpoints are not restricted this way.
+    let reply = send(
+        http.get(format!("{base}/api/data/v9.2/"))
+            .header("host", "contoso.crm.dynamics.com"),
+    )
+    .await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn absurd_admin_values_are_refused_with_400() {
+    let emulator = Emulator::builder().start().await.expect("started");
+    let base = emulator.base_url();
+    let http = client();
+    let tenant = emulator.tenant_id();
+    let app = &emulator.seeded().unwrap().confidential_app.client_id;
+    let cases = [
+        (
+            "PATCH",
+            "settings",
+            json!({"token_lifetime_secs": u64::MAX}),
+        ),
+        ("PATCH", "settings", json!({"device_code_lifetime_secs": 0})),
+        ("PATCH", "dataverse/settings", json!({"dop_hint": 0})),
+        ("PATCH", "dataverse/settings", json!({"dop_hint": u32::MAX})),
+        ("POST", "dataverse/generate", json!({"count": u64::MAX})),
+        ("POST", "dataverse/generate", json!({"count": 0})),
+        ("PUT", "limits", json!({"window_secs": u64::MAX})),
+        ("PUT", "limits", json!({"max_concurrent": 0})),
+        (
+            "PUT",
+            "limits/somebody",
+            json!({"max_execution_time_ms": u64::MAX}),
+        ),
+        (
+            "PUT",
+            "faults",
+            json!({"delay_ms": u64::MAX, "delay_rate": 1.0}),
+        ),
+        (
+            "POST",
+            &format!("tenants/{tenant}/apps/{app}/secrets"),
+            json!({"expires_in_secs": i64::MAX}),
+        ),
+        (
+            "POST",
+            &format!("tenants/{tenant}/apps/{app}/secrets"),
+            json!({"expires_in_secs": i64::MIN}),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let url = format!("{base}/_emulator/{path}");
+        let request = match method {
+            "PATCH" => http.patch(url),
+            "PUT" => http.put(url),
+            _ => http.post(url),
+        };
+        let reply = send(request.json(&body)).await;
+        assert_eq!(reply.status, 400, "{method} {path} {body}: {}", reply.body);
+    }
+    // Still serving, settings unchanged.
+    let health = send(http.get(format!("{base}/_emulator/health"))).await;
+    assert_eq!(health.status, 200);
+}

@@ -97,6 +97,89 @@ async fn https_serves_with_a_certificate_signed_by_the_exposed_ca() {
     }
 }
 
+/// Each emulator keeps its credential files in a private directory of its own, removed when
+/// it stops: two emulators side by side (parallel tests, two terminals) never overwrite each
+/// other's keys, which broke the second one's certificate sign-in with AADSTS700027.
+#[tokio::test]
+async fn each_emulator_has_its_own_private_credentials_removed_at_shutdown() {
+    let start = || async {
+        Emulator::builder()
+            .https(true)
+            .write_credentials_to_private_dir()
+            .start()
+            .await
+            .expect("started")
+    };
+    let (first, second) = (start().await, start().await);
+    let (first_dir, second_dir) = (
+        first.credentials_dir().expect("dir").to_owned(),
+        second.credentials_dir().expect("dir").to_owned(),
+    );
+    assert_ne!(first_dir, second_dir);
+    for (emulator, dir) in [(&first, &first_dir), (&second, &second_dir)] {
+        let key = std::fs::read_to_string(dir.join("certificate-app.key.pem")).expect("key");
+        assert_eq!(
+            key,
+            emulator
+                .seeded()
+                .expect("seeded")
+                .certificate_app
+                .private_key_pem
+                .expose_secret()
+        );
+        assert!(dir.join("ca.crt.pem").is_file());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |path: &std::path::Path| {
+                std::fs::metadata(path)
+                    .expect("metadata")
+                    .permissions()
+                    .mode()
+                    & 0o777
+            };
+            assert_eq!(mode(dir), 0o700, "the directory is private");
+            assert_eq!(mode(&dir.join("certificate-app.key.pem")), 0o600);
+        }
+    }
+    first.shutdown().await;
+    assert!(!first_dir.exists(), "removed at shutdown");
+    assert!(
+        second_dir.join("ca.crt.pem").is_file(),
+        "the other one keeps its files"
+    );
+    drop(second);
+    assert!(!second_dir.exists(), "removed when dropped");
+}
+
+/// A symlink planted at a credential file's name is replaced, never written through.
+#[cfg(unix)]
+#[tokio::test]
+async fn credential_files_are_never_written_through_a_symlink() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "untouched").expect("victim");
+    std::os::unix::fs::symlink(&victim, dir.path().join("certificate-app.key.pem"))
+        .expect("symlink");
+    let emulator = Emulator::builder()
+        .write_credentials_to(dir.path())
+        .start()
+        .await
+        .expect("started");
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "untouched"
+    );
+    let key = dir.path().join("certificate-app.key.pem");
+    assert!(std::fs::symlink_metadata(&key).expect("key").is_file());
+    drop(emulator);
+    assert!(
+        !key.exists(),
+        "the files it wrote are removed when it stops"
+    );
+    assert!(victim.exists());
+}
+
 #[tokio::test]
 async fn a_toml_file_configures_tenants_apps_users_and_lifetime() {
     let dir = tempfile::tempdir().expect("temp dir");

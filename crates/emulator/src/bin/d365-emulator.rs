@@ -11,15 +11,18 @@ use std::process::ExitCode;
 use d365_emulator::Emulator;
 use secrecy::ExposeSecret as _;
 
-const USAGE: &str =
-    "usage: d365-emulator [--port N] [--https] [--data PATH] [--config FILE] [--schema FILE]
+const USAGE: &str = "usage: d365-emulator [--port N] [--https] [--data PATH] [--config FILE] [--schema FILE] [--credentials-dir DIR]
 
   --port N        listen on 127.0.0.1:N (default: a free port)
-  --https         serve https with a generated certificate (writes ca.crt.pem beside --data, or
-                  into the current directory)
+  --https         serve https with a generated certificate (its CA is written as ca.crt.pem
+                  into the credentials directory)
   --data PATH     keep the Dataverse data in this SQLite file (default: in memory)
   --config FILE   emulator configuration (TOML: tenants, apps, users, tables)
-  --schema FILE   extra tables (TOML schema file)";
+  --schema FILE   extra tables (TOML schema file)
+  --credentials-dir DIR
+                  write the certificate app's key and certificate (and the CA) here
+                  (default: a new private directory of this emulator's own); the files are
+                  removed when it stops";
 
 #[derive(Debug, Default)]
 struct Args {
@@ -28,6 +31,7 @@ struct Args {
     data: Option<PathBuf>,
     config: Option<PathBuf>,
     schema: Option<PathBuf>,
+    credentials_dir: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Option<Args>, String> {
@@ -56,6 +60,9 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--data" => args.data = Some(PathBuf::from(value("a path")?)),
             "--config" => args.config = Some(PathBuf::from(value("a file")?)),
             "--schema" => args.schema = Some(PathBuf::from(value("a file")?)),
+            "--credentials-dir" => {
+                args.credentials_dir = Some(PathBuf::from(value("a directory")?));
+            }
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
@@ -85,15 +92,10 @@ async fn main() -> ExitCode {
     if let Some(path) = &args.schema {
         builder = builder.schema_file(path);
     }
-    let credentials = args
-        .data
-        .as_ref()
-        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("."));
-    if args.https {
-        builder = builder.write_credentials_to(&credentials);
-    }
+    builder = match &args.credentials_dir {
+        Some(dir) => builder.write_credentials_to(dir),
+        None => builder.write_credentials_to_private_dir(),
+    };
     let emulator = match builder.start().await {
         Ok(emulator) => emulator,
         Err(err) => {
@@ -105,11 +107,11 @@ async fn main() -> ExitCode {
     println!("  tenant        {}", emulator.tenant_id());
     println!("  token (v2)    {}", emulator.token_endpoint_v2());
     println!("  Web API       {}", emulator.web_api_url());
-    if args.https {
-        println!(
-            "  CA            {}",
-            credentials.join("ca.crt.pem").display()
-        );
+    if let Some(dir) = emulator.credentials_dir() {
+        if args.https {
+            println!("  CA            {}", dir.join("ca.crt.pem").display());
+        }
+        println!("  credentials   {}", dir.display());
     }
     println!("  admin API     {}/_emulator/", emulator.base_url());
     println!();

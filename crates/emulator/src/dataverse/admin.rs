@@ -19,8 +19,14 @@ use super::DvState;
 use super::faults::FaultConfig;
 use super::limits::ServiceLimits;
 use super::org::{self, NewUser, OrgError};
+use crate::admin::out_of_range;
 
 type Shared = State<Arc<DvState>>;
+
+/// The most rows one `POST /_emulator/dataverse/generate` may add.
+const MAX_GENERATED: u64 = 5_000_000;
+/// The longest injected delay: ten minutes.
+const MAX_DELAY_MS: u64 = 600_000;
 
 pub(crate) fn routes() -> Router<Arc<DvState>> {
     Router::new()
@@ -256,11 +262,14 @@ struct SettingsBody {
     dop_hint: Option<u32>,
 }
 
-async fn patch_settings(State(state): Shared, Json(body): Json<SettingsBody>) -> Json<Value> {
+async fn patch_settings(State(state): Shared, Json(body): Json<SettingsBody>) -> Response {
     if let Some(hint) = body.dop_hint {
+        if let Some(problem) = out_of_range("dop_hint", hint, 1, 1024) {
+            return error(StatusCode::BAD_REQUEST, "invalid", problem);
+        }
         state.set_dop_hint(hint);
     }
-    Json(json!({"dop_hint": state.dop_hint()}))
+    Json(json!({"dop_hint": state.dop_hint()})).into_response()
 }
 
 #[derive(Deserialize)]
@@ -271,6 +280,9 @@ struct GenerateBody {
 
 async fn generate(State(state): Shared, Json(body): Json<GenerateBody>) -> Response {
     let count = body.count;
+    if let Some(problem) = out_of_range("count", count, 1, MAX_GENERATED) {
+        return error(StatusCode::BAD_REQUEST, "invalid", problem);
+    }
     match on_store(&state, move |db, schema| {
         super::generate::accounts(db, schema, count).map_err(OrgError::from)
     })
@@ -309,6 +321,33 @@ struct LimitsBody {
 }
 
 impl LimitsBody {
+    /// What is wrong with the body, if anything.
+    fn problem(&self) -> Option<String> {
+        let check = |name, value: Option<u64>, max| {
+            value.and_then(|value| out_of_range(name, value, 1, max))
+        };
+        check(
+            "max_requests",
+            self.max_requests.map(u64::from),
+            1_000_000_000,
+        )
+        .or_else(|| check("window_secs", self.window_secs, 24 * 3600))
+        .or_else(|| {
+            check(
+                "max_concurrent",
+                self.max_concurrent.map(u64::from),
+                100_000,
+            )
+        })
+        .or_else(|| {
+            check(
+                "max_execution_time_ms",
+                self.max_execution_time_ms,
+                24 * 3600 * 1000,
+            )
+        })
+    }
+
     fn apply(&self, base: ServiceLimits) -> ServiceLimits {
         let mut limits = base;
         if let Some(count) = self.max_requests {
@@ -350,24 +389,30 @@ async fn get_limits(State(state): Shared) -> Json<Value> {
     Json(all_limits(&state))
 }
 
-async fn put_default_limits(State(state): Shared, Json(body): Json<LimitsBody>) -> Json<Value> {
+async fn put_default_limits(State(state): Shared, Json(body): Json<LimitsBody>) -> Response {
+    if let Some(problem) = body.problem() {
+        return error(StatusCode::BAD_REQUEST, "invalid", problem);
+    }
     state
         .limiter
         .set_default(body.apply(ServiceLimits::default()));
     state.limiter.reset();
-    Json(all_limits(&state))
+    Json(all_limits(&state)).into_response()
 }
 
 async fn put_caller_limits(
     State(state): Shared,
     Path(caller): Path<String>,
     Json(body): Json<LimitsBody>,
-) -> Json<Value> {
+) -> Response {
+    if let Some(problem) = body.problem() {
+        return error(StatusCode::BAD_REQUEST, "invalid", problem);
+    }
     state
         .limiter
         .set_override(&caller, Some(body.apply(ServiceLimits::default())));
     state.limiter.reset();
-    Json(all_limits(&state))
+    Json(all_limits(&state)).into_response()
 }
 
 async fn delete_caller_limits(State(state): Shared, Path(caller): Path<String>) -> Response {
@@ -423,6 +468,9 @@ async fn put_faults(State(state): Shared, Json(body): Json<FaultsBody>) -> Respo
             "invalid",
             "rates must be between 0 and 1".into(),
         );
+    }
+    if let Some(problem) = out_of_range("delay_ms", body.delay_ms, 0, MAX_DELAY_MS) {
+        return error(StatusCode::BAD_REQUEST, "invalid", problem);
     }
     let config = FaultConfig::new(body.seed)
         .unavailable(body.unavailable_rate)

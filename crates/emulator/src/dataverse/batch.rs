@@ -221,6 +221,16 @@ fn missing_reference(reference: &str) -> ApiError {
 /// Turns a part into a request below the service root, resolving `$n` references.
 fn request_of(ctx: &Ctx<'_>, part: &Part, ids: &HashMap<String, String>) -> ApiResult<DvRequest> {
     let target = &part.target;
+    if target.len() > super::odata::MAX_BATCH_URL_LEN {
+        return Err(ApiError::bad_request(
+            "0x80060888",
+            format!(
+                "A request URL inside the batch is {} characters long, more than the {} Dataverse accepts.",
+                target.len(),
+                super::odata::MAX_BATCH_URL_LEN
+            ),
+        ));
+    }
     let (path_and_query, resolved) = if let Some(reference) = target.strip_prefix('$') {
         let end = reference.find(['/', '?']).unwrap_or(reference.len());
         let entity = ids

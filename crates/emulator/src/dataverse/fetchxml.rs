@@ -8,11 +8,16 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::errors::{ApiError, ApiResult};
-use super::odata::filter::{Expr, Func, Literal, Op, normalize_datetime, parse_guid};
+use super::odata::filter::{
+    Expr, Func, Literal, Op, normalize_datetime, parse_guid, too_deep, too_many_terms,
+};
 use super::odata::json::{Shape, record};
 use super::odata::paging;
 use super::odata::query::{MAX_PAGE, Plan, SortKey};
-use super::odata::{FETCH_PAGING_COOKIE, FORMATTED, MORE_RECORDS, Prefer, TOTAL_COUNT};
+use super::odata::{
+    FETCH_PAGING_COOKIE, FORMATTED, MAX_FILTER_DEPTH, MAX_FILTER_TERMS, MAX_IN_VALUES, MAX_SELECT,
+    MORE_RECORDS, Prefer, TOTAL_COUNT,
+};
 use super::response::{Collection, DvResponse, Ordered};
 use super::schema::{Kind, Schema, Table};
 use super::store::Db;
@@ -129,8 +134,14 @@ fn condition(table: &Table, node: roxmltree::Node<'_, '_>) -> ApiResult<Expr> {
             let values = node
                 .children()
                 .filter(|n| n.has_tag_name("value"))
+                .take(MAX_IN_VALUES + 1)
                 .map(|n| literal(kind, n.text().unwrap_or_default()))
                 .collect::<ApiResult<Vec<_>>>()?;
+            if values.len() > MAX_IN_VALUES {
+                return Err(invalid(format!(
+                    "The condition operator '{operator}' takes at most {MAX_IN_VALUES} values."
+                )));
+            }
             let expr = Expr::In { property, values };
             if operator == "in" {
                 expr
@@ -146,15 +157,22 @@ fn condition(table: &Table, node: roxmltree::Node<'_, '_>) -> ApiResult<Expr> {
     })
 }
 
-fn filter(table: &Table, node: roxmltree::Node<'_, '_>) -> ApiResult<Expr> {
-    let mut items = Vec::new();
-    for child in node.children().filter(roxmltree::Node::is_element) {
-        match child.tag_name().name() {
-            "condition" => items.push(condition(table, child)?),
-            "filter" => items.push(filter(table, child)?),
-            other => return Err(invalid(format!("'{other}' is not valid inside <filter>."))),
-        }
+/// Where a FetchXML query stands against the condition limits: how deep the current
+/// `<filter>` is nested, and how many conditions were read.
+#[derive(Default)]
+struct Bounds {
+    depth: usize,
+    terms: usize,
+}
+
+fn filter(table: &Table, node: roxmltree::Node<'_, '_>, bounds: &mut Bounds) -> ApiResult<Expr> {
+    if bounds.depth >= MAX_FILTER_DEPTH {
+        return Err(too_deep("FetchXML"));
     }
+    bounds.depth += 1;
+    let items = filter_items(table, node, bounds);
+    bounds.depth -= 1;
+    let items = items?;
     Ok(match node.attribute("type").unwrap_or("and") {
         "or" => Expr::Or(items),
         "and" if items.is_empty() => Expr::And(vec![Expr::Compare {
@@ -165,6 +183,28 @@ fn filter(table: &Table, node: roxmltree::Node<'_, '_>) -> ApiResult<Expr> {
         "and" => Expr::And(items),
         other => return Err(invalid(format!("The filter type '{other}' is not valid."))),
     })
+}
+
+fn filter_items(
+    table: &Table,
+    node: roxmltree::Node<'_, '_>,
+    bounds: &mut Bounds,
+) -> ApiResult<Vec<Expr>> {
+    let mut items = Vec::new();
+    for child in node.children().filter(roxmltree::Node::is_element) {
+        match child.tag_name().name() {
+            "condition" => {
+                bounds.terms += 1;
+                if bounds.terms > MAX_FILTER_TERMS {
+                    return Err(too_many_terms("FetchXML"));
+                }
+                items.push(condition(table, child)?);
+            }
+            "filter" => items.push(filter(table, child, bounds)?),
+            other => return Err(invalid(format!("'{other}' is not valid inside <filter>."))),
+        }
+    }
+    Ok(items)
 }
 
 fn number(node: roxmltree::Node<'_, '_>, name: &str) -> ApiResult<Option<usize>> {
@@ -209,6 +249,7 @@ pub(crate) fn execute(
     let mut select = Some(Vec::new());
     let mut order = Vec::new();
     let mut conditions = Vec::new();
+    let mut bounds = Bounds::default();
     for child in entity.children().filter(roxmltree::Node::is_element) {
         match child.tag_name().name() {
             "attribute" => {
@@ -217,6 +258,11 @@ pub(crate) fn execute(
                     .ok_or_else(|| invalid("<attribute> needs a name."))?;
                 let property = property(table, name)?;
                 if let Some(list) = &mut select {
+                    if list.len() >= MAX_SELECT {
+                        return Err(invalid(format!(
+                            "A FetchXML query may name at most {MAX_SELECT} attributes."
+                        )));
+                    }
                     list.push(property);
                 }
             }
@@ -232,7 +278,7 @@ pub(crate) fn execute(
                     descending: child.attribute("descending") == Some("true"),
                 });
             }
-            "filter" => conditions.push(filter(table, child)?),
+            "filter" => conditions.push(filter(table, child, &mut bounds)?),
             "link-entity" => {
                 return Err(invalid(
                     "<link-entity> is not supported by the d365 emulator.",
@@ -482,5 +528,60 @@ mod proptests {
         fn fetchxml_never_panics_on_generated_queries(xml in fetch_xml()) {
             run(&xml);
         }
+
+        /// Deep `<filter>` nesting: without the depth limit, a few hundred levels overflow
+        /// the stack of the thread that translates the query.
+        #[test]
+        fn deep_filters_are_refused_never_overflowing(depth in 0_usize..3000, or in any::<bool>()) {
+            let kind = if or { "or" } else { "and" };
+            let xml = format!(
+                "<fetch><entity name=\"account\">{}<condition attribute=\"name\" operator=\"eq\" value=\"x\"/>{}</entity></fetch>",
+                format!("<filter type=\"{kind}\">").repeat(depth),
+                "</filter>".repeat(depth)
+            );
+            run(&xml);
+        }
+    }
+
+    #[test]
+    fn the_reported_crash_is_a_400() {
+        let schema = Schema::build(&[]).expect("schema");
+        let table = schema.by_set("accounts").expect("accounts");
+        let store = Store::open(None, &schema).expect("store");
+        let db = store.lock();
+        let nested = |depth: usize| {
+            format!(
+                "<fetch><entity name=\"account\">{}<condition attribute=\"name\" operator=\"eq\" value=\"x\"/>{}</entity></fetch>",
+                "<filter>".repeat(depth),
+                "</filter>".repeat(depth)
+            )
+        };
+        let run = |xml: &str| {
+            execute(
+                &db,
+                &schema,
+                table,
+                xml,
+                &Prefer::default(),
+                "http://127.0.0.1/api/data/v9.2/",
+            )
+        };
+        assert!(run(&nested(3000)).is_err());
+        let Err(error) = run(&nested(500)) else {
+            panic!("500 nested filters were accepted");
+        };
+        assert_eq!(error.status, 400);
+        assert!(
+            error.message.contains("more than 100 levels"),
+            "{}",
+            error.message
+        );
+        assert!(run(&nested(MAX_FILTER_DEPTH)).is_ok());
+        let many = format!(
+            "<fetch><entity name=\"account\"><filter type=\"or\">{}</filter></entity></fetch>",
+            "<condition attribute=\"name\" operator=\"eq\" value=\"x\"/>"
+                .repeat(MAX_FILTER_TERMS + 1)
+        );
+        assert!(run(&many).is_err());
     }
 }

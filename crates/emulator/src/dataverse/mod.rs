@@ -192,6 +192,19 @@ async fn handle(State(state): State<Arc<DvState>>, request: Request) -> Response
         .unwrap_or_default();
     let path = path.strip_prefix('/').unwrap_or(path).to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
+    let url_len = parts.uri.path().len() + query.len() + 1;
+    if url_len > odata::MAX_URL_LEN {
+        let response = ApiError::bad_request(
+            "0x80060888",
+            format!(
+                "The request URL is {url_len} characters long, more than the {} Dataverse accepts; send the query inside a $batch (a part may be 64 KB) or shorten it.",
+                odata::MAX_URL_LEN
+            ),
+        )
+        .into_response()
+        .into_http();
+        return finish(&state, response);
+    }
     let identity = match auth::authenticate(&state, &parts.headers) {
         Ok(identity) => identity,
         Err(response) => return finish(&state, *response),

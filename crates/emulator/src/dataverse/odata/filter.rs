@@ -1,12 +1,15 @@
 //! `$filter`: a lexer for OData literals (shared with key segments), a recursive-descent
 //! parser (`or` < `and` < `not` < comparisons and functions, parentheses) and the translation
 //! into a parameterized SQL condition, type-checked against the table as Dataverse does.
+//! The parser refuses more than [`MAX_FILTER_DEPTH`] levels of nesting and
+//! [`MAX_FILTER_TERMS`] conditions, so no query can exhaust the stack or SQLite's limits.
 
 use rusqlite::types::Value as Sql;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::dataverse::errors::{ApiError, ApiResult};
+use crate::dataverse::odata::{MAX_FILTER_DEPTH, MAX_FILTER_TERMS};
 use crate::dataverse::schema::{Kind, Table};
 use crate::dataverse::store::{format_time, ident};
 
@@ -328,9 +331,49 @@ struct Parser {
     tokens: Vec<Token>,
     pos: usize,
     text: String,
+    /// Open parentheses and `not`s around the current position.
+    depth: usize,
+    /// Comparisons and function calls so far.
+    terms: usize,
+}
+
+/// Refuses a condition nested deeper than [`MAX_FILTER_DEPTH`]: every level is a stack frame
+/// here and in the translation to SQL, so an unbounded depth would let one read-only
+/// request overflow the server's stack.
+pub(crate) fn too_deep(what: &str) -> ApiError {
+    syntax(format!(
+        "The {what} nests conditions more than {MAX_FILTER_DEPTH} levels deep; flatten it (a long chain of `and`/`or` needs no nesting)."
+    ))
+}
+
+/// Refuses a condition with more than [`MAX_FILTER_TERMS`] comparisons.
+pub(crate) fn too_many_terms(what: &str) -> ApiError {
+    syntax(format!(
+        "The {what} has more than {MAX_FILTER_TERMS} conditions; split the query, or use `in` (FetchXML) for a list of values."
+    ))
 }
 
 impl Parser {
+    /// Runs `inner` one level deeper, refusing to pass the depth limit.
+    fn nested<T>(&mut self, inner: impl FnOnce(&mut Self) -> ApiResult<T>) -> ApiResult<T> {
+        if self.depth >= MAX_FILTER_DEPTH {
+            return Err(too_deep("$filter"));
+        }
+        self.depth += 1;
+        let outcome = inner(self);
+        self.depth -= 1;
+        outcome
+    }
+
+    /// Counts one comparison or function call, refusing to pass the limit.
+    fn term(&mut self) -> ApiResult<()> {
+        self.terms += 1;
+        if self.terms > MAX_FILTER_TERMS {
+            return Err(too_many_terms("$filter"));
+        }
+        Ok(())
+    }
+
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.pos)
     }
@@ -381,25 +424,27 @@ impl Parser {
     fn unary(&mut self) -> ApiResult<Expr> {
         if self.keyword("not") {
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            return self.nested(|parser| Ok(Expr::Not(Box::new(parser.unary()?))));
         }
         self.primary()
     }
 
     fn primary(&mut self) -> ApiResult<Expr> {
         match self.next() {
-            Some(Token::Open) => {
-                let inner = self.or()?;
-                match self.next() {
+            Some(Token::Open) => self.nested(|parser| {
+                let inner = parser.or()?;
+                match parser.next() {
                     Some(Token::Close) => Ok(inner),
-                    _ => Err(self.error()),
+                    _ => Err(parser.error()),
                 }
-            }
+            }),
             Some(Token::Ident(name)) if self.peek() == Some(&Token::Open) => {
                 self.pos += 1;
+                self.term()?;
                 self.function(&name)
             }
             Some(Token::Ident(property)) => {
+                self.term()?;
                 let op = self.operator()?;
                 match self.next() {
                     Some(Token::Lit(value)) => Ok(Expr::Compare {
@@ -417,6 +462,7 @@ impl Parser {
                 }
             }
             Some(Token::Lit(value)) => {
+                self.term()?;
                 let op = self.operator()?.flipped();
                 match self.next() {
                     Some(Token::Ident(property)) => Ok(Expr::Compare {
@@ -489,6 +535,8 @@ pub(crate) fn parse(text: &str, aliases: &[(String, String)]) -> ApiResult<Expr>
         tokens,
         pos: 0,
         text: text.to_owned(),
+        depth: 0,
+        terms: 0,
     };
     let expr = parser.or()?;
     if parser.pos != parser.tokens.len() {
@@ -877,5 +925,53 @@ mod proptests {
         ) {
             check(&tokens.concat());
         }
+
+        /// Deep nesting: without the depth limit, a few hundred levels overflow the stack
+        /// of the thread that parses (an abort of the whole process, not a panic).
+        #[test]
+        fn deep_nesting_is_refused_never_overflowing(
+            wrappers in proptest::collection::vec(0_u8..4, 0..3000),
+        ) {
+            let mut text = "name eq 'x'".to_owned();
+            for wrapper in &wrappers {
+                text = match wrapper {
+                    0 => format!("({text})"),
+                    1 => format!("not {text}"),
+                    2 => format!("not ({text})"),
+                    _ => format!("(name eq 'y' or {text})"),
+                };
+            }
+            check(&text);
+            let depth: usize = wrappers.iter().map(|w| if *w == 2 { 2 } else { 1 }).sum();
+            if depth > MAX_FILTER_DEPTH {
+                prop_assert!(parse(&text, &[]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn the_reported_crashes_are_400s() {
+        let cases = [
+            format!("{}name eq 'x'{}", "(".repeat(450), ")".repeat(450)),
+            format!("{}name eq 'x'", "not ".repeat(1000)),
+            format!("{}name eq 'x'", "not ".repeat(200_000)),
+            vec!["name eq 'x'"; MAX_FILTER_TERMS + 1].join(" and "),
+        ];
+        for text in &cases {
+            let error = parse(text, &[]).unwrap_err();
+            assert_eq!(error.status, 400, "{}", &text[..40.min(text.len())]);
+            assert!(error.message.contains("more than"), "{}", error.message);
+        }
+        let just_enough = format!(
+            "{}name eq 'x'{}",
+            "(".repeat(MAX_FILTER_DEPTH),
+            ")".repeat(MAX_FILTER_DEPTH)
+        );
+        assert!(parse(&just_enough, &[]).is_ok());
+        let many = vec!["name eq 'x'"; MAX_FILTER_TERMS].join(" or ");
+        let expr = parse(&many, &[]).unwrap();
+        let schema = Schema::build(&[]).expect("schema");
+        let table = schema.by_set("accounts").expect("accounts");
+        to_sql(&expr, table, &mut Vec::new()).unwrap();
     }
 }

@@ -164,6 +164,12 @@ pub(crate) fn parse_select(table: &Table, select: Option<&str>) -> ApiResult<Opt
     let Some(text) = select else { return Ok(None) };
     let mut names = Vec::new();
     for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if names.len() >= super::MAX_SELECT {
+            return Err(ApiError::bad_request(
+                "0x80060888",
+                format!("$select may name at most {} columns.", super::MAX_SELECT),
+            ));
+        }
         if table.property(name).is_none() {
             return Err(ApiError::unknown_property(name, &table.logical_name));
         }

@@ -11,6 +11,22 @@ use axum::http::HeaderMap;
 
 use super::errors::{ApiError, ApiResult};
 
+/// The longest request URL (path and query) Dataverse accepts for a GET; a longer query
+/// travels inside a `$batch`.
+pub(crate) const MAX_URL_LEN: usize = 32 * 1024;
+/// The longest request URL of one `$batch` part.
+pub(crate) const MAX_BATCH_URL_LEN: usize = 64 * 1024;
+/// How deeply `$filter` and FetchXML conditions may nest (parentheses, `not`, `<filter>`):
+/// each level is a stack frame in the parser and the SQL translation.
+pub(crate) const MAX_FILTER_DEPTH: usize = 100;
+/// The most comparisons one `$filter` or FetchXML query may hold (SQLite's expression depth
+/// is 1000).
+pub(crate) const MAX_FILTER_TERMS: usize = 500;
+/// The most values of one FetchXML `in` condition (SQLite allows 32,766 parameters).
+pub(crate) const MAX_IN_VALUES: usize = 10_000;
+/// The most columns `$select` (or FetchXML `<attribute>`s) may name.
+pub(crate) const MAX_SELECT: usize = 1000;
+
 /// Percent-decodes `text`; `+` is a space in query strings (as ASP.NET reads them).
 pub(crate) fn percent_decode(text: &str, plus_is_space: bool) -> String {
     let bytes = text.as_bytes();
