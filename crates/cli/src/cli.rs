@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Microsoft Dataverse / Dynamics 365 from the command line",
     long_about = "Microsoft Dataverse / Dynamics 365 from the command line.\n\nA connection comes from --emulator, --connection-string (or D365_CONNECTION_STRING), a profile (--profile, D365_PROFILE, or the one chosen with `d365 profile use`), or the azure-identity environment variables with D365_URL. To sign in as a person (with MFA) instead, add --grant device-code. Try it offline: `d365 demo`.",
-    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or authorization, 4 not found or conflict, 5 throttled, 6 network."
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or authorization, 4 not found or conflict, 5 throttled, 6 network, 130 interrupted."
 )]
 pub(crate) struct Cli {
     #[command(flatten)]
@@ -24,7 +24,10 @@ pub(crate) struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub(crate) struct Global {
-    /// A ServiceClient-style connection string (secrets in it are never printed).
+    /// A ServiceClient-style connection string, or `-` to read it from standard input.
+    /// Secrets in it are never printed, but every local user sees a command line in the
+    /// process list: prefer `-c -`, --connection-string-file, D365_CONNECTION_STRING or a
+    /// profile for one that holds a secret.
     #[arg(
         long,
         short = 'c',
@@ -33,6 +36,19 @@ pub(crate) struct Global {
         hide_env_values = true
     )]
     pub(crate) connection_string: Option<String>,
+    /// Read the connection string from this file.
+    #[arg(
+        long,
+        global = true,
+        env = "D365_CONNECTION_STRING_FILE",
+        value_name = "FILE",
+        conflicts_with = "connection_string"
+    )]
+    pub(crate) connection_string_file: Option<PathBuf>,
+    /// Whether --connection-string came from the command line (where `ps` shows it), not
+    /// the environment; set after parsing.
+    #[arg(skip)]
+    pub(crate) connection_string_on_command_line: bool,
     /// A saved profile (see `d365 profile`).
     #[arg(long, short = 'p', global = true, env = "D365_PROFILE")]
     pub(crate) profile: Option<String>,
@@ -52,6 +68,42 @@ pub(crate) struct Global {
     /// Do not read or write the token cache file.
     #[arg(long, global = true)]
     pub(crate) no_token_cache: bool,
+    /// The most one request may take, in seconds, its retries and waits included.
+    #[arg(
+        long,
+        global = true,
+        env = "D365_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub(crate) timeout: u64,
+    /// How often a throttled or failed request is retried (0: never).
+    #[arg(
+        long,
+        global = true,
+        env = "D365_MAX_RETRIES",
+        value_name = "N",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(0..=100)
+    )]
+    pub(crate) max_retries: u32,
+    /// The most pages `get --all`, `get --out` and `fetchxml --all` follow; reaching it is
+    /// an error, so a server that pages forever cannot keep d365 busy forever.
+    #[arg(
+        long,
+        global = true,
+        env = "D365_MAX_PAGES",
+        value_name = "N",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub(crate) max_pages: u32,
+    /// In CSV output, prefix a `'` to text cells that start with `=`, `+`, `-`, `@`, a tab
+    /// or a carriage return, so a spreadsheet shows them instead of running them as
+    /// formulas. Off by default: CSV is exact data for scripts.
+    #[arg(long, global = true)]
+    pub(crate) csv_formula_guard: bool,
 }
 
 /// A grant to sign in with, overriding the connection's.
@@ -268,6 +320,10 @@ pub(crate) struct EmulatorArgs {
     /// A TOML configuration (tenants, apps, users, tables).
     #[arg(long)]
     pub(crate) config: Option<PathBuf>,
+    /// Write the certificate app's key and certificate (and with --https the CA) here
+    /// instead of a new private directory of this emulator's own; removed when it stops.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) credentials_dir: Option<PathBuf>,
 }
 
 /// `d365 profile …`.
@@ -277,14 +333,18 @@ pub(crate) enum ProfileCommand {
     Add {
         /// The profile's name.
         name: String,
-        /// The connection string.
+        /// The connection string, or `-` to read it from standard input. Without it, d365
+        /// asks for it without echo on a terminal, or reads standard input.
         #[arg(
             long,
             short = 'c',
             env = "D365_CONNECTION_STRING",
             hide_env_values = true
         )]
-        connection_string: String,
+        connection_string: Option<String>,
+        /// Whether the connection string was typed on the command line; set after parsing.
+        #[arg(skip)]
+        connection_string_on_command_line: bool,
         /// Make it the current profile.
         #[arg(long)]
         use_it: bool,

@@ -14,7 +14,7 @@ use d365_auth_client_credentials::ClientCredentials;
 use d365_auth_core::{Authority, FileStore, Tenant, TokenProvider, TokenStore};
 use d365_auth_device_code::{DeviceCode, DeviceCodeMessage};
 use d365_emulator::Emulator;
-use d365_webapi::{Client, ConnectOptions, ConnectionString};
+use d365_webapi::{Client, ConnectOptions, ConnectionString, RetrySettings};
 use secrecy::ExposeSecret as _;
 
 use crate::cli::{Global, GrantChoice};
@@ -28,7 +28,8 @@ pub(crate) const EMULATOR_DEVICE_CODE_INTERVAL: Duration = Duration::from_secs(1
 /// Shows the device code sign-in on stderr, so stdout stays the command's output, with
 /// `note` under the identity provider's message.
 pub(crate) fn print_device_code_message(message: &DeviceCodeMessage, note: Option<&str>) {
-    eprintln!("{message}");
+    // The identity provider wrote the message: it must not drive the terminal.
+    eprintln!("{}", crate::output::printable(&message.to_string(), true));
     if let Some(note) = note {
         eprintln!("{note}");
     }
@@ -55,6 +56,8 @@ pub(crate) struct Connection {
     pub(crate) client: Client,
     /// The client's token cache, as a provider (for `d365 token`).
     pub(crate) provider: Arc<dyn TokenProvider>,
+    /// The grant itself, behind no cache: `auth doctor` proves the credential with it.
+    pub(crate) grant: Arc<dyn TokenProvider>,
     /// Where the connection came from, for people (never holds a secret).
     pub(crate) source: String,
     /// Keeps the embedded emulator running for the command.
@@ -67,8 +70,128 @@ pub(crate) fn token_file() -> PathBuf {
         .map_or_else(|| profiles::config_dir().join("tokens.json"), PathBuf::from)
 }
 
-fn token_store(global: &Global) -> Option<Arc<dyn TokenStore>> {
-    (!global.no_token_cache).then(|| Arc::new(FileStore::new(token_file())) as Arc<dyn TokenStore>)
+/// The most a connection string read from standard input or a file may hold.
+const MAX_CONNECTION_STRING_LEN: u64 = 64 * 1024;
+
+/// The connection string the options give: `--connection-string TEXT` (or
+/// `D365_CONNECTION_STRING`), `-c -` for standard input, or `--connection-string-file`.
+/// Warns when one typed on the command line holds a secret: every local user can read it
+/// in the process list.
+pub(crate) fn connection_string(global: &Global) -> anyhow::Result<Option<String>> {
+    if let Some(path) = &global.connection_string_file {
+        let bytes = d365_auth_core::read_private_file(path, MAX_CONNECTION_STRING_LEN)
+            .with_context(|| format!("cannot read the connection string file {}", path.display()))?
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "the connection string file {} does not exist",
+                    path.display()
+                ))
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            UsageError(format!(
+                "the connection string file {} is not UTF-8 text",
+                path.display()
+            ))
+        })?;
+        return Ok(Some(text.trim().to_owned()));
+    }
+    match global.connection_string.as_deref() {
+        None => Ok(None),
+        Some("-") => read_stdin("the connection string").map(Some),
+        Some(text) => {
+            if global.connection_string_on_command_line {
+                warn_if_secret_on_command_line(text);
+            }
+            Ok(Some(text.to_owned()))
+        }
+    }
+}
+
+/// Standard input, whole and trimmed, for a value that may hold a secret.
+pub(crate) fn read_stdin(what: &str) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_CONNECTION_STRING_LEN + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {what} from standard input"))?;
+    if text.len() as u64 > MAX_CONNECTION_STRING_LEN {
+        return Err(UsageError(format!(
+            "{what} on standard input is longer than {MAX_CONNECTION_STRING_LEN} bytes"
+        ))
+        .into());
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(UsageError(format!("{what} on standard input is empty")).into());
+    }
+    Ok(text.to_owned())
+}
+
+/// Whether a connection string holds a secret (a client secret, a password, a certificate
+/// password); one that does not parse is judged by its keys, never echoed.
+pub(crate) fn holds_secret(text: &str) -> bool {
+    match ConnectionString::parse(text) {
+        Ok(parsed) => {
+            parsed.has_client_secret()
+                || parsed.has_password()
+                || parsed.certificate_password().is_some()
+        }
+        Err(_) => {
+            let lower = text.to_ascii_lowercase();
+            ["secret", "password", "pwd"]
+                .iter()
+                .any(|key| lower.contains(key))
+        }
+    }
+}
+
+/// The warning for a secret typed on the command line.
+pub(crate) fn warn_if_secret_on_command_line(text: &str) {
+    if holds_secret(text) {
+        eprintln!(
+            "warning: the connection string on the command line holds a secret, which other users of this machine can read in the process list; pass it on standard input (`-c -`), in a file (--connection-string-file), in D365_CONNECTION_STRING, or save it in a profile (`d365 profile add NAME` asks for it without echo)"
+        );
+    }
+}
+
+/// The Web API client for `url` with `grant`, the retry, deadline and paging bounds of
+/// the options, and the token file unless `--no-token-cache` (or `token_file` is false).
+fn client_for(
+    url: &str,
+    grant: Arc<dyn TokenProvider>,
+    global: &Global,
+    token_file_allowed: bool,
+) -> anyhow::Result<Client> {
+    let retry = RetrySettings::default()
+        .max_retries(global.max_retries)
+        .deadline(Duration::from_secs(global.timeout));
+    let mut builder = Client::builder_shared(url, grant)
+        .retry(retry)
+        .max_pages(global.max_pages);
+    if token_file_allowed && !global.no_token_cache {
+        builder =
+            builder.token_store(Arc::new(FileStore::new(token_file())) as Arc<dyn TokenStore>);
+    }
+    Ok(builder.build()?)
+}
+
+impl Connection {
+    fn new(
+        client: Client,
+        grant: Arc<dyn TokenProvider>,
+        source: String,
+        emulator: Option<Emulator>,
+    ) -> Self {
+        Self {
+            provider: Arc::new(client.token_cache().clone()),
+            client,
+            grant,
+            source,
+            _emulator: emulator,
+        }
+    }
 }
 
 impl Connection {
@@ -84,10 +207,10 @@ impl Connection {
         grant: Option<GrantChoice>,
     ) -> anyhow::Result<Self> {
         if global.emulator {
-            return Self::embedded_emulator(grant).await;
+            return Self::embedded_emulator(global, grant).await;
         }
-        if let Some(text) = &global.connection_string {
-            return Self::from_connection_string(text, "connection string", global, grant).await;
+        if let Some(text) = connection_string(global)? {
+            return Self::from_connection_string(&text, "connection string", global, grant).await;
         }
         if let Some(profile) = profiles::selected(global.profile.as_deref())? {
             let source = format!("profile `{}`", profile.name);
@@ -111,7 +234,10 @@ impl Connection {
     /// The embedded emulator with its seeded confidential application, or with
     /// `--grant device-code` its seeded public client: the code is approved at the
     /// emulator's own page (`{base}/devicelogin`) by one of its users.
-    pub(crate) async fn embedded_emulator(grant: Option<GrantChoice>) -> anyhow::Result<Self> {
+    pub(crate) async fn embedded_emulator(
+        global: &Global,
+        grant: Option<GrantChoice>,
+    ) -> anyhow::Result<Self> {
         let emulator = Emulator::builder()
             .device_code_interval(EMULATOR_DEVICE_CODE_INTERVAL)
             .start()
@@ -123,7 +249,7 @@ impl Connection {
             .clone();
         // The emulator's signing keys live as long as the process: its tokens must not
         // reach the token file.
-        let (client, source) = match grant {
+        let (grant, source): (Arc<dyn TokenProvider>, String) = match grant {
             Some(GrantChoice::DeviceCode) => {
                 let authority =
                     Authority::custom(emulator.base_url(), Tenant::parse(emulator.tenant_id())?)?;
@@ -139,7 +265,7 @@ impl Connection {
                     .on_message(move |message| print_device_code_message(message, Some(&note)))
                     .build()?;
                 (
-                    Client::builder(emulator.base_url(), grant).build()?,
+                    Arc::new(grant),
                     format!(
                         "embedded emulator at {} (device code, public client)",
                         emulator.base_url()
@@ -155,17 +281,13 @@ impl Connection {
                     .client_secret(app.secret.clone())
                     .build()?;
                 (
-                    Client::builder(emulator.base_url(), grant).build()?,
+                    Arc::new(grant),
                     format!("embedded emulator at {}", emulator.base_url()),
                 )
             }
         };
-        Ok(Self {
-            provider: Arc::new(client.token_cache().clone()),
-            client,
-            source,
-            _emulator: Some(emulator),
-        })
+        let client = client_for(emulator.base_url(), Arc::clone(&grant), global, false)?;
+        Ok(Self::new(client, grant, source, Some(emulator)))
     }
 
     async fn from_connection_string(
@@ -182,17 +304,13 @@ impl Connection {
             ),
             None => (connection.provider().await?, source.to_owned()),
         };
-        let mut builder = Client::builder_shared(connection.url().as_str(), provider);
-        if let Some(store) = token_store(global) {
-            builder = builder.token_store(store);
-        }
-        let client = builder.build()?;
-        Ok(Self {
-            provider: Arc::new(client.token_cache().clone()),
-            client,
-            source,
-            _emulator: None,
-        })
+        let client = client_for(
+            connection.url().as_str(),
+            Arc::clone(&provider),
+            global,
+            true,
+        )?;
+        Ok(Self::new(client, provider, source, None))
     }
 
     /// `D365_URL` with the azure-identity variables (a secret, a certificate, or a
@@ -215,17 +333,8 @@ impl Connection {
                 "environment (D365_URL, AZURE_*)",
             ),
         };
-        let mut builder = Client::builder_shared(url, provider);
-        if let Some(store) = token_store(global) {
-            builder = builder.token_store(store);
-        }
-        let client = builder.build()?;
-        Ok(Self {
-            provider: Arc::new(client.token_cache().clone()),
-            client,
-            source: source.to_owned(),
-            _emulator: None,
-        })
+        let client = client_for(url, Arc::clone(&provider), global, true)?;
+        Ok(Self::new(client, provider, source.to_owned(), None))
     }
 }
 

@@ -9,6 +9,10 @@
 //! | 4 | not found, or a conflict (precondition failed, record exists) |
 //! | 5 | throttled by service protection limits after the retries |
 //! | 6 | network: unreachable, timed out, or the connection broke |
+//! | 130 | interrupted (Ctrl-C): nothing was left half-written |
+//!
+//! A URL off the organization (refused before anything is sent), a paging loop and the
+//! page cap are failures (1): the message says which.
 
 use d365_auth_core::{AuthError, ErrorKind as AuthKind};
 use d365_webapi::{ConnectError, ErrorKind, WebApiError};
@@ -21,6 +25,13 @@ const AUTH: u8 = 3;
 const NOT_FOUND_OR_CONFLICT: u8 = 4;
 const THROTTLED: u8 = 5;
 const NETWORK: u8 = 6;
+/// Ctrl-C, as shells report a command ended by SIGINT (128 + 2).
+const INTERRUPTED: u8 = 130;
+
+/// The command was interrupted (Ctrl-C) and stopped cleanly.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: {0}")]
+pub(crate) struct Interrupted(pub(crate) String);
 
 /// A usage error found after parsing (e.g. an invalid key), shown like clap's own.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +69,7 @@ fn from_connect(error: &ConnectError) -> u8 {
     match error {
         ConnectError::Auth(auth) => from_auth(auth),
         ConnectError::WebApi(webapi) => from_webapi(webapi),
+        _ if error.is_network() => NETWORK,
         // Everything else is a connection string or setting that cannot work.
         _ => USAGE,
     }
@@ -74,6 +86,9 @@ pub(crate) fn code_for(error: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<UsageError>().is_some() {
             return USAGE;
+        }
+        if cause.downcast_ref::<Interrupted>().is_some() {
+            return INTERRUPTED;
         }
         if let Some(error) = cause.downcast_ref::<ConnectError>() {
             return from_connect(error);
@@ -121,7 +136,8 @@ pub(crate) fn describe(error: &anyhow::Error) -> (String, Option<&'static str>) 
 /// Prints `error: …` (the chain on one line) and `hint: …` on its own line when known.
 pub(crate) fn report(error: &anyhow::Error) {
     let (line, hint) = describe(error);
-    eprintln!("error: {line}");
+    // Server messages are quoted in errors: they must not drive the terminal.
+    eprintln!("error: {}", crate::output::printable(&line, false));
     if let Some(hint) = hint {
         eprintln!("hint: {hint}");
     }

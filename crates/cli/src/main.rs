@@ -16,10 +16,8 @@ mod profiles;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = parse_command_line();
     init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -38,6 +36,30 @@ fn main() -> ExitCode {
             ExitCode::from(exit::code_for(&error))
         }
     }
+}
+
+/// Parses the command line, noting where each connection string came from: one typed on
+/// the command line is visible to every local user in the process list.
+fn parse_command_line() -> cli::Cli {
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let matches = cli::Cli::command().get_matches();
+    let mut cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    fn typed(matches: &clap::ArgMatches) -> bool {
+        matches.value_source("connection_string") == Some(ValueSource::CommandLine)
+    }
+    cli.global.connection_string_on_command_line = typed(&matches);
+    if let cli::Command::Profile(cli::ProfileCommand::Add {
+        connection_string_on_command_line,
+        ..
+    }) = &mut cli.command
+    {
+        *connection_string_on_command_line = matches
+            .subcommand_matches("profile")
+            .and_then(|profile| profile.subcommand_matches("add"))
+            .is_some_and(typed);
+    }
+    cli
 }
 
 /// `-v` shows d365's own debug logs, `-vv` everything at trace level; `RUST_LOG` overrides.

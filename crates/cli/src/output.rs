@@ -2,12 +2,61 @@
 //! two-column table or a JSON object; and a streaming writer for exports that holds one
 //! record at a time.
 
+use std::borrow::Cow;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 
 use crate::cli::OutputFormat;
+
+/// `--csv-formula-guard`, set once at start: whether CSV text cells that a spreadsheet would
+/// run as a formula get a leading `'`.
+static CSV_FORMULA_GUARD: AtomicBool = AtomicBool::new(false);
+
+/// Turns the CSV formula guard on or off for this process (`--csv-formula-guard`).
+pub(crate) fn set_csv_formula_guard(on: bool) {
+    CSV_FORMULA_GUARD.store(on, Ordering::Relaxed);
+}
+
+/// Text from a server (or any outside source) made safe to show on a terminal: control
+/// characters (escape sequences, carriage returns, backspaces, C1 controls) and the Unicode
+/// bidirectional controls that reorder what is shown are written as `\u{…}` escapes, so
+/// data cannot move the cursor, rewrite earlier lines, change the terminal's title or
+/// disguise itself. With `keep_newlines`, line breaks stay (a multi-line table cell).
+pub(crate) fn printable(text: &str, keep_newlines: bool) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && !(keep_newlines && c == '\n'))
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.contains(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A CSV cell as written: exact, or with `--csv-formula-guard` a leading `'` for text a
+/// spreadsheet would read as a formula (OWASP's advice for CSV injection). Numbers are
+/// never changed: `-5` stays a number.
+fn csv_cell(record: &Value, column: &str) -> String {
+    let text = cell(record, column);
+    let is_text = matches!(record.get(column), Some(Value::String(_)));
+    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if is_text && formula && CSV_FORMULA_GUARD.load(Ordering::Relaxed) {
+        format!("'{text}")
+    } else {
+        text
+    }
+}
 
 /// The columns of `records`: every key in the order first seen, without OData
 /// annotations (`@odata.etag`, `…@OData.Community.Display.V1.FormattedValue`).
@@ -82,12 +131,16 @@ fn render(
             table
                 .load_preset(UTF8_FULL_CONDENSED)
                 .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header(columns.clone());
+                .set_header(
+                    columns
+                        .iter()
+                        .map(|column| printable(column, false).into_owned()),
+                );
             for record in records {
                 table.add_row(
                     columns
                         .iter()
-                        .map(|column| cell(record, column))
+                        .map(|column| printable(&cell(record, column), true).into_owned())
                         .collect::<Vec<_>>(),
                 );
             }
@@ -113,7 +166,7 @@ fn render(
             let mut writer = csv::Writer::from_writer(out);
             writer.write_record(&columns)?;
             for record in records {
-                writer.write_record(columns.iter().map(|column| cell(record, column)))?;
+                writer.write_record(columns.iter().map(|column| csv_cell(record, column)))?;
             }
             writer.flush()?;
         }
@@ -137,7 +190,10 @@ pub(crate) fn facts(
                     Value::Null => String::new(),
                     other => other.to_string(),
                 };
-                table.add_row(vec![(*label).to_owned(), text]);
+                table.add_row(vec![
+                    (*label).to_owned(),
+                    printable(&text, true).into_owned(),
+                ]);
             }
             writeln!(out, "{table}")?;
         }
@@ -187,8 +243,10 @@ impl<W: Write> StreamWriter<W> {
                     self.columns = Some(columns);
                 }
                 let columns = self.columns.as_ref().expect("set above");
-                let cells: Vec<String> =
-                    columns.iter().map(|column| cell(record, column)).collect();
+                let cells: Vec<String> = columns
+                    .iter()
+                    .map(|column| csv_cell(record, column))
+                    .collect();
                 write_csv_row(&mut self.out, cells.iter().map(String::as_str))?;
             }
             OutputFormat::Json => {
@@ -246,6 +304,48 @@ mod tests {
         );
         assert_eq!(cell(&rows()[0], "statecode"), "Active (0)");
         assert_eq!(cell(&rows()[1], "revenue"), "");
+    }
+
+    #[test]
+    fn server_text_cannot_drive_the_terminal() {
+        let hostile = "Contoso\u{1b}]0;owned\u{7}\u{1b}[2J\r\u{8}\u{9b}31m\u{202e}gnp.exe";
+        let shown = printable(hostile, true);
+        assert!(!shown.contains(|c: char| c.is_control()), "{shown:?}");
+        assert!(!shown.contains('\u{202e}'), "{shown:?}");
+        assert!(shown.starts_with("Contoso\\u{1b}]0;owned"), "{shown:?}");
+        assert_eq!(printable("two\nlines", true), "two\nlines");
+        assert_eq!(printable("two\nlines", false), "two\\u{a}lines");
+        assert!(matches!(printable("Zoë, 東京", false), Cow::Borrowed(_)));
+        let mut out = Vec::new();
+        records(
+            &mut out,
+            OutputFormat::Table,
+            &[serde_json::json!({"name": hostile})],
+        )
+        .unwrap();
+        let table = String::from_utf8(out).unwrap();
+        assert!(!table.contains('\u{1b}'), "{table}");
+    }
+
+    #[test]
+    fn csv_is_exact_unless_the_formula_guard_is_on() {
+        let rows = [
+            serde_json::json!({"a": "=HYPERLINK(\"http://x\")", "b": "-5", "c": -5, "d": "@SUM(1)", "e": "plain"}),
+        ];
+        let mut out = Vec::new();
+        records(&mut out, OutputFormat::Csv, &rows).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a,b,c,d,e\n\"=HYPERLINK(\"\"http://x\"\")\",-5,-5,@SUM(1),plain\n"
+        );
+        set_csv_formula_guard(true);
+        let mut out = Vec::new();
+        records(&mut out, OutputFormat::Csv, &rows).unwrap();
+        set_csv_formula_guard(false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a,b,c,d,e\n\"'=HYPERLINK(\"\"http://x\"\")\",'-5,-5,'@SUM(1),plain\n"
+        );
     }
 
     #[test]

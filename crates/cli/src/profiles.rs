@@ -1,7 +1,8 @@
 //! Saved connection profiles: `profiles.toml` in the d365 config directory holds names,
 //! URLs and redacted summaries; the connection strings themselves, secrets included, live
-//! in `secrets.toml` beside it, created with mode 0600 and never printed back. Both files
-//! are replaced atomically (write a temporary file, then rename).
+//! in `secrets.toml` beside it, never printed back. Both files are mode 0600 and replaced
+//! atomically through a temporary file created exclusively beside them (never through a
+//! symlink); reading refuses anything but a regular file and caps the size.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -64,63 +65,55 @@ fn secrets_path(dir: &Path) -> PathBuf {
     dir.join("secrets.toml")
 }
 
+/// The most a profiles or secrets file may hold: far more than any set of profiles needs.
+const MAX_FILE_LEN: u64 = 4 * 1024 * 1024;
+
+/// The file's text, `None` when it does not exist; anything but a regular file, a file
+/// over [`MAX_FILE_LEN`] or one that is not UTF-8 is refused (naming the file only).
+fn read_text(path: &Path) -> anyhow::Result<Option<String>> {
+    let Some(bytes) = d365_auth_core::read_private_file(path, MAX_FILE_LEN)
+        .with_context(|| format!("cannot read {}", path.display()))?
+    else {
+        return Ok(None);
+    };
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))
+}
+
 pub(crate) fn read_profiles(dir: &Path) -> anyhow::Result<ProfilesFile> {
     let path = profiles_path(dir);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text)
+    match read_text(&path)? {
+        Some(text) => toml::from_str(&text)
             .with_context(|| format!("{} is not a valid profiles file", path.display())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(ProfilesFile::default()),
-        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+        None => Ok(ProfilesFile::default()),
     }
 }
 
 fn read_secrets(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let path = secrets_path(dir);
-    match std::fs::read_to_string(&path) {
+    match read_text(&path)? {
         // The error names the file only: its text holds secrets.
-        Ok(text) => toml::from_str(&text)
+        Some(text) => toml::from_str(&text)
             .map_err(|_| anyhow::anyhow!("{} is not a valid secrets file", path.display())),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+        None => Ok(BTreeMap::new()),
     }
 }
 
-/// Writes `text` to `path` through a temporary file and a rename, with mode 0600 when
-/// `private`.
-fn write_atomically(path: &Path, text: &str, private: bool) -> anyhow::Result<()> {
-    let dir = path.parent().context("a file path has a parent")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let temporary = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("d365"),
-        std::process::id()
-    ));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    {
-        use std::io::Write as _;
-        let mut file = options
-            .open(&temporary)
-            .with_context(|| format!("cannot write {}", temporary.display()))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&temporary, path).with_context(|| format!("cannot replace {}", path.display()))
+/// Replaces `path` with `text` through [`d365_auth_core::replace_private_file`]: a new
+/// `0600` file created exclusively beside it, synced, renamed over it; a symlink at
+/// `path` is replaced, never written through.
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    d365_auth_core::replace_private_file(path, text.as_bytes())
+        .with_context(|| format!("cannot replace {}", path.display()))
 }
 
 fn write_profiles(dir: &Path, file: &ProfilesFile) -> anyhow::Result<()> {
-    write_atomically(&profiles_path(dir), &toml::to_string_pretty(file)?, false)
+    write_atomically(&profiles_path(dir), &toml::to_string_pretty(file)?)
 }
 
 fn write_secrets(dir: &Path, secrets: &BTreeMap<String, String>) -> anyhow::Result<()> {
-    write_atomically(&secrets_path(dir), &toml::to_string_pretty(secrets)?, true)
+    write_atomically(&secrets_path(dir), &toml::to_string_pretty(secrets)?)
 }
 
 fn check_name(name: &str) -> Result<(), UsageError> {
@@ -280,6 +273,41 @@ mod tests {
                 .contains("SECRET-2")
         );
         assert!(check_name("a b").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Found on `main`: the temporary file had a predictable name and was opened with
+    /// create + truncate, so a symlink planted there sent the secrets to its target, mode
+    /// 0666.
+    #[cfg(unix)]
+    #[test]
+    fn secrets_never_go_through_a_symlink() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("d365-profiles-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let stolen = dir.join("stolen");
+        for name in [
+            format!(".secrets.toml.{}.tmp", std::process::id()),
+            "secrets.toml".to_owned(),
+        ] {
+            std::os::unix::fs::symlink(&stolen, dir.join(name)).unwrap();
+        }
+        add(
+            &dir,
+            "dev",
+            "AuthType=ClientSecret;Url=https://dev.crm.dynamics.com;ClientSecret=SECRET-3",
+            info("https://dev.crm.dynamics.com"),
+            false,
+        )
+        .unwrap();
+        assert!(!stolen.exists(), "nothing was written through a symlink");
+        let secrets = secrets_path(&dir);
+        assert!(std::fs::symlink_metadata(&secrets).unwrap().is_file());
+        assert_eq!(
+            std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -336,7 +336,7 @@ fn commands_share_an_organization_served_by_d365_emulator() {
     let with = |args: &[&str]| {
         let output = d365(&config)
             .args(args)
-            .args(["--connection-string", &emulator.connection_string])
+            .env("D365_CONNECTION_STRING", &emulator.connection_string)
             .output()
             .unwrap();
         (output.status.code(), stdout(&output), stderr(&output))
@@ -468,7 +468,11 @@ fn error_and_profile_table_snapshots() {
     let output = d365(&config).arg("whoami").output().unwrap();
     insta::assert_snapshot!("no connection error", stderr(&output));
     let output = d365(&config)
-        .args(["whoami", "-c", "AuthType=ClientSecret;Url=http://contoso.crm.dynamics.com;ClientId=x;ClientSecret=TOP-SECRET"])
+        .args(["whoami"])
+        .env(
+            "D365_CONNECTION_STRING",
+            "AuthType=ClientSecret;Url=http://contoso.crm.dynamics.com;ClientId=x;ClientSecret=TOP-SECRET",
+        )
         .output()
         .unwrap();
     insta::assert_snapshot!("plain http error", stderr(&output));

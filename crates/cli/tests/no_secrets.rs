@@ -400,8 +400,8 @@ fn no_command_prints_or_logs_a_secret() {
             app,
         ],
         &[],
-        2,
-        "error:",
+        1,
+        "refused to send the organization's token",
     );
     let federated_file = config.join("federated-token.jwt");
     std::fs::write(&federated_file, FEDERATED_TOKEN).unwrap();

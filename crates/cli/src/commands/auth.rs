@@ -195,6 +195,7 @@ impl KindText for d365_webapi::WebApiError {
 /// beside the connection's own grant, and prompts once.
 pub(crate) async fn compare(global: &Global) -> anyhow::Result<()> {
     let nothing_configured = global.connection_string.is_none()
+        && global.connection_string_file.is_none()
         && global.profile.is_none()
         && crate::profiles::selected(None)?.is_none()
         && std::env::var("D365_URL").is_err();
@@ -365,14 +366,16 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
         )),
     }
 
+    // The credential is proved by a fresh request to the identity provider: a token from
+    // the token file says nothing about whether the secret configured now still works.
     let request = TokenRequest::new(org.clone());
-    let token = match connection.provider.request_token(&request).await {
+    let token = match connection.grant.request_token(&request).await {
         Ok(token) => {
             steps.push(Step::pass(
                 "token",
                 format!(
-                    "{} token, valid {} more min",
-                    connection.provider.grant(),
+                    "a fresh {} token (the credential works), valid {} more min",
+                    connection.grant.grant(),
                     lifetime(&token) / 60
                 ),
             ));

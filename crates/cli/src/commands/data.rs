@@ -10,6 +10,7 @@ use crate::cli::{
     FetchXmlArgs, GetArgs, KeyArgs, KeyedWriteArgs, OutputFormat, UpsertArgs, WriteArgs,
 };
 use crate::connection::Connection;
+use crate::exit::Interrupted;
 use crate::keys::{parse_key, read_json, read_text};
 use crate::output;
 use d365_webapi::{Order, Query, RequestOptions, UpsertMode};
@@ -99,6 +100,12 @@ pub(crate) async fn get(
 }
 
 /// Streams every row to a file (JSON lines unless --output csv/json), with a progress bar.
+///
+/// The rows go to a temporary file beside the target, which replaces the target only when
+/// every row is written and synced: an existing file is never truncated first, and a
+/// failure, Ctrl-C or a kill never leaves a torn file under the target's name. A new file
+/// is private (mode 0600: it holds the organization's data); one that replaces an existing
+/// file takes the old file's permissions.
 async fn export(
     connection: &Connection,
     format: OutputFormat,
@@ -110,22 +117,40 @@ async fn export(
     } else {
         format
     };
-    let file = std::fs::File::create(path)
-        .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", path.display()))?;
-    let mut writer = output::StreamWriter::new(BufWriter::with_capacity(1 << 16, file), format);
+    let mut partial = partial_file_for(path)?;
     let progress = indicatif::ProgressBar::new_spinner();
     progress.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {pos} rows  {per_sec}  {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     let started = Instant::now();
-    let rows = connection.client.query_all::<Value>(query);
-    futures_util::pin_mut!(rows);
-    while let Some(row) = rows.try_next().await? {
-        writer.write(&row)?;
-        progress.inc(1);
-    }
-    let written = writer.finish()?;
+    let written = {
+        let mut writer = output::StreamWriter::new(
+            BufWriter::with_capacity(1 << 16, partial.as_file_mut()),
+            format,
+        );
+        let rows = connection.client.query_all::<Value>(query);
+        futures_util::pin_mut!(rows);
+        let copy = async {
+            while let Some(row) = rows.try_next().await? {
+                writer.write(&row)?;
+                progress.inc(1);
+            }
+            anyhow::Ok(())
+        };
+        tokio::select! {
+            outcome = copy => outcome?,
+            _ = tokio::signal::ctrl_c() => {
+                progress.finish_and_clear();
+                return Err(Interrupted(format!("{} was left as it was", path.display())).into());
+            }
+        }
+        writer.finish()?
+    };
+    partial.as_file().sync_all()?;
+    partial
+        .persist(path)
+        .map_err(|error| anyhow::anyhow!("cannot replace {}: {}", path.display(), error.error))?;
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64().max(0.001);
     #[allow(clippy::cast_precision_loss)]
@@ -135,6 +160,32 @@ async fn export(
         path.display()
     );
     Ok(())
+}
+
+/// A new temporary file beside `target` (created exclusively, never through a symlink),
+/// removed unless it is persisted over the target; with the target's permissions when it
+/// exists, else mode 0600.
+fn partial_file_for(target: &std::path::Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    let directory = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => std::path::Path::new("."),
+    };
+    let name = target.file_name().map_or_else(
+        || "export".into(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let prefix = format!(".{name}.");
+    let partial = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".partial")
+        .tempfile_in(directory)
+        .map_err(|error| {
+            anyhow::anyhow!("cannot create a file in {}: {error}", directory.display())
+        })?;
+    if let Ok(existing) = std::fs::metadata(target) {
+        std::fs::set_permissions(partial.path(), existing.permissions())?;
+    }
+    Ok(partial)
 }
 
 /// `d365 fetchxml`.

@@ -73,10 +73,15 @@ pub(crate) async fn run(args: &EmulatorArgs, format: OutputFormat) -> anyhow::Re
         builder = builder.config_file(path);
     }
     // The certificate app's key and certificate as files, so its connection string works
-    // on any platform (there is no certificate store to name a thumbprint in).
-    let credentials = crate::profiles::config_dir().join("emulator");
-    let emulator = builder.write_credentials_to(&credentials).start().await?;
-    let announcement = announce(&emulator, &credentials)?;
+    // on any platform (there is no certificate store to name a thumbprint in): in a
+    // private directory of this emulator's own, so two emulators never overwrite each
+    // other's keys, removed when it stops.
+    let builder = match &args.credentials_dir {
+        Some(dir) => builder.write_credentials_to(dir),
+        None => builder.write_credentials_to_private_dir(),
+    };
+    let emulator = builder.start().await?;
+    let announcement = announce(&emulator);
     let text = !matches!(format, OutputFormat::Json | OutputFormat::Jsonl);
     if text {
         announcement.print_text();
@@ -91,17 +96,12 @@ pub(crate) async fn run(args: &EmulatorArgs, format: OutputFormat) -> anyhow::Re
     Ok(())
 }
 
-/// Gathers what to print, writing the https certificate to a file on the way.
-fn announce(emulator: &Emulator, credentials: &Path) -> anyhow::Result<Announcement> {
-    let ca_certificate = match emulator.ca_certificate_pem() {
-        Some(pem) => {
-            let path =
-                std::env::temp_dir().join(format!("d365-emulator-{}.pem", std::process::id()));
-            std::fs::write(&path, pem)?;
-            Some(path)
-        }
-        None => None,
-    };
+/// Gathers what to print.
+fn announce(emulator: &Emulator) -> Announcement {
+    let credentials = emulator.credentials_dir().unwrap_or(Path::new("."));
+    let ca_certificate = emulator
+        .ca_certificate_pem()
+        .map(|_| credentials.join("ca.crt.pem"));
     // The seeded secrets are the emulator's published test values, not real credentials:
     // printing them is the point of this command.
     let connections = emulator
@@ -119,11 +119,11 @@ fn announce(emulator: &Emulator, credentials: &Path) -> anyhow::Result<Announcem
             (connection.identity, value)
         })
         .collect();
-    Ok(Announcement {
+    Announcement {
         base_url: emulator.base_url().to_owned(),
         tenant_id: emulator.tenant_id().to_owned(),
         device_login_url: format!("{}/devicelogin", emulator.base_url()),
         ca_certificate,
         connections,
-    })
+    }
 }

@@ -18,6 +18,7 @@ use crate::connection::Connection;
 /// Runs the command `cli` names.
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let global = &cli.global;
+    crate::output::set_csv_formula_guard(global.csv_formula_guard);
     match cli.command {
         Command::Demo => demo::run(global).await,
         Command::Emulator(args) => emulator::run(&args, global.output).await,

@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::cli::{Global, ProfileCommand};
+use crate::connection;
 use crate::output;
 use crate::profiles::{self, ProfileInfo};
 
@@ -14,8 +15,19 @@ pub(crate) fn run(global: &Global, command: ProfileCommand) -> anyhow::Result<()
         ProfileCommand::Add {
             name,
             connection_string,
+            connection_string_on_command_line,
             use_it,
         } => {
+            let connection_string = match connection_string.as_deref() {
+                None => ask_for_connection_string()?,
+                Some("-") => connection::read_stdin("the connection string")?,
+                Some(text) => {
+                    if connection_string_on_command_line {
+                        connection::warn_if_secret_on_command_line(text);
+                    }
+                    text.to_owned()
+                }
+            };
             let parsed = d365_webapi::ConnectionString::parse(&connection_string)?;
             let info = ProfileInfo {
                 url: parsed.url().to_string(),
@@ -92,4 +104,20 @@ pub(crate) fn run(global: &Global, command: ProfileCommand) -> anyhow::Result<()
             output::facts(&mut stdout, global.output, &[("removed", json!(name))])
         }
     }
+}
+
+/// The connection string for `profile add` without `-c`: asked for without echo on a
+/// terminal (it usually holds a secret), else read from standard input.
+fn ask_for_connection_string() -> anyhow::Result<String> {
+    use std::io::IsTerminal as _;
+    if !std::io::stdin().is_terminal() {
+        return connection::read_stdin("the connection string");
+    }
+    let text = rpassword::prompt_password("Connection string (not shown as you type): ")
+        .map_err(|error| anyhow::anyhow!("cannot read the connection string: {error}"))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(crate::exit::UsageError("no connection string was given".to_owned()).into());
+    }
+    Ok(text.to_owned())
 }

@@ -22,6 +22,12 @@ pub(crate) async fn run(connection: &Connection, args: &RequestArgs) -> anyhow::
         Err(_) if response.body.is_empty() => {
             writeln!(stdout, "HTTP {}", response.status.as_u16())?;
         }
+        // Raw bytes for a pipe or a file; on a terminal, nothing that could drive it.
+        Err(_) if std::io::IsTerminal::is_terminal(&stdout) => writeln!(
+            stdout,
+            "{}",
+            crate::output::printable(&String::from_utf8_lossy(&response.body), true)
+        )?,
         Err(_) => stdout.write_all(&response.body)?,
     }
     Ok(())
