@@ -134,6 +134,21 @@ pub enum ConnectError {
     WebApi(Box<WebApiError>),
 }
 
+impl ConnectError {
+    /// Whether the organization could not be reached at all (discovery's request failed on
+    /// the network), as opposed to a setting that cannot work.
+    #[must_use]
+    pub fn is_network(&self) -> bool {
+        matches!(
+            self,
+            Self::Discovery {
+                source: Some(_),
+                ..
+            }
+        )
+    }
+}
+
 impl From<AuthError> for ConnectError {
     fn from(error: AuthError) -> Self {
         match error {
