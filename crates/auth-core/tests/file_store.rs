@@ -203,6 +203,9 @@ async fn the_file_is_replaced_atomically() {
     let inode = || std::os::unix::fs::MetadataExt::ino(&fs::metadata(dir.file()).unwrap());
     #[cfg(unix)]
     let before = inode();
+    // Held open, the first file keeps its inode: the file system cannot hand the number
+    // to a later file, so a different number below means the file really was replaced.
+    let held = fs::File::open(dir.file()).unwrap();
 
     // A reader that keeps parsing the file while it is rewritten: with an in-place write
     // it would sooner or later see a truncated or half-written file.
@@ -240,6 +243,7 @@ async fn the_file_is_replaced_atomically() {
         inode(),
         "the file was replaced, not rewritten in place"
     );
+    drop(held);
     let leftovers: Vec<_> = fs::read_dir(dir.file().parent().unwrap())
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())

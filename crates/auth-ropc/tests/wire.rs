@@ -229,8 +229,28 @@ async fn the_cache_key_names_endpoint_client_and_user_but_no_secret() {
     let bo = build("bo@contoso.com");
     assert_ne!(ana.cache_key(), bo.cache_key());
     assert_eq!(ana.cache_key(), build("ana@contoso.com").cache_key());
-    assert_eq!(
-        ana.cache_key(),
-        "password|https://login.microsoftonline.com/organizations/oauth2/v2.0/token|app|ana@contoso.com"
+    let key = ana.cache_key();
+    assert!(
+        key.starts_with(
+            "password|https://login.microsoftonline.com/organizations/oauth2/v2.0/token|app|ana@contoso.com|"
+        ),
+        "{key}"
+    );
+    assert!(
+        !key.contains("the-secret") && !key.contains("the-password"),
+        "{key}"
+    );
+    let other_secret = UsernamePassword::builder()
+        .tenant("organizations")
+        .client_id("app")
+        .client_secret("a-rotated-secret".into())
+        .username("ana@contoso.com")
+        .password("the-password".into())
+        .build()
+        .unwrap();
+    assert_ne!(
+        key,
+        other_secret.cache_key(),
+        "a confidential client's key carries its secret's fingerprint"
     );
 }

@@ -296,7 +296,8 @@ async fn absurd_admin_values_are_refused_with_400() {
         ("POST", "dataverse/generate", json!({"count": u64::MAX})),
         ("POST", "dataverse/generate", json!({"count": 0})),
         ("PUT", "limits", json!({"window_secs": u64::MAX})),
-        ("PUT", "limits", json!({"max_concurrent": 0})),
+        ("PUT", "limits", json!({"max_concurrent": u32::MAX})),
+        ("PUT", "limits", json!({"window_secs": 0})),
         (
             "PUT",
             "limits/somebody",

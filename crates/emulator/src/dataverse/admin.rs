@@ -323,29 +323,25 @@ struct LimitsBody {
 impl LimitsBody {
     /// What is wrong with the body, if anything.
     fn problem(&self) -> Option<String> {
-        let check = |name, value: Option<u64>, max| {
-            value.and_then(|value| out_of_range(name, value, 1, max))
+        // Zero (requests, concurrency, execution time) is a limit tests use: every request
+        // throttled.
+        let check = |name, value: Option<u64>, min, max| {
+            value.and_then(|value| out_of_range(name, value, min, max))
         };
-        check(
-            "max_requests",
-            self.max_requests.map(u64::from),
-            1_000_000_000,
-        )
-        .or_else(|| check("window_secs", self.window_secs, 24 * 3600))
-        .or_else(|| {
-            check(
-                "max_concurrent",
-                self.max_concurrent.map(u64::from),
-                100_000,
-            )
-        })
-        .or_else(|| {
-            check(
-                "max_execution_time_ms",
-                self.max_execution_time_ms,
-                24 * 3600 * 1000,
-            )
-        })
+        let requests = self.max_requests.map(u64::from);
+        let concurrent = self.max_concurrent.map(u64::from);
+        let day_ms = 24 * 3600 * 1000;
+        check("max_requests", requests, 0, 1_000_000_000)
+            .or_else(|| check("window_secs", self.window_secs, 1, 24 * 3600))
+            .or_else(|| check("max_concurrent", concurrent, 0, 100_000))
+            .or_else(|| {
+                check(
+                    "max_execution_time_ms",
+                    self.max_execution_time_ms,
+                    0,
+                    day_ms,
+                )
+            })
     }
 
     fn apply(&self, base: ServiceLimits) -> ServiceLimits {
