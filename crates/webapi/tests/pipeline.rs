@@ -533,11 +533,7 @@ async fn a_next_link_that_repeats_itself_ends_paging_with_an_error() {
         .query_all::<serde_json::Value>(Query::new("accounts"))
         .collect()
         .await;
-    let error = outcomes.last().unwrap().as_ref().unwrap_err();
-    assert!(
-        matches!(error, d365_webapi::WebApiError::PagingLoop { pages: 2 }),
-        "{error}"
-    );
+    assert_paging_loop_after_two_pages(&outcomes);
     assert_eq!(
         server.requests().len(),
         2,
@@ -700,11 +696,18 @@ async fn a_fetchxml_paging_cookie_that_repeats_ends_paging_with_an_error() {
         )
         .collect()
         .await;
+    assert_paging_loop_after_two_pages(&outcomes);
+    assert_eq!(outcomes.len(), 3, "both pages' rows, then the error");
+    assert_eq!(server.requests().len(), 2);
+}
+
+/// The last outcome is the paging loop found when the second page repeated the first.
+fn assert_paging_loop_after_two_pages(
+    outcomes: &[Result<serde_json::Value, d365_webapi::WebApiError>],
+) {
     let error = outcomes.last().unwrap().as_ref().unwrap_err();
     assert!(
         matches!(error, d365_webapi::WebApiError::PagingLoop { pages: 2 }),
         "{error}"
     );
-    assert_eq!(outcomes.len(), 3, "both pages' rows, then the error");
-    assert_eq!(server.requests().len(), 2);
 }
