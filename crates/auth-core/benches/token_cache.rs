@@ -50,7 +50,7 @@ impl TokenProvider for CountingProvider {
     }
 
     fn grant(&self) -> Grant {
-        Grant::ClientCredentials
+        Grant::new("bench")
     }
 
     fn cache_key(&self) -> String {
@@ -66,6 +66,7 @@ fn token(request: &TokenRequest) -> AccessToken {
         request.resource().clone(),
     )
     .build()
+    .expect("a plain token is a valid header value")
 }
 
 fn request() -> TokenRequest {

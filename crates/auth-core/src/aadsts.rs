@@ -340,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn device_code_polling_errors_are_classified_by_their_error_value() {
+    fn polling_errors_are_classified_by_their_error_value() {
         for (error, kind) in [
             ("authorization_pending", ErrorKind::AuthorizationPending),
             ("slow_down", ErrorKind::SlowDown),

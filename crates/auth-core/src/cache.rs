@@ -670,6 +670,7 @@ mod tests {
             Some(secs) => builder.refresh_on(now + Duration::from_secs(secs)).build(),
             None => builder.build(),
         }
+        .unwrap()
     }
 
     #[test]

@@ -109,15 +109,6 @@ pub enum ConfigError {
         /// Why it is not a tenant.
         reason: &'static str,
     },
-    /// The user is federated to another identity provider, which the password grant
-    /// cannot sign in through; found before the password was sent.
-    #[error("`{user}`{} is federated to another identity provider, and the password grant cannot sign in federated users, so the password was not sent; use the client credentials grant (an application user) for unattended jobs or the device code grant for people, or, if the tenant validates federated users' passwords in the cloud (AllowCloudPasswordValidation), turn the grant's user realm check off", domain.as_deref().map(|domain| format!(" (domain `{domain}`)")).unwrap_or_default())]
-    FederatedUser {
-        /// The user name.
-        user: String,
-        /// The user's domain, as the user realm endpoint named it.
-        domain: Option<String>,
-    },
     /// A required setting is missing.
     #[error("{setting} is required: {fix}")]
     Missing {
@@ -148,8 +139,48 @@ pub(crate) fn describe_input(input: &str) -> String {
     }
 }
 
+/// What a caller does about a failure: a handful of groups of [`ErrorKind`]s, to match on
+/// when the precise kind (and the AADSTS code, [`AuthError::aadsts`]) is more than the
+/// caller needs.
+///
+/// # Examples
+///
+/// ```
+/// use d365_auth_core::{AuthError, ConfigError, ErrorCategory};
+///
+/// let error = AuthError::Config(ConfigError::Missing { setting: "client id", fix: String::new() });
+/// match error.category() {
+///     ErrorCategory::Configuration => { /* fix the settings: nothing was sent */ }
+///     ErrorCategory::Unavailable => { /* try again later */ }
+///     _ => { /* show the error and its hint */ }
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCategory {
+    /// A setting is wrong or missing: the tenant, the authority, the client id, the scope or
+    /// resource, a grant the application may not use. Fix the configuration.
+    Configuration,
+    /// The credential was refused or could not be produced: a wrong or expired secret, a
+    /// certificate or assertion not accepted, a wrong password. Fix or renew it.
+    Credential,
+    /// The application or the user cannot sign in at all: disabled, locked, unknown.
+    Account,
+    /// Consent or an API permission is missing. An administrator grants it.
+    Consent,
+    /// A person must act: multi-factor authentication, Conditional Access, an interactive
+    /// sign-in, a pending, declined, expired or cancelled sign-in, a refused refresh token.
+    Interaction,
+    /// Temporary: throttling, an unavailable service, a timeout, the network. Retry later.
+    Unavailable,
+    /// The answer could not be used: not a token nor an OAuth error, a redirect, an
+    /// unclassified refusal. Check the authority URL and anything in between.
+    Protocol,
+}
+
 /// What went wrong, for code that branches on it. More specific than the variants of
 /// [`AuthError`]: an identity provider's refusal is classified by its AADSTS code.
+/// [`ErrorKind::category`] groups the kinds into a handful of [`ErrorCategory`]s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -183,9 +214,6 @@ pub enum ErrorKind {
     UnknownInstance,
     /// AADSTS50126: wrong user name or password.
     InvalidUserCredentials,
-    /// The user is federated to another identity provider; the password grant cannot sign
-    /// them in (found by the user realm check, before the password was sent).
-    FederatedUser,
     /// AADSTS50034: the user does not exist in the tenant.
     UserNotFound,
     /// AADSTS50053: the account is locked.
@@ -343,12 +371,70 @@ pub enum AuthError {
     },
 }
 
+impl ErrorKind {
+    /// The group this kind belongs to.
+    #[must_use]
+    pub fn category(self) -> ErrorCategory {
+        use ErrorCategory as C;
+        match self {
+            Self::Configuration
+            | Self::ClientCredentialMissing
+            | Self::PublicClientSentCredential
+            | Self::ClientNotFound
+            | Self::TenantNotFound
+            | Self::WrongCloud
+            | Self::TenantNotAllowed
+            | Self::UnknownInstance
+            | Self::ResourceNotFound
+            | Self::InvalidScope
+            | Self::ResourceParameterOnV2
+            | Self::MissingParameter
+            | Self::UnsupportedGrantType
+            | Self::UnauthorizedClient => C::Configuration,
+            Self::InvalidClientSecret
+            | Self::ClientSecretExpired
+            | Self::InvalidClientAssertion
+            | Self::ClientAssertionExpired
+            | Self::InvalidClient
+            | Self::InvalidUserCredentials
+            | Self::PasswordExpired
+            | Self::Credential => C::Credential,
+            Self::ApplicationDisabled
+            | Self::UserNotFound
+            | Self::AccountLocked
+            | Self::AccountDisabled => C::Account,
+            Self::ConsentRequired | Self::PermissionMissing => C::Consent,
+            Self::MfaRequired
+            | Self::MfaRegistrationRequired
+            | Self::ConditionalAccessBlocked
+            | Self::InteractionRequired
+            | Self::RefreshTokenRejected
+            | Self::AuthorizationPending
+            | Self::SlowDown
+            | Self::AuthorizationDeclined
+            | Self::CodeExpired
+            | Self::Cancelled
+            | Self::InvalidGrant => C::Interaction,
+            Self::ServiceUnavailable | Self::Throttled | Self::Timeout | Self::Network => {
+                C::Unavailable
+            }
+            Self::Rejected | Self::UnexpectedResponse | Self::Redirected => C::Protocol,
+        }
+    }
+}
+
 impl AuthError {
+    /// The group of failures this belongs to: a handful to match on; [`kind`](Self::kind)
+    /// and [`aadsts`](Self::aadsts) stay precise.
+    #[must_use]
+    pub fn category(&self) -> ErrorCategory {
+        self.kind().category()
+    }
+
     /// The kind of failure, to branch on.
     #[must_use]
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Config(ConfigError::FederatedUser { .. }) => ErrorKind::FederatedUser,
             Self::Config(_) => ErrorKind::Configuration,
             Self::Identity(error) => error.kind(),
             Self::Throttled { .. } => ErrorKind::Throttled,

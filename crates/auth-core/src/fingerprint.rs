@@ -21,7 +21,7 @@ const KEPT_HEX_CHARS: usize = 32;
 /// # Examples
 ///
 /// ```
-/// use d365_auth_core::credential_fingerprint;
+/// use d365_auth_core::grant::credential_fingerprint;
 ///
 /// let old = credential_fingerprint("client_secret", b"first secret");
 /// let new = credential_fingerprint("client_secret", b"rotated secret");

@@ -1,28 +1,30 @@
 //! The token abstraction every d365 grant and the Dataverse Web API client share.
 //!
-//! - [`TokenProvider`]: the trait a grant implements (`request_token`, `grant`), object
-//!   safe so that consumers hold an `Arc<dyn TokenProvider>`.
-//! - [`AccessToken`]: a token with its expiry, cheap to clone, never shown by `Debug`.
-//! - [`Resource`] and [`TokenRequest`]: an organization URL in any common form, and the
-//!   v2 scope or v1 resource derived from it.
-//! - [`Authority`]: Entra ID in each cloud, a custom host, or AD FS, and its token endpoints.
-//! - [`TokenEndpointClient`] and [`TokenForm`]: the token-endpoint client grants share
-//!   (with `post_form` for a grant's other endpoints, such as device authorization, and
-//!   [`TokenResponse::into_renewed_token`] for refresh-token reuse).
-//! - [`TokenCache`]: single-flight caching with early refresh, over a [`TokenStore`].
-//! - [`AuthError`]: typed errors with the AADSTS code and a hint, including the polling
-//!   errors of the device code grant and [`AuthError::Cancelled`] for grants that wait for
-//!   a person.
+//! Three audiences, three places:
 //!
-//! A new grant is a crate that depends on this one alone: see `docs/extending.md`.
+//! - **Consumers** (an application, the Web API client) find what they need here at the
+//!   root: [`TokenProvider`], the trait every grant implements; [`AccessToken`];
+//!   [`TokenCache`], single-flight caching with early renewal; [`TokenRequest`] and
+//!   [`Resource`] (an organization URL in any common form); [`Authority`], [`Tenant`],
+//!   [`Cloud`] to configure grants; [`AuthError`] with its [`ErrorKind`], grouped into a
+//!   handful of [`ErrorCategory`]s, and the AADSTS code with a hint.
+//! - **Grant authors** find the token-endpoint client, forms, the shared builder part,
+//!   refresh-token renewal and registration with configuration in [`grant`].
+//! - **Store authors** find [`TokenStore`](store::TokenStore), the record format and safe
+//!   file helpers in [`store`].
+//!
+//! auth-core names no particular grant: a grant is a `grant_type` on the wire and a crate
+//! of its own (`docs/extending.md`).
 //!
 //! # Example
 //!
 //! ```no_run
+//! use d365_auth_core::grant::{
+//!     ClientCredential, ClientKind, TokenEndpointClient, TokenForm, credential_fingerprint,
+//! };
 //! use d365_auth_core::{
-//!     async_trait, AccessToken, Authority, AuthError, ClientCredential, ClientKind, EndpointVersion,
-//!     Grant, Tenant, TokenCache, TokenEndpointClient, TokenForm, TokenProvider, TokenRequest,
-//!     credential_fingerprint,
+//!     async_trait, AccessToken, Authority, AuthError, EndpointVersion, Grant, Tenant,
+//!     TokenCache, TokenProvider, TokenRequest,
 //! };
 //! use secrecy::{ExposeSecret as _, SecretString};
 //!
@@ -38,14 +40,14 @@
 //! impl TokenProvider for MySecretGrant {
 //!     async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
 //!         let endpoint = self.authority.token_endpoint(EndpointVersion::V2);
-//!         let form = TokenForm::client_credentials(&self.client_id)
+//!         let form = TokenForm::new("client_credentials", &self.client_id)
 //!             .credential(ClientCredential::SecretPost(&self.secret))
 //!             .target(request, ClientKind::Confidential, &endpoint);
-//!         Ok(self.http.send(&endpoint, &form).await?.into_access_token(request))
+//!         self.http.send(&endpoint, &form).await?.into_access_token(request)
 //!     }
 //!
 //!     fn grant(&self) -> Grant {
-//!         Grant::ClientCredentials
+//!         Grant::new("client_credentials")
 //!     }
 //!
 //!     fn cache_key(&self) -> String {
@@ -70,30 +72,31 @@
 mod aadsts;
 mod authority;
 mod cache;
+mod client_settings;
 mod endpoint;
 mod error;
 mod fingerprint;
 mod provider;
+mod registration;
+mod renewal;
 mod resource;
 mod settings;
-mod store;
 mod token;
 mod urls;
 
+pub mod grant;
+pub mod store;
+
 pub use async_trait::async_trait;
-pub use authority::{Authority, Cloud, EndpointVersion, TargetParameter, Tenant, TokenEndpoint};
+pub use authority::{Authority, Cloud, EndpointVersion, Tenant, TokenEndpoint};
 pub use cache::{TokenCache, TokenCacheBuilder};
-pub use endpoint::{
-    ClientCredential, TokenEndpointClient, TokenEndpointClientBuilder, TokenForm, TokenResponse,
-    classify_error_response, default_http_client,
-};
-pub use error::{AuthError, ConfigError, ErrorKind, ErrorSource, IdentityError};
-pub use fingerprint::credential_fingerprint;
+pub use error::{AuthError, ConfigError, ErrorCategory, ErrorKind};
 pub use provider::{Grant, TokenProvider};
-pub use resource::{ClientKind, Resource, TokenRequest};
-pub use settings::{AuthoritySettings, ResolvedAuthority};
-pub use store::{
-    FileStore, FileStoreBuilder, MemoryStore, StoreError, TokenStore, decode_token, encode_token,
-    read_private_file, replace_private_file,
-};
-pub use token::{AccessToken, AccessTokenBuilder};
+pub use resource::{Resource, TokenRequest};
+pub use token::AccessToken;
+
+/// What [`grant::client_setters!`] expands to needs, under a path of this crate.
+#[doc(hidden)]
+pub mod __private {
+    pub use reqwest;
+}

@@ -31,11 +31,12 @@ use crate::token::AccessToken;
 /// impl TokenProvider for FromSidecar {
 ///     async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
 ///         let expires = SystemTime::now() + Duration::from_secs(300);
-///         Ok(AccessToken::builder("token-from-sidecar".into(), expires, request.resource().clone()).build())
+///         let token = AccessToken::builder("token-from-sidecar".into(), expires, request.resource().clone());
+///         token.build().map_err(|problem| AuthError::credential(format!("the sidecar's token {problem}"), None))
 ///     }
 ///
 ///     fn grant(&self) -> Grant {
-///         Grant::Other("sidecar")
+///         Grant::new("sidecar")
 ///     }
 ///
 ///     fn cache_key(&self) -> String {
@@ -74,47 +75,51 @@ pub trait TokenProvider: Send + Sync + fmt::Debug {
 
     /// Whose tokens this provider returns, and got with which credential: authority,
     /// tenant, client id, for delegated grants the user, and a
-    /// [`credential_fingerprint`](crate::credential_fingerprint) of the application's
+    /// [`credential_fingerprint`](crate::grant::credential_fingerprint) of the application's
     /// credential (a secret's digest, a certificate's thumbprint). Providers with equal keys
-    /// are interchangeable, so a shared [`TokenStore`](crate::TokenStore) may hand one's
+    /// are interchangeable, so a shared [`TokenStore`](crate::store::TokenStore) may hand one's
     /// token to the other: with the fingerprint in the key, a token obtained with a
     /// rotated or wrong secret is never served. Never include a secret itself.
     fn cache_key(&self) -> String;
 }
 
-/// An OAuth 2.0 grant type.
+/// An OAuth 2.0 grant, by its `grant_type` (`client_credentials`, `password`,
+/// `urn:ietf:params:oauth:grant-type:device_code`, ...) or another name for flows that are
+/// not a token-endpoint grant. auth-core names no grant but the refresh token every grant
+/// shares: each grant crate says its own.
+///
+/// # Examples
+///
+/// ```
+/// use d365_auth_core::Grant;
+///
+/// const MY_GRANT: Grant = Grant::new("urn:example:my-grant");
+/// assert_eq!(MY_GRANT.to_string(), "urn:example:my-grant");
+/// assert_ne!(MY_GRANT, Grant::REFRESH_TOKEN);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Grant {
-    /// `client_credentials`: the application acts as itself.
-    ClientCredentials,
-    /// `password`: resource owner password credentials.
-    Password,
-    /// `refresh_token`.
-    RefreshToken,
-    /// `urn:ietf:params:oauth:grant-type:device_code`.
-    DeviceCode,
-    /// Any other grant, by its name.
-    Other(&'static str),
-}
+pub struct Grant(&'static str);
 
 impl Grant {
-    /// The `grant_type` value on the wire (or the name given to [`Grant::Other`]).
+    /// `refresh_token` (RFC 6749 §6).
+    pub const REFRESH_TOKEN: Self = Self("refresh_token");
+
+    /// The grant called `name`: its `grant_type` on the wire, or a name of its own.
+    #[must_use]
+    pub const fn new(name: &'static str) -> Self {
+        Self(name)
+    }
+
+    /// Its name.
     #[must_use]
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientCredentials => "client_credentials",
-            Self::Password => "password",
-            Self::RefreshToken => "refresh_token",
-            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
-            Self::Other(name) => name,
-        }
+        self.0
     }
 }
 
 impl fmt::Display for Grant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.0)
     }
 }
 

@@ -33,7 +33,8 @@ pub enum ClientKind {
 /// # Examples
 ///
 /// ```
-/// use d365_auth_core::{ClientKind, Resource};
+/// use d365_auth_core::{Resource};
+/// use d365_auth_core::grant::{ClientKind};
 ///
 /// let org = Resource::parse("https://Contoso.crm4.dynamics.com/api/data/v9.2/")?;
 /// assert_eq!(org.as_str(), "https://contoso.crm4.dynamics.com");
@@ -180,7 +181,7 @@ impl TokenRequest {
         &self.resource
     }
 
-    /// A stable text form of the request, for keys in a persistent [`TokenStore`](crate::TokenStore).
+    /// A stable text form of the request, for keys in a persistent [`TokenStore`](crate::store::TokenStore).
     #[must_use]
     pub fn cache_key(&self) -> &str {
         self.resource.as_str()

@@ -25,7 +25,8 @@ enum Source {
 /// # Examples
 ///
 /// ```
-/// use d365_auth_core::{AuthoritySettings, Tenant};
+/// use d365_auth_core::{Tenant};
+/// use d365_auth_core::grant::{AuthoritySettings};
 ///
 /// let mut settings = AuthoritySettings::default();
 /// settings.set_tenant("contoso.onmicrosoft.com");
@@ -196,7 +197,7 @@ mod tests {
         assert!(resolved.authority.unwrap().is_adfs());
         let endpoint = TokenEndpoint::new(
             "https://idp.example/token".parse().unwrap(),
-            crate::TargetParameter::Scope,
+            crate::authority::TargetParameter::Scope,
         );
         settings.set_token_endpoint(endpoint.clone());
         let resolved = settings.resolve(refuse_common).unwrap();

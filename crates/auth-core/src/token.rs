@@ -1,5 +1,6 @@
 //! [`AccessToken`]: a token with its expiry and what it was issued for, cheap to clone
-//! and never shown by `Debug`.
+//! and never shown by `Debug`. A token that no HTTP header can carry is refused when it is
+//! built ([`UnsendableToken`]), so [`AccessToken::authorization_header`] cannot fail.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,10 +26,10 @@ use crate::resource::Resource;
 ///     SystemTime::now() + Duration::from_secs(3600),
 ///     Resource::parse("https://contoso.crm.dynamics.com")?,
 /// )
-/// .build();
+/// .build()?;
 /// assert!(!format!("{token:?}").contains("eyJ0eXAi"));
 /// assert_eq!(token.token_type(), "Bearer");
-/// # Ok::<(), d365_auth_core::ConfigError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
 pub struct AccessToken {
@@ -37,6 +38,8 @@ pub struct AccessToken {
 
 struct Inner {
     secret: SecretString,
+    /// `{token_type} {secret}`, checked and built once, marked sensitive.
+    header: http::HeaderValue,
     token_type: String,
     expires_on: SystemTime,
     refresh_on: Option<SystemTime>,
@@ -53,15 +56,13 @@ impl AccessToken {
         resource: Resource,
     ) -> AccessTokenBuilder {
         AccessTokenBuilder {
-            inner: Inner {
-                secret,
-                token_type: "Bearer".to_owned(),
-                expires_on,
-                refresh_on: None,
-                resource,
-                scope: None,
-                refresh_token: None,
-            },
+            secret,
+            token_type: "Bearer".to_owned(),
+            expires_on,
+            refresh_on: None,
+            resource,
+            scope: None,
+            refresh_token: None,
         }
     }
 
@@ -122,23 +123,12 @@ impl AccessToken {
             .unwrap_or_default()
     }
 
-    /// The `Authorization` header value, marked sensitive so that `http` and `reqwest`
-    /// keep it out of their `Debug` output.
-    ///
-    /// # Panics
-    ///
-    /// Never for tokens from an identity provider; a token value with bytes that are not
-    /// allowed in a header panics here rather than being sent.
+    /// The `Authorization` header value (`Bearer …`), marked sensitive so that `http` and
+    /// `reqwest` keep it out of their `Debug` output. Checked when the token was built:
+    /// this never fails.
     #[must_use]
     pub fn authorization_header(&self) -> http::HeaderValue {
-        let mut value = http::HeaderValue::try_from(format!(
-            "{} {}",
-            self.inner.token_type,
-            self.inner.secret.expose_secret()
-        ))
-        .expect("an access token contains only header-safe characters");
-        value.set_sensitive(true);
-        value
+        self.inner.header.clone()
     }
 
     /// Whether two values hold the same token (the same secret).
@@ -169,39 +159,108 @@ impl fmt::Debug for AccessToken {
 /// Builds an [`AccessToken`]; see [`AccessToken::builder`].
 #[must_use]
 pub struct AccessTokenBuilder {
-    inner: Inner,
+    secret: SecretString,
+    token_type: String,
+    expires_on: SystemTime,
+    refresh_on: Option<SystemTime>,
+    resource: Resource,
+    scope: Option<String>,
+    refresh_token: Option<SecretString>,
 }
 
 impl AccessTokenBuilder {
     /// The token type (`Bearer` unless set).
     pub fn token_type(mut self, token_type: impl Into<String>) -> Self {
-        self.inner.token_type = token_type.into();
+        self.token_type = token_type.into();
         self
     }
 
     /// When to renew the token ahead of its expiry.
     pub fn refresh_on(mut self, refresh_on: SystemTime) -> Self {
-        self.inner.refresh_on = Some(refresh_on);
+        self.refresh_on = Some(refresh_on);
         self
     }
 
     /// The scopes granted.
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.inner.scope = Some(scope.into());
+        self.scope = Some(scope.into());
         self
     }
 
     /// The refresh token issued with it.
     pub fn refresh_token(mut self, refresh_token: SecretString) -> Self {
-        self.inner.refresh_token = Some(refresh_token);
+        self.refresh_token = Some(refresh_token);
         self
     }
 
-    /// The token.
-    pub fn build(self) -> AccessToken {
-        AccessToken {
-            inner: Arc::new(self.inner),
-        }
+    /// The token, with its `Authorization` header checked and built.
+    ///
+    /// # Errors
+    ///
+    /// [`UnsendableToken`] when the token or its type is empty or holds anything but
+    /// visible ASCII (a line break, a space, a control character, a non-ASCII byte): no
+    /// HTTP header can carry it, and a bearer token never holds one. Callers name where
+    /// the token came from (a token endpoint, a callback, a store) in their own error.
+    pub fn build(self) -> Result<AccessToken, UnsendableToken> {
+        check_header_text(&self.token_type, "token type")?;
+        check_header_text(self.secret.expose_secret(), "token")?;
+        let mut header = http::HeaderValue::try_from(format!(
+            "{} {}",
+            self.token_type,
+            self.secret.expose_secret()
+        ))
+        .map_err(|_| UnsendableToken {
+            what: "a byte a header refuses",
+            position: 0,
+        })?;
+        header.set_sensitive(true);
+        Ok(AccessToken {
+            inner: Arc::new(Inner {
+                secret: self.secret,
+                header,
+                token_type: self.token_type,
+                expires_on: self.expires_on,
+                refresh_on: self.refresh_on,
+                resource: self.resource,
+                scope: self.scope,
+                refresh_token: self.refresh_token,
+            }),
+        })
+    }
+}
+
+/// Why a token cannot be sent in an `Authorization` header. Its `Display` completes "an
+/// access token that …" and never shows the token.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("holds {what} at byte {position}, which no HTTP header can carry")]
+pub struct UnsendableToken {
+    what: &'static str,
+    position: usize,
+}
+
+/// Refuses empty text and anything but visible ASCII, saying what was found and where.
+fn check_header_text(text: &str, part: &'static str) -> Result<(), UnsendableToken> {
+    if text.is_empty() {
+        return Err(UnsendableToken {
+            what: if part == "token" {
+                "nothing (an empty token)"
+            } else {
+                "nothing (an empty token type)"
+            },
+            position: 0,
+        });
+    }
+    match text.bytes().position(|byte| !byte.is_ascii_graphic()) {
+        None => Ok(()),
+        Some(position) => Err(UnsendableToken {
+            what: match text.as_bytes()[position] {
+                b'\n' | b'\r' => "a line break",
+                b' ' | b'\t' => "white space",
+                byte if byte.is_ascii_control() => "a control character",
+                _ => "a non-ASCII character",
+            },
+            position,
+        }),
     }
 }
 
@@ -223,6 +282,7 @@ mod tests {
         )
         .refresh_token("refresh-secret".into())
         .build()
+        .unwrap()
     }
 
     #[test]
@@ -241,6 +301,32 @@ mod tests {
         assert!(header.is_sensitive());
         assert_eq!(header.to_str().unwrap(), "Bearer abc");
         assert!(!format!("{header:?}").contains("abc"));
+    }
+
+    #[test]
+    fn tokens_no_header_can_carry_are_refused_when_built() {
+        let build = |secret: &str| {
+            AccessToken::builder(
+                secret.into(),
+                SystemTime::now(),
+                Resource::parse("https://contoso.crm.dynamics.com").unwrap(),
+            )
+            .build()
+        };
+        for (secret, what) in [
+            ("eyJ0.eyJ1.sig\n", "a line break at byte 13"),
+            ("abc\r\nX-Injected: 1", "a line break at byte 3"),
+            ("two words", "white space at byte 3"),
+            ("tab\there", "white space"),
+            ("nul\0", "a control character"),
+            ("caf\u{e9}", "a non-ASCII character"),
+            ("", "an empty token"),
+        ] {
+            let error = build(secret).unwrap_err().to_string();
+            assert!(error.contains(what), "{secret:?}: {error}");
+            assert!(secret.is_empty() || !error.contains(secret), "{error}");
+        }
+        assert!(build("eyJ0eXAi.eyJhdWQi.c2ln-_~+/=").is_ok());
     }
 
     #[test]

@@ -45,49 +45,30 @@ impl fmt::Debug for ClientCredential<'_> {
     }
 }
 
-/// The grant part of a token request.
-#[derive(Clone, Copy)]
-pub(crate) enum FormGrant<'a> {
-    ClientCredentials,
-    Password {
-        username: &'a str,
-        password: &'a SecretString,
-    },
-    RefreshToken(&'a SecretString),
-    Other(&'a str),
-}
-
-impl FormGrant<'_> {
-    fn grant_type(&self) -> &str {
-        match self {
-            Self::ClientCredentials => "client_credentials",
-            Self::Password { .. } => "password",
-            Self::RefreshToken(_) => "refresh_token",
-            Self::Other(grant_type) => grant_type,
-        }
-    }
-}
-
-/// A token request as a grant describes it; [`TokenEndpointClient::send`](crate::TokenEndpointClient::send)
-/// puts it on the wire.
+/// A token request as a grant describes it — its `grant_type` and parameters, the client
+/// and how it proves itself, the API the token is for;
+/// [`TokenEndpointClient::send`](crate::grant::TokenEndpointClient::send) puts it on the
+/// wire. auth-core knows no grant: each grant names its own `grant_type` and parameters.
 ///
 /// # Examples
 ///
 /// ```
-/// use d365_auth_core::{Authority, ClientCredential, ClientKind, EndpointVersion, Tenant, TokenForm, TokenRequest};
+/// use d365_auth_core::grant::{ClientCredential, ClientKind, TokenForm};
+/// use d365_auth_core::{Authority, EndpointVersion, Tenant, TokenRequest};
 ///
 /// let endpoint = Authority::public_cloud(Tenant::Organizations).token_endpoint(EndpointVersion::V2);
 /// let request = TokenRequest::for_url("https://contoso.crm.dynamics.com")?;
 /// let secret = "s3cr3t".into();
-/// let form = TokenForm::client_credentials("00000000-0000-0000-0000-000000000001")
+/// let form = TokenForm::new("client_credentials", "00000000-0000-0000-0000-000000000001")
 ///     .credential(ClientCredential::SecretPost(&secret))
 ///     .target(&request, ClientKind::Confidential, &endpoint);
+/// assert_eq!(form.grant_type(), "client_credentials");
 /// assert!(!format!("{form:?}").contains("s3cr3t"));
 /// # Ok::<(), d365_auth_core::ConfigError>(())
 /// ```
 #[must_use]
 pub struct TokenForm<'a> {
-    pub(crate) grant: FormGrant<'a>,
+    pub(crate) grant_type: &'a str,
     pub(crate) client_id: &'a str,
     pub(crate) credential: ClientCredential<'a>,
     pub(crate) scopes: Vec<String>,
@@ -97,9 +78,12 @@ pub struct TokenForm<'a> {
 }
 
 impl<'a> TokenForm<'a> {
-    fn new(grant: FormGrant<'a>, client_id: &'a str) -> Self {
+    /// A request with `grant_type` (`client_credentials`, `password`,
+    /// `urn:ietf:params:oauth:grant-type:device_code`, ...) for `client_id`; add the grant's
+    /// parameters with [`param`](Self::param) and [`secret_param`](Self::secret_param).
+    pub fn new(grant_type: &'a str, client_id: &'a str) -> Self {
         Self {
-            grant,
+            grant_type,
             client_id,
             credential: ClientCredential::None,
             scopes: Vec::new(),
@@ -109,25 +93,10 @@ impl<'a> TokenForm<'a> {
         }
     }
 
-    /// `grant_type=client_credentials`.
-    pub fn client_credentials(client_id: &'a str) -> Self {
-        Self::new(FormGrant::ClientCredentials, client_id)
-    }
-
-    /// `grant_type=password` with the user's name and password.
-    pub fn password(client_id: &'a str, username: &'a str, password: &'a SecretString) -> Self {
-        Self::new(FormGrant::Password { username, password }, client_id)
-    }
-
-    /// `grant_type=refresh_token`.
+    /// `grant_type=refresh_token`: redeems a refresh token (RFC 6749 §6), which every grant
+    /// that issues one shares.
     pub fn refresh_token(client_id: &'a str, refresh_token: &'a SecretString) -> Self {
-        Self::new(FormGrant::RefreshToken(refresh_token), client_id)
-    }
-
-    /// Any other grant type, such as `urn:ietf:params:oauth:grant-type:device_code`; add
-    /// its parameters with [`param`](Self::param) and [`secret_param`](Self::secret_param).
-    pub fn grant(grant_type: &'a str, client_id: &'a str) -> Self {
-        Self::new(FormGrant::Other(grant_type), client_id)
+        Self::new("refresh_token", client_id).secret_param("refresh_token", refresh_token)
     }
 
     /// How the client authenticates (none, the default, for a public client).
@@ -174,7 +143,7 @@ impl<'a> TokenForm<'a> {
     /// The `grant_type` value.
     #[must_use]
     pub fn grant_type(&self) -> &str {
-        self.grant.grant_type()
+        self.grant_type
     }
 
     /// The scopes to send to `endpoint` (none for resource endpoints).
@@ -190,14 +159,11 @@ impl fmt::Debug for TokenForm<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("TokenForm");
         debug
-            .field("grant_type", &self.grant.grant_type())
+            .field("grant_type", &self.grant_type)
             .field("client_id", &self.client_id)
             .field("credential", &self.credential)
             .field("scopes", &self.scopes)
             .field("resource", &self.resource);
-        if let FormGrant::Password { username, .. } = self.grant {
-            debug.field("username", &username);
-        }
         debug
             .field(
                 "params",

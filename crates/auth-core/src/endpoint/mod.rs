@@ -1,6 +1,7 @@
-//! The token-endpoint client every grant shares: it posts a [`TokenForm`] (through the
-//! `oauth2` crate for the grants it knows), never follows a redirect, applies a timeout,
-//! and reads the answer into a [`TokenResponse`] or a typed [`AuthError`].
+//! The token-endpoint client every grant shares: it posts a [`TokenForm`] (any
+//! `grant_type`, with its client authentication and target), never follows a redirect,
+//! applies a timeout and a size cap, and reads the answer into a [`TokenResponse`] or a
+//! typed [`AuthError`].
 
 mod form;
 mod response;
@@ -10,7 +11,6 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use oauth2::{AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, Scope, TokenUrl};
 use secrecy::ExposeSecret;
 use tracing::Instrument as _;
 
@@ -19,50 +19,11 @@ pub use response::{TokenResponse, classify_error_response};
 
 use crate::authority::TokenEndpoint;
 use crate::error::AuthError;
-use form::FormGrant;
-use response::{WireTokenResponse, parse_success, unreadable_token};
-use transport::{Transport, TransportError};
+use response::parse_success;
+use transport::Transport;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-type OAuthClient = oauth2::Client<
-    oauth2::basic::BasicErrorResponse,
-    WireTokenResponse,
-    oauth2::basic::BasicTokenIntrospectionResponse,
-    oauth2::StandardRevocableToken,
-    oauth2::basic::BasicRevocationErrorResponse,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointSet,
->;
-
-/// Adds scopes, `resource`, the assertion and extra parameters to any `oauth2` request type.
-macro_rules! with_extras {
-    ($request:expr, $endpoint:expr, $form:expr) => {{
-        let mut request = $request;
-        for scope in $form.scopes_for($endpoint) {
-            request = request.add_scope(Scope::new(scope.clone()));
-        }
-        if let Some(resource) = &$form.resource {
-            request = request.add_extra_param("resource", resource.as_str());
-        }
-        if let ClientCredential::Assertion(assertion) = $form.credential {
-            request = request
-                .add_extra_param("client_assertion_type", JWT_BEARER)
-                .add_extra_param("client_assertion", assertion.expose_secret());
-        }
-        for (name, value) in &$form.params {
-            request = request.add_extra_param(*name, value.as_ref());
-        }
-        for (name, value) in &$form.secret_params {
-            request = request.add_extra_param(*name, value.expose_secret());
-        }
-        request
-    }};
-}
 
 /// Posts token requests for any grant and reads the answers.
 ///
@@ -73,17 +34,18 @@ macro_rules! with_extras {
 /// # Examples
 ///
 /// ```no_run
-/// use d365_auth_core::{Authority, ClientCredential, ClientKind, EndpointVersion, Tenant, TokenEndpointClient, TokenForm, TokenRequest};
+/// use d365_auth_core::grant::{ClientCredential, ClientKind, TokenEndpointClient, TokenForm};
+/// use d365_auth_core::{Authority, EndpointVersion, Tenant, TokenRequest};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = TokenEndpointClient::new();
 /// let endpoint = Authority::public_cloud(Tenant::parse("contoso.onmicrosoft.com")?).token_endpoint(EndpointVersion::V2);
 /// let request = TokenRequest::for_url("https://contoso.crm.dynamics.com")?;
 /// let secret = std::env::var("CLIENT_SECRET")?.into();
-/// let form = TokenForm::client_credentials("00000000-0000-0000-0000-000000000001")
+/// let form = TokenForm::new("client_credentials", "00000000-0000-0000-0000-000000000001")
 ///     .credential(ClientCredential::SecretPost(&secret))
 ///     .target(&request, ClientKind::Confidential, &endpoint);
-/// let token = client.send(&endpoint, &form).await?.into_access_token(&request);
+/// let token = client.send(&endpoint, &form).await?.into_access_token(&request)?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -145,9 +107,12 @@ impl TokenEndpointClient {
                 endpoint: endpoint.url(),
                 timeout: self.timeout,
             };
-            let outcome = match form.grant {
-                FormGrant::Other(_) => Self::send_other(&transport, endpoint, form).await,
-                _ => Self::send_standard(&transport, endpoint, form).await,
+            let outcome = match token_request(endpoint, form) {
+                Ok(request) => match transport.receive(request).await {
+                    Ok(received) => parse_success(endpoint.url(), &received.body, received.at),
+                    Err(error) => Err(error),
+                },
+                Err(error) => Err(error),
             };
             let elapsed_ms = started.elapsed().as_millis();
             match &outcome {
@@ -179,7 +144,8 @@ impl TokenEndpointClient {
     /// # Examples
     ///
     /// ```no_run
-    /// use d365_auth_core::{Authority, Tenant, TokenEndpointClient};
+    /// use d365_auth_core::{Authority, Tenant};
+    /// use d365_auth_core::grant::{TokenEndpointClient};
     ///
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let authority = Authority::public_cloud(Tenant::Organizations);
@@ -230,53 +196,6 @@ impl TokenEndpointClient {
         .instrument(span)
         .await
     }
-
-    /// The grants `oauth2` knows: it builds the request, we read the answer.
-    async fn send_standard(
-        transport: &Transport<'_>,
-        endpoint: &TokenEndpoint,
-        form: &TokenForm<'_>,
-    ) -> Result<TokenResponse, AuthError> {
-        let client = oauth_client(endpoint, form);
-        let received_at = std::time::SystemTime::now();
-        let wire = match form.grant {
-            FormGrant::ClientCredentials => {
-                let request = client.exchange_client_credentials();
-                let request = with_extras!(request, endpoint, form);
-                request.request_async(transport).await
-            }
-            FormGrant::Password { username, password } => {
-                let username = oauth2::ResourceOwnerUsername::new(username.to_owned());
-                let password =
-                    oauth2::ResourceOwnerPassword::new(password.expose_secret().to_owned());
-                let request = client.exchange_password(&username, &password);
-                let request = with_extras!(request, endpoint, form);
-                request.request_async(transport).await
-            }
-            FormGrant::RefreshToken(refresh_token) => {
-                let refresh_token =
-                    oauth2::RefreshToken::new(refresh_token.expose_secret().to_owned());
-                let request = client.exchange_refresh_token(&refresh_token);
-                let request = with_extras!(request, endpoint, form);
-                request.request_async(transport).await
-            }
-            FormGrant::Other(_) => unreachable!("other grants are sent by send_other"),
-        };
-        wire.map(|wire| TokenResponse::from_wire(wire, received_at))
-            .map_err(|error| from_oauth_error(endpoint, error))
-    }
-
-    /// Grants `oauth2` has no request type for (device code, on-behalf-of, ...): the same
-    /// form rules, built here.
-    async fn send_other(
-        transport: &Transport<'_>,
-        endpoint: &TokenEndpoint,
-        form: &TokenForm<'_>,
-    ) -> Result<TokenResponse, AuthError> {
-        let request = other_grant_request(endpoint, form)?;
-        let received = transport.receive(request).await?;
-        parse_success(endpoint.url(), &received.body, received.at)
-    }
 }
 
 /// A form POST asking for JSON, built outside any `async` block: the serializer is not
@@ -301,8 +220,10 @@ fn form_request(
         .map_err(|_| bad_form("the request could not be built"))
 }
 
-/// Builds the request for a grant `oauth2` does not know, with the same rules it applies.
-fn other_grant_request(
+/// The token request for `form`, built outside any `async` block (the serializer is not
+/// `Send`): `grant_type`, the client's authentication (RFC 6749 §2.3.1, RFC 7523), the
+/// scopes or `resource`, then the grant's parameters.
+fn token_request(
     endpoint: &TokenEndpoint,
     form: &TokenForm<'_>,
 ) -> Result<http::Request<Vec<u8>>, AuthError> {
@@ -363,49 +284,6 @@ fn other_grant_request(
     request
         .body(body.finish().into_bytes())
         .map_err(|_| bad_form("the token request could not be built"))
-}
-
-fn oauth_client(endpoint: &TokenEndpoint, form: &TokenForm<'_>) -> OAuthClient {
-    let mut client = oauth2::Client::new(ClientId::new(form.client_id.to_owned()));
-    match form.credential {
-        ClientCredential::SecretPost(secret) => {
-            client = client
-                .set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
-                .set_auth_type(AuthType::RequestBody);
-        }
-        ClientCredential::SecretBasic(secret) => {
-            client = client
-                .set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
-                .set_auth_type(AuthType::BasicAuth);
-        }
-        ClientCredential::Assertion(_) | ClientCredential::None => {
-            client = client.set_auth_type(AuthType::RequestBody);
-        }
-    }
-    client.set_token_uri(TokenUrl::from_url(endpoint.url().clone()))
-}
-
-fn from_oauth_error(
-    endpoint: &TokenEndpoint,
-    error: oauth2::RequestTokenError<TransportError, oauth2::basic::BasicErrorResponse>,
-) -> AuthError {
-    let url = endpoint.url();
-    match error {
-        oauth2::RequestTokenError::Request(TransportError(error)) => error,
-        oauth2::RequestTokenError::Parse(error, _body) => {
-            let field = error.path().to_string();
-            unreadable_token(url, error.inner(), Some(&field))
-        }
-        // The transport hands oauth2 only 200 responses, so these two mean a JSON body
-        // oauth2 would not accept; neither message quotes the body.
-        oauth2::RequestTokenError::ServerResponse(_) | oauth2::RequestTokenError::Other(_) => {
-            AuthError::UnexpectedResponse {
-                endpoint: url.clone(),
-                status: http::StatusCode::OK,
-                detail: "a response the OAuth client could not read".to_owned(),
-            }
-        }
-    }
 }
 
 fn bad_form(message: &str) -> AuthError {

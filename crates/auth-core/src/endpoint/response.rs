@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 use secrecy::SecretString;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use url::Url;
 
 use crate::error::{AuthError, IdentityError};
@@ -21,6 +21,8 @@ const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
 /// numbers (v2) or strings (v1, AD FS).
 #[derive(Clone)]
 pub struct TokenResponse {
+    /// Where it came from, to name in errors.
+    endpoint: Url,
     access_token: SecretString,
     token_type: String,
     expires_in: Option<Duration>,
@@ -34,11 +36,16 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    pub(crate) fn from_wire(wire: WireTokenResponse, received_at: SystemTime) -> Self {
+    pub(crate) fn from_wire(
+        wire: WireTokenResponse,
+        endpoint: &Url,
+        received_at: SystemTime,
+    ) -> Self {
         let seconds = |value: Option<u64>| value.map(Duration::from_secs);
         Self {
-            access_token: SecretString::from(wire.access_token.secret().as_str()),
-            token_type: wire.token_type.0,
+            endpoint: endpoint.clone(),
+            access_token: wire.access_token.0,
+            token_type: wire.token_type,
             expires_in: seconds(wire.expires_in),
             // An instant the clock cannot represent counts as absent (no panic on a
             // nonsense value).
@@ -47,9 +54,7 @@ impl TokenResponse {
                 .and_then(|secs| SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))),
             ext_expires_in: seconds(wire.ext_expires_in),
             refresh_in: seconds(wire.refresh_in),
-            refresh_token: wire
-                .refresh_token
-                .map(|token| SecretString::from(token.secret().as_str())),
+            refresh_token: wire.refresh_token.map(|token| token.0),
             scope: wire.scope,
             resource: wire.resource,
             received_at,
@@ -124,8 +129,13 @@ impl TokenResponse {
     }
 
     /// The [`AccessToken`] for `request`, carrying the refresh token if there is one.
-    #[must_use]
-    pub fn into_access_token(self, request: &TokenRequest) -> AccessToken {
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::UnexpectedResponse`], naming the token endpoint, when the access token
+    /// holds characters no HTTP header can carry (a line break, a control character): it
+    /// is refused here, where it enters, rather than failing when it is sent.
+    pub fn into_access_token(self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
         let expires_on = self.expiry();
         let mut builder =
             AccessToken::builder(self.access_token, expires_on, request.resource().clone())
@@ -142,7 +152,13 @@ impl TokenResponse {
         if let Some(refresh_token) = self.refresh_token {
             builder = builder.refresh_token(refresh_token);
         }
-        builder.build()
+        builder
+            .build()
+            .map_err(|problem| AuthError::UnexpectedResponse {
+                endpoint: self.endpoint,
+                status: http::StatusCode::OK,
+                detail: format!("an access token that {problem}"),
+            })
     }
 
     /// The [`AccessToken`] of a refresh-token redemption: as
@@ -150,29 +166,16 @@ impl TokenResponse {
     /// refresh token, the token keeps `redeemed`, the one just used. Entra does not revoke
     /// a refresh token by using it, and AD FS often issues none on refresh; without this a
     /// grant would lose its refresh token after the first renewal.
+    /// [`RefreshTokenRenewal`](crate::grant::RefreshTokenRenewal) does this for a grant.
     ///
-    /// ```no_run
-    /// use d365_auth_core::{AccessToken, AuthError, ClientKind, TokenEndpoint, TokenEndpointClient, TokenForm, TokenRequest};
+    /// # Errors
     ///
-    /// async fn renew(
-    ///     http: &TokenEndpointClient,
-    ///     endpoint: &TokenEndpoint,
-    ///     request: &TokenRequest,
-    ///     previous: &AccessToken,
-    /// ) -> Result<Option<AccessToken>, AuthError> {
-    ///     let Some(refresh_token) = previous.refresh_token() else { return Ok(None) };
-    ///     let form = TokenForm::refresh_token("client-id", refresh_token)
-    ///         .target(request, ClientKind::Public, endpoint);
-    ///     let response = http.send(endpoint, &form).await?;
-    ///     Ok(Some(response.into_renewed_token(request, refresh_token)))
-    /// }
-    /// ```
-    #[must_use]
+    /// As for [`into_access_token`](Self::into_access_token).
     pub fn into_renewed_token(
         mut self,
         request: &TokenRequest,
         redeemed: &SecretString,
-    ) -> AccessToken {
+    ) -> Result<AccessToken, AuthError> {
         if self.refresh_token.is_none() {
             self.refresh_token = Some(redeemed.clone());
         }
@@ -198,19 +201,27 @@ impl fmt::Debug for TokenResponse {
     }
 }
 
-/// The token type as sent; Entra writes `Bearer`, the RFC `bearer`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(transparent)]
-pub(crate) struct WireTokenType(String);
+/// A secret as the wire has it: read from a JSON string, never shown by `Debug`.
+pub(crate) struct WireSecret(SecretString);
 
-impl oauth2::TokenType for WireTokenType {}
+impl<'de> Deserialize<'de> for WireSecret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|text| Self(SecretString::from(text)))
+    }
+}
 
-/// A token response as the wire has it; `oauth2` deserializes into this.
-#[derive(Debug, Deserialize, Serialize)]
+impl fmt::Debug for WireSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A token response as the wire has it.
+#[derive(Debug, Deserialize)]
 pub(crate) struct WireTokenResponse {
-    access_token: oauth2::AccessToken,
+    access_token: WireSecret,
     #[serde(default = "bearer")]
-    token_type: WireTokenType,
+    token_type: String,
     #[serde(default, deserialize_with = "seconds")]
     expires_in: Option<u64>,
     #[serde(default, deserialize_with = "seconds")]
@@ -220,39 +231,15 @@ pub(crate) struct WireTokenResponse {
     #[serde(default, deserialize_with = "seconds")]
     refresh_in: Option<u64>,
     #[serde(default)]
-    refresh_token: Option<oauth2::RefreshToken>,
+    refresh_token: Option<WireSecret>,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]
     resource: Option<String>,
 }
 
-fn bearer() -> WireTokenType {
-    WireTokenType("Bearer".to_owned())
-}
-
-impl oauth2::TokenResponse for WireTokenResponse {
-    type TokenType = WireTokenType;
-
-    fn access_token(&self) -> &oauth2::AccessToken {
-        &self.access_token
-    }
-
-    fn token_type(&self) -> &WireTokenType {
-        &self.token_type
-    }
-
-    fn expires_in(&self) -> Option<Duration> {
-        self.expires_in.map(Duration::from_secs)
-    }
-
-    fn refresh_token(&self) -> Option<&oauth2::RefreshToken> {
-        self.refresh_token.as_ref()
-    }
-
-    fn scopes(&self) -> Option<&Vec<oauth2::Scope>> {
-        None
-    }
+fn bearer() -> String {
+    "Bearer".to_owned()
 }
 
 /// A count of seconds as a JSON number, a numeric string (v1), or null.
@@ -306,18 +293,18 @@ pub(crate) fn parse_success(
     body: &[u8],
     received_at: SystemTime,
 ) -> Result<TokenResponse, AuthError> {
-    serde_json::from_slice::<WireTokenResponse>(body)
-        .map(|wire| TokenResponse::from_wire(wire, received_at))
-        .map_err(|error| unreadable_token(endpoint, &error, None))
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize::<_, WireTokenResponse>(&mut deserializer)
+        .map(|wire| TokenResponse::from_wire(wire, endpoint, received_at))
+        .map_err(|error| {
+            let field = error.path().to_string();
+            unreadable_token(endpoint, error.inner(), Some(&field))
+        })
 }
 
-/// The error for a 200 response whose body is not a token response. The body itself is
-/// never quoted: it may hold a token.
-pub(crate) fn unreadable_token(
-    endpoint: &Url,
-    error: &serde_json::Error,
-    field: Option<&str>,
-) -> AuthError {
+/// The error for a 200 response whose body is not a token response, naming the field at
+/// fault when there is one. The body itself is never quoted: it may hold a token.
+fn unreadable_token(endpoint: &Url, error: &serde_json::Error, field: Option<&str>) -> AuthError {
     let problem = match error.classify() {
         serde_json::error::Category::Eof => "a truncated JSON body".to_owned(),
         serde_json::error::Category::Syntax => format!(

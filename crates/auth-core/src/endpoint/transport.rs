@@ -1,10 +1,7 @@
-//! The HTTP side of the token-endpoint client: sends a request with reqwest and turns
-//! every answer that is not a 200 JSON body into an [`AuthError`] while the status and
-//! headers are still at hand. It is also the `oauth2` crate's HTTP client, so that crate
-//! only ever sees successful responses.
+//! The HTTP side of the token-endpoint client: sends a request with reqwest, reads at most
+//! [`MAX_BODY`] bytes of the answer, and turns every answer that is not a 200 JSON body
+//! into an [`AuthError`] while the status and headers are still at hand.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
@@ -12,6 +9,11 @@ use url::Url;
 
 use crate::endpoint::response::classify_error_response;
 use crate::error::{AuthError, ErrorSource};
+
+/// The largest answer read from an identity provider: token responses (with an ID token
+/// and a refresh token) are a few kilobytes; a hostile or broken server must not fill
+/// memory.
+const MAX_BODY: usize = 1024 * 1024;
 
 /// A successful response body and when it arrived.
 pub(crate) struct Received {
@@ -25,11 +27,6 @@ pub(crate) struct Transport<'a> {
     pub(crate) endpoint: &'a Url,
     pub(crate) timeout: Duration,
 }
-
-/// An [`AuthError`] carried through `oauth2`'s error type.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub(crate) struct TransportError(pub(crate) AuthError);
 
 impl Transport<'_> {
     pub(crate) async fn send(
@@ -54,11 +51,7 @@ impl Transport<'_> {
         }
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| self.failed(error))?
-            .to_vec();
+        let body = self.read_body(response, status).await?;
         if status != StatusCode::OK {
             return Err(classify_error_response(
                 self.endpoint,
@@ -101,6 +94,33 @@ impl Transport<'_> {
         })
     }
 
+    /// The body, chunk by chunk, refusing more than [`MAX_BODY`] bytes.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        status: StatusCode,
+    ) -> Result<Vec<u8>, AuthError> {
+        let too_large = || AuthError::UnexpectedResponse {
+            endpoint: self.endpoint.clone(),
+            status,
+            detail: format!("a body larger than {MAX_BODY} bytes, far more than a token response"),
+        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_BODY as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|error| self.failed(error))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
     fn failed(&self, error: reqwest::Error) -> AuthError {
         if error.is_timeout() {
             AuthError::Timeout {
@@ -120,15 +140,5 @@ impl Transport<'_> {
                 Box::new(error.without_url()) as Box<dyn std::error::Error + Send + Sync>
             ),
         }
-    }
-}
-
-impl<'c> oauth2::AsyncHttpClient<'c> for Transport<'_> {
-    type Error = TransportError;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, TransportError>> + Send + 'c>>;
-
-    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(async move { self.send(request).await.map_err(TransportError) })
     }
 }

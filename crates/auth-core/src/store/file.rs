@@ -89,7 +89,8 @@ const MAX_BACKOFF: Duration = Duration::from_millis(50);
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use d365_auth_core::{FileStore, TokenCache, TokenProvider, TokenRequest};
+/// use d365_auth_core::{TokenCache, TokenProvider, TokenRequest};
+/// use d365_auth_core::store::{FileStore};
 ///
 /// # async fn run(provider: impl TokenProvider + 'static) -> Result<(), Box<dyn std::error::Error>> {
 /// let path = FileStore::default_path().ok_or("no cache directory")?;
@@ -134,7 +135,7 @@ impl FileStore {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use d365_auth_core::FileStore;
+    /// use d365_auth_core::store::FileStore;
     ///
     /// let store = FileStore::builder(std::env::temp_dir().join("d365-doc-tokens.json"))
     ///     .lock_timeout(Duration::from_secs(2))
@@ -158,7 +159,7 @@ impl FileStore {
     /// # Examples
     ///
     /// ```
-    /// if let Some(path) = d365_auth_core::FileStore::default_path() {
+    /// if let Some(path) = d365_auth_core::store::FileStore::default_path() {
     ///     assert!(path.ends_with("d365/tokens.json") || path.ends_with("d365\\tokens.json"));
     /// }
     /// ```

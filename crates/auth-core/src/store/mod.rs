@@ -1,5 +1,6 @@
-//! [`TokenStore`]: where a [`TokenCache`](crate::TokenCache) keeps tokens beyond its own
-//! memory, so that they can be shared between caches and outlive a process;
+//! For store authors, and for choosing a store: [`TokenStore`], where a
+//! [`TokenCache`](crate::TokenCache) keeps tokens beyond its own memory, so that they can
+//! be shared between caches and outlive a process;
 //! [`MemoryStore`], the default; [`FileStore`], a JSON file for command lines; and
 //! [`encode_token`]/[`decode_token`], the record format persistent stores share (the
 //! Redis store in `d365-token-store-redis` writes it too); [`read_private_file`] and

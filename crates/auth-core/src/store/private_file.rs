@@ -25,7 +25,7 @@ use std::path::Path;
 ///
 /// ```
 /// # fn run() -> std::io::Result<()> {
-/// use d365_auth_core::read_private_file;
+/// use d365_auth_core::store::read_private_file;
 ///
 /// assert!(read_private_file(std::path::Path::new("/nonexistent/d365"), 1024)?.is_none());
 /// # #[cfg(unix)]
@@ -95,7 +95,7 @@ fn too_large(path: &Path, max_len: u64) -> io::Error {
 ///
 /// ```
 /// # fn run() -> std::io::Result<()> {
-/// use d365_auth_core::{read_private_file, replace_private_file};
+/// use d365_auth_core::store::{read_private_file, replace_private_file};
 ///
 /// let dir = std::env::temp_dir().join(format!("d365-doc-private-{}", std::process::id()));
 /// let path = dir.join("secrets.toml");

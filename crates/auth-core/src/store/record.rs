@@ -93,7 +93,12 @@ impl Record {
         if let Some(refresh_token) = self.refresh_token {
             builder = builder.refresh_token(refresh_token.into());
         }
-        Ok(builder.build())
+        builder.build().map_err(|problem| {
+            StoreError::new(
+                format!("token record has an access token that {problem}"),
+                None,
+            )
+        })
     }
 
     /// Whether the record is worth keeping at `now`: its access token is valid, or it
@@ -121,7 +126,8 @@ impl Record {
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use d365_auth_core::{AccessToken, Resource, decode_token, encode_token};
+/// use d365_auth_core::{AccessToken, Resource};
+/// use d365_auth_core::store::{decode_token, encode_token};
 /// use secrecy::ExposeSecret;
 ///
 /// let token = AccessToken::builder(
@@ -130,7 +136,7 @@ impl Record {
 ///     Resource::parse("https://contoso.crm.dynamics.com")?,
 /// )
 /// .refresh_token("0.ARwA...".into())
-/// .build();
+/// .build()?;
 /// let json = encode_token(&token);
 /// let again = decode_token(json.expose_secret())?;
 /// assert!(again.same_token(&token));
@@ -155,7 +161,7 @@ pub fn encode_token(token: &AccessToken) -> SecretString {
 /// # Examples
 ///
 /// ```
-/// use d365_auth_core::decode_token;
+/// use d365_auth_core::store::decode_token;
 ///
 /// assert!(decode_token("not json").is_err());
 /// assert!(decode_token(r#"{"hello":"world"}"#).is_err());
@@ -200,6 +206,7 @@ mod tests {
         } else {
             builder.build()
         }
+        .unwrap()
     }
 
     #[test]
