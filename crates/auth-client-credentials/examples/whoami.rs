@@ -10,7 +10,8 @@
 //! cargo run -p d365-auth-client-credentials --example whoami
 //! ```
 //!
-//! (`AZURE_CLIENT_CERTIFICATE_PATH` or `AZURE_FEDERATED_TOKEN_FILE` work in place of the secret.)
+//! (`d365-connect` reads every azure-identity variable — a certificate or a federated token
+//! file in place of the secret — and builds the grant for you: `d365_connect::from_environment`.)
 
 #![allow(clippy::print_stdout)]
 
@@ -24,7 +25,12 @@ use secrecy::ExposeSecret;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (org_url, grant, _emulator) = match std::env::var("D365_ORG_URL") {
         Ok(org_url) => {
-            let grant = ClientCredentials::builder().with_environment().build()?;
+            let variable = |name: &str| std::env::var(name).map_err(|_| format!("set {name}"));
+            let grant = ClientCredentials::builder()
+                .tenant(variable("AZURE_TENANT_ID")?)
+                .client_id(variable("AZURE_CLIENT_ID")?)
+                .client_secret(variable("AZURE_CLIENT_SECRET")?.into())
+                .build()?;
             (org_url, grant, None)
         }
         Err(_) => {

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use d365_auth_core::ConfigError;
+use d365_auth_core::store::read_private_file;
 use rsa::pkcs1::EncodeRsaPrivateKey as _;
 use rsa::pkcs8::DecodePrivateKey as _;
 use rsa::{RsaPrivateKey, RsaPublicKey};
@@ -112,8 +113,7 @@ impl Certificate {
     ///
     /// As for [`Certificate::from_pkcs12`], and when the file cannot be read.
     pub fn from_pkcs12_file(path: &Path, password: &SecretString) -> Result<Self, ConfigError> {
-        let archive =
-            std::fs::read(path).map_err(|error| unreadable(path, "certificate", &error))?;
+        let archive = read_file(path, "certificate")?;
         Self::from_pkcs12(&archive, password)
     }
 
@@ -313,8 +313,30 @@ fn parse_pem_chain(pem: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
     Ok(chain)
 }
 
+/// The most a certificate or key file may hold: real ones are a few KiB, and a larger
+/// file (or a device that never ends) is not one.
+const MAX_FILE_LEN: u64 = 1024 * 1024;
+
+/// The whole file, when it is a regular file of at most [`MAX_FILE_LEN`] bytes.
+fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, ConfigError> {
+    match read_private_file(path, MAX_FILE_LEN) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(unreadable(
+            path,
+            what,
+            &std::io::Error::from(std::io::ErrorKind::NotFound),
+        )),
+        Err(error) => Err(unreadable(path, what, &error)),
+    }
+}
+
 fn read_text(path: &Path, what: &str) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|error| unreadable(path, what, &error))
+    String::from_utf8(read_file(path, what)?).map_err(|_| {
+        invalid(
+            format!("the {what} file {} is not PEM text", path.display()),
+            "give a PEM file (-----BEGIN ...), or a .pfx/.p12 file for PKCS#12",
+        )
+    })
 }
 
 fn unreadable(path: &Path, what: &str, error: &std::io::Error) -> ConfigError {

@@ -10,8 +10,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use d365_auth_core::AuthError;
+use d365_auth_core::grant::credential_fingerprint;
+use d365_auth_core::store::read_private_file;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
+
+/// The largest federated token file read: a JWT is a few kilobytes.
+const MAX_TOKEN_FILE: u64 = 64 * 1024;
 
 /// The future an assertion callback returns.
 pub type AssertionFuture = Pin<Box<dyn Future<Output = Result<SecretString, AuthError>> + Send>>;
@@ -30,8 +35,8 @@ impl ExternalAssertion {
     /// for every callback (a closure has no identity to hash).
     pub(crate) fn fingerprint(&self) -> String {
         match self {
-            Self::Callback(_) => d365_auth_core::credential_fingerprint("assertion_callback", b""),
-            Self::File(file) => d365_auth_core::credential_fingerprint(
+            Self::Callback(_) => credential_fingerprint("assertion_callback", b""),
+            Self::File(file) => credential_fingerprint(
                 "federated_token_file",
                 file.path.as_os_str().as_encoded_bytes(),
             ),
@@ -46,9 +51,19 @@ impl ExternalAssertion {
         Self::Callback(Arc::new(move || Box::pin(callback())))
     }
 
+    /// The current assertion, without the white space around it (a file written with a
+    /// trailing newline is the usual case).
     pub(crate) async fn assertion(&self) -> Result<SecretString, AuthError> {
         match self {
-            Self::Callback(callback) => callback().await,
+            Self::Callback(callback) => {
+                let assertion = callback().await?;
+                let trimmed = assertion.expose_secret().trim();
+                if trimmed.len() == assertion.expose_secret().len() {
+                    Ok(assertion)
+                } else {
+                    Ok(SecretString::from(trimmed))
+                }
+            }
             Self::File(file) => file.read().await,
         }
     }
@@ -102,9 +117,28 @@ impl FederatedTokenFile {
         {
             return Ok(token.clone());
         }
-        let text = tokio::fs::read_to_string(&self.path)
+        // A regular file of a sane size only: a FIFO or a device planted at the path would
+        // hang or exhaust the reading thread.
+        let path = self.path.clone();
+        let bytes = tokio::task::spawn_blocking(move || read_private_file(&path, MAX_TOKEN_FILE))
             .await
-            .map_err(|error| self.unreadable(error))?;
+            .map_err(|error| {
+                AuthError::credential(
+                    "reading the federated token file did not finish",
+                    Some(Box::new(error)),
+                )
+            })?
+            .map_err(|error| self.unreadable(error))?
+            .ok_or_else(|| self.unreadable(std::io::Error::from(std::io::ErrorKind::NotFound)))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            AuthError::credential(
+                format!(
+                    "the federated token file {} is not UTF-8 text",
+                    self.path.display()
+                ),
+                None,
+            )
+        })?;
         let token = text.trim();
         if token.is_empty() {
             return Err(AuthError::credential(

@@ -12,6 +12,10 @@
 //! *ID* pasted instead of its value (a warning), a key that does not match its
 //! certificate, an expired certificate, `common` as the tenant.
 //!
+//! [`REGISTRATION`] is the grant as configuration knows it (connection strings,
+//! azure-identity's environment variables): `d365-connect` lists it with its
+//! `client-credentials` feature.
+//!
 //! ```no_run
 //! use d365_auth_client_credentials::{Certificate, ClientCredentials};
 //! use d365_auth_core::{TokenCache, TokenRequest};
@@ -28,11 +32,11 @@
 //! ```
 
 mod certificate;
-mod environment;
 mod external;
 mod provider;
+mod registration;
 
 pub use certificate::{AssertionAlgorithm, Certificate};
-pub use environment::environment_configured;
 pub use external::AssertionFuture;
 pub use provider::{ClientCredentials, ClientCredentialsBuilder, SecretMethod};
+pub use registration::{ClientCredentialsRegistration, REGISTRATION};

@@ -7,15 +7,21 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use d365_auth_core::grant::{
+    ClientCredential, ClientKind, ClientSettings, TokenEndpointClient, TokenForm, client_setters,
+    credential_fingerprint,
+};
 use d365_auth_core::{
-    AccessToken, AuthError, Authority, AuthoritySettings, ClientCredential, ClientKind, Cloud,
-    ConfigError, EndpointVersion, Grant, Tenant, TokenEndpoint, TokenEndpointClient, TokenForm,
-    TokenProvider, TokenRequest, async_trait, credential_fingerprint,
+    AccessToken, AuthError, ConfigError, Grant, Tenant, TokenEndpoint, TokenProvider, TokenRequest,
+    async_trait,
 };
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::certificate::{AssertionAlgorithm, Certificate};
 use crate::external::{ExternalAssertion, FederatedTokenFile, looks_like_jwt};
+
+/// The grant on the wire (RFC 6749 §4.4).
+const GRANT_TYPE: &str = "client_credentials";
 
 /// Lifetime of the assertions we sign: Entra rejects much longer ones in some tenants,
 /// and MSAL and azure-identity use 5 to 10 minutes.
@@ -187,20 +193,22 @@ impl TokenProvider for ClientCredentials {
                 unreachable!("certificates and external sources always produce an assertion")
             }
         };
-        let form = TokenForm::client_credentials(&self.client_id)
+        let form = TokenForm::new(GRANT_TYPE, &self.client_id)
             .credential(credential)
             .target(request, ClientKind::Confidential, &self.endpoint);
-        let response = self.http.send(&self.endpoint, &form).await?;
-        Ok(response.into_access_token(request))
+        self.http
+            .send(&self.endpoint, &form)
+            .await?
+            .into_access_token(request)
     }
 
     fn grant(&self) -> Grant {
-        Grant::ClientCredentials
+        Grant::new(GRANT_TYPE)
     }
 
     fn cache_key(&self) -> String {
         format!(
-            "client_credentials|{}|{}|{}",
+            "{GRANT_TYPE}|{}|{}|{}",
             self.endpoint.url(),
             self.client_id,
             self.fingerprint
@@ -223,68 +231,21 @@ impl fmt::Debug for ClientCredentials {
 #[derive(Default)]
 #[must_use]
 pub struct ClientCredentialsBuilder {
-    authority: AuthoritySettings,
-    client_id: Option<String>,
+    client: ClientSettings,
     secret: Option<SecretString>,
     secret_method: SecretMethod,
     certificate: Option<Result<Certificate, ConfigError>>,
     algorithm: AssertionAlgorithm,
     include_chain: bool,
     external: Option<ExternalAssertion>,
-    http: Option<reqwest::Client>,
-    timeout: Option<Duration>,
 }
 
 impl ClientCredentialsBuilder {
-    /// The tenant: its id or a verified domain. Client credentials need a specific tenant:
-    /// `organizations`, `common` and `consumers` are refused.
-    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.authority.set_tenant(tenant);
-        self
-    }
-
-    /// The Microsoft cloud (public by default).
-    pub fn cloud(mut self, cloud: Cloud) -> Self {
-        self.authority.set_cloud(cloud);
-        self
-    }
-
-    /// A host that speaks Entra's protocol instead of Microsoft's: the d365 emulator's
-    /// base URL, a proxy. The tenant follows it in the path.
-    pub fn authority_host(mut self, base_url: impl Into<String>) -> Self {
-        self.authority.set_host(base_url);
-        self
-    }
-
-    /// On-premises AD FS (`https://adfs.contoso.com`); no tenant is needed.
-    pub fn adfs(mut self, url: impl Into<String>) -> Self {
-        self.authority.set_adfs(url);
-        self
-    }
-
-    /// A complete authority (cloud or host, and tenant); the tenant setting is then ignored.
-    pub fn authority(mut self, authority: Authority) -> Self {
-        self.authority.set_authority(authority);
-        self
-    }
-
-    /// Any OAuth 2.0 token endpoint, for servers that are not shaped like Entra ID.
-    pub fn token_endpoint(mut self, endpoint: TokenEndpoint) -> Self {
-        self.authority.set_token_endpoint(endpoint);
-        self
-    }
-
-    /// The Entra endpoint version: v2 (`scope=…/.default`, the default) or v1 (`resource=`).
-    pub fn endpoint_version(mut self, version: EndpointVersion) -> Self {
-        self.authority.set_version(version);
-        self
-    }
-
-    /// The application (client) id.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
-        self
-    }
+    // The tenant, cloud, authority host, AD FS, authority, token endpoint, endpoint
+    // version, client id, HTTP client and timeout, as every grant takes them. Client
+    // credentials need a specific tenant: `organizations`, `common` and `consumers` are
+    // refused by `build`.
+    client_setters!(client);
 
     /// Authenticate with a client secret (its value, not its id).
     pub fn client_secret(mut self, secret: SecretString) -> Self {
@@ -359,18 +320,6 @@ impl ClientCredentialsBuilder {
         self
     }
 
-    /// Use your HTTP client (proxy, extra roots). Build it without redirects.
-    pub fn http_client(mut self, http: reqwest::Client) -> Self {
-        self.http = Some(http);
-        self
-    }
-
-    /// The timeout of each token request (30 seconds unless set).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
     /// Checks the settings and builds the grant.
     ///
     /// # Errors
@@ -378,16 +327,12 @@ impl ClientCredentialsBuilder {
     /// [`ConfigError`] for a missing or invalid client id, tenant or authority; no
     /// credential or more than one; an empty secret; a certificate that cannot be used.
     pub fn build(self) -> Result<ClientCredentials, ConfigError> {
-        let client_id = self
-            .client_id
-            .map(|id| id.trim().to_owned())
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| ConfigError::Missing {
-                setting: "client id",
-                fix: "give the application (client) id from the app registration's Overview page"
-                    .to_owned(),
-            })?;
-        let endpoint = self.authority.resolve(refuse_tenant_keywords)?.endpoint;
+        let client_id = self.client.require_client_id()?;
+        let endpoint = self
+            .client
+            .authority
+            .resolve(refuse_tenant_keywords)?
+            .endpoint;
         let credential = match (self.secret, self.certificate, self.external) {
             (Some(secret), None, None) => {
                 check_secret(&secret)?;
@@ -413,19 +358,12 @@ impl ClientCredentialsBuilder {
                 });
             }
         };
-        let mut http = TokenEndpointClient::builder();
-        if let Some(client) = self.http {
-            http = http.http_client(client);
-        }
-        if let Some(timeout) = self.timeout {
-            http = http.timeout(timeout);
-        }
         Ok(ClientCredentials {
             endpoint,
             client_id,
             fingerprint: credential.fingerprint(),
             credential,
-            http: http.build(),
+            http: self.client.endpoint_client(),
         })
     }
 }
@@ -433,8 +371,8 @@ impl ClientCredentialsBuilder {
 impl fmt::Debug for ClientCredentialsBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCredentialsBuilder")
-            .field("authority", &self.authority)
-            .field("client_id", &self.client_id)
+            .field("authority", &self.client.authority)
+            .field("client_id", &self.client.client_id)
             .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
             .field(
                 "certificate",

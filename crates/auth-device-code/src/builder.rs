@@ -3,12 +3,9 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use d365_auth_core::{
-    AuthError, Authority, AuthoritySettings, Cloud, ConfigError, ResolvedAuthority, Tenant,
-    TokenEndpointClient, default_http_client,
-};
+use d365_auth_core::grant::{ClientSettings, ResolvedAuthority, client_setters};
+use d365_auth_core::{ConfigError, Tenant};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::cancel::CancelHandle;
@@ -21,7 +18,7 @@ const DEVICE_AUTHORIZATION_PATH: &str = "oauth2/v2.0/devicecode";
 /// Configures [`DeviceCode`]; see [`DeviceCode::builder`]. Every mistake is reported by
 /// [`build`](Self::build), before any request.
 ///
-/// Required: a tenant (unless a complete [`Authority`] is given), the client id, and the
+/// Required: a tenant (unless a complete [`Authority`](d365_auth_core::Authority) is given), the client id, and the
 /// callback that shows the person where to sign in ([`on_message`](Self::on_message)).
 /// Everything else has a default: the public cloud, a public client, no scopes beyond the
 /// organization's (and `offline_access`), a cancel handle of its own, d365's HTTP client and
@@ -46,52 +43,22 @@ const DEVICE_AUTHORIZATION_PATH: &str = "oauth2/v2.0/devicecode";
 #[must_use]
 #[derive(Default)]
 pub struct DeviceCodeBuilder {
-    authority: AuthoritySettings,
-    client_id: Option<String>,
+    client: ClientSettings,
     client_secret: Option<SecretString>,
     scopes: Vec<String>,
     on_message: Option<OnMessage>,
     cancel: Option<CancelHandle>,
     cache_partition: Option<String>,
-    http: Option<reqwest::Client>,
-    timeout: Option<Duration>,
 }
 
 impl DeviceCodeBuilder {
-    /// The tenant: its id, a verified domain (`contoso.onmicrosoft.com`), `organizations`
-    /// (any work or school account) or `common`. `consumers` is refused: personal
-    /// Microsoft accounts cannot use Dataverse.
-    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.authority.set_tenant(tenant);
-        self
-    }
-
-    /// The Microsoft cloud (public unless set).
-    pub fn cloud(mut self, cloud: Cloud) -> Self {
-        self.authority.set_cloud(cloud);
-        self
-    }
-
-    /// A host that speaks Entra ID's protocol instead of Microsoft's: the d365 emulator's
-    /// base URL (`http://127.0.0.1:8080`), a proxy. The tenant follows it in the path.
-    pub fn authority_host(mut self, base_url: impl Into<String>) -> Self {
-        self.authority.set_host(base_url);
-        self
-    }
-
-    /// A complete authority (cloud or host, and tenant); the tenant setting is then
-    /// ignored. AD FS authorities are refused by `build`.
-    pub fn authority(mut self, authority: Authority) -> Self {
-        self.authority.set_authority(authority);
-        self
-    }
-
-    /// The application (client) id. The app registration must allow public client flows
-    /// (App registrations > Authentication), unless you also give its client secret.
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
-        self
-    }
+    // The tenant, cloud, authority host, authority, client id, HTTP client (for both
+    // endpoints) and timeout of each request, as every grant takes them. The tenant may
+    // be an id, a verified domain, `organizations` or `common`; `consumers` (personal
+    // accounts cannot use Dataverse) and AD FS are refused by `build`. The app
+    // registration must allow public client flows, unless a client secret is given. The
+    // whole sign-in lasts as long as the code lives (15 minutes at Entra ID).
+    client_setters!(client);
 
     /// The client secret of a confidential application (its value, not its id), sent when
     /// the device code is redeemed. The grant then asks for `{org}/.default` instead of
@@ -135,24 +102,10 @@ impl DeviceCodeBuilder {
     /// A label for the person expected to sign in, such as their user name, added to the
     /// grant's [`cache_key`](d365_auth_core::TokenProvider::cache_key). The user is known
     /// only after sign-in, so without it every device code grant of one application and
-    /// authority shares a key: a shared [`TokenStore`](d365_auth_core::TokenStore) hands
+    /// authority shares a key: a shared [`TokenStore`](d365_auth_core::store::TokenStore) hands
     /// each the token of whoever signed in last. Nothing is sent.
     pub fn cache_partition(mut self, label: impl Into<String>) -> Self {
         self.cache_partition = Some(label.into());
-        self
-    }
-
-    /// Use your HTTP client (proxy, extra root certificates) for both endpoints. Build it
-    /// with `redirect(reqwest::redirect::Policy::none())`.
-    pub fn http_client(mut self, http: reqwest::Client) -> Self {
-        self.http = Some(http);
-        self
-    }
-
-    /// The timeout of each request (30 seconds unless set). The whole sign-in lasts as
-    /// long as the code lives (`expires_in`, 15 minutes at Entra ID).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
         self
     }
 
@@ -167,19 +120,12 @@ impl DeviceCodeBuilder {
             authority,
             endpoint,
             ..
-        } = self.authority.resolve(check_tenant)?;
+        } = self.client.authority.resolve(check_tenant)?;
         let authority = authority.ok_or_else(adfs_refused)?;
         let device_endpoint = authority
             .tenant_endpoint(DEVICE_AUTHORIZATION_PATH)
             .ok_or_else(adfs_refused)?;
-        let client_id = self
-            .client_id
-            .map(|id| id.trim().to_owned())
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| ConfigError::Missing {
-                setting: "client id",
-                fix: "give the application (client) id from the app registration's Overview page; the app must allow public client flows".to_owned(),
-            })?;
+        let client_id = self.client.require_client_id()?;
         let on_message = self.on_message.ok_or_else(|| ConfigError::Missing {
             setting: "message callback",
             fix: "give .on_message(|message| eprintln!(\"{message}\")) or show the message in your UI: without it nobody learns where to sign in".to_owned(),
@@ -193,21 +139,6 @@ impl DeviceCodeBuilder {
                 fix: "give the secret's Value from App registrations > Certificates & secrets, or leave the secret out for a public client".to_owned(),
             });
         }
-        let http_client = match self.http {
-            Some(client) => client,
-            None => default_http_client().map_err(|error| match error {
-                AuthError::Config(config) => config,
-                other => ConfigError::Invalid {
-                    setting: "HTTP client",
-                    problem: other.to_string(),
-                    fix: "pass your own reqwest::Client to the builder".to_owned(),
-                },
-            })?,
-        };
-        let mut http = TokenEndpointClient::builder().http_client(http_client);
-        if let Some(timeout) = self.timeout {
-            http = http.timeout(timeout);
-        }
         Ok(DeviceCode::from_inner(Inner {
             authority,
             endpoint,
@@ -218,7 +149,7 @@ impl DeviceCodeBuilder {
             on_message,
             cancel: self.cancel.unwrap_or_default(),
             cache_partition: self.cache_partition,
-            http: http.build(),
+            http: self.client.endpoint_client(),
         }))
     }
 }
@@ -248,8 +179,8 @@ fn check_tenant(tenant: &Tenant) -> Result<(), ConfigError> {
 impl fmt::Debug for DeviceCodeBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeviceCodeBuilder")
-            .field("authority", &self.authority)
-            .field("client_id", &self.client_id)
+            .field("authority", &self.client.authority)
+            .field("client_id", &self.client.client_id)
             .field(
                 "client_secret",
                 &self.client_secret.as_ref().map(|_| "[redacted]"),
@@ -257,7 +188,7 @@ impl fmt::Debug for DeviceCodeBuilder {
             .field("scopes", &self.scopes)
             .field("on_message", &self.on_message.as_ref().map(|_| "callback"))
             .field("cache_partition", &self.cache_partition)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.client.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -265,6 +196,7 @@ impl fmt::Debug for DeviceCodeBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use d365_auth_core::Authority;
 
     fn base() -> DeviceCodeBuilder {
         DeviceCode::builder().client_id("app").on_message(|_| {})

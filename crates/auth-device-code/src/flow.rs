@@ -7,14 +7,15 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use d365_auth_core::{AccessToken, AuthError, ErrorKind, TokenForm, TokenRequest};
+use d365_auth_core::grant::{OFFLINE_ACCESS, TokenForm};
+use d365_auth_core::{AccessToken, AuthError, ErrorKind, TokenRequest};
 use tokio::time::Instant;
 
 use crate::message::Authorization;
-use crate::provider::{Inner, OFFLINE_ACCESS};
+use crate::provider::Inner;
 
 /// The `grant_type` the token endpoint is polled with.
-const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub(crate) const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// What RFC 8628 §3.5 adds to the interval after each `slow_down`.
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 
@@ -97,13 +98,13 @@ async fn run(inner: &Inner, request: &TokenRequest) -> Result<AccessToken, AuthE
             tracing::debug!("the device code expired before the person finished signing in");
             return Err(AuthError::CodeExpired { lifetime });
         }
-        let form = TokenForm::grant(GRANT_TYPE, &inner.client_id)
+        let form = TokenForm::new(GRANT_TYPE, &inner.client_id)
             .credential(inner.credential())
             .secret_param("device_code", &authorization.device_code);
         match inner.http.send(&inner.endpoint, &form).await {
             Ok(response) => {
                 tracing::debug!(client_id = %inner.client_id, "the person signed in");
-                return Ok(response.into_access_token(request));
+                return response.into_access_token(request);
             }
             Err(error) => match error.kind() {
                 ErrorKind::AuthorizationPending => {

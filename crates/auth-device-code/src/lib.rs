@@ -48,11 +48,13 @@ mod cancel;
 mod flow;
 mod message;
 mod provider;
+mod registration;
 
 pub use builder::DeviceCodeBuilder;
 pub use cancel::CancelHandle;
 pub use message::DeviceCodeMessage;
 pub use provider::DeviceCode;
+pub use registration::{DeviceCodeRegistration, REGISTRATION, SAMPLE_CLIENT_ID, ShowDeviceCode};
 
 /// Compiles the examples of `docs/grants/device-code.md` as doc tests, so the guide cannot
 /// drift from the API. Only built by `cargo test --doc`: the file is outside the package.

@@ -4,9 +4,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+use d365_auth_core::grant::{
+    ClientCredential, ClientKind, RefreshTokenRenewal, TokenEndpointClient,
+};
 use d365_auth_core::{
-    AccessToken, AuthError, Authority, ClientCredential, ClientKind, Grant, TokenEndpoint,
-    TokenEndpointClient, TokenForm, TokenProvider, TokenRequest, async_trait,
+    AccessToken, AuthError, Authority, Grant, TokenEndpoint, TokenProvider, TokenRequest,
+    async_trait,
 };
 use secrecy::SecretString;
 use url::Url;
@@ -15,9 +18,6 @@ use crate::builder::DeviceCodeBuilder;
 use crate::cancel::CancelHandle;
 use crate::flow;
 use crate::message::DeviceCodeMessage;
-
-/// Asks for a refresh token, so the person signs in once per refresh-token lifetime.
-pub(crate) const OFFLINE_ACCESS: &str = "offline_access";
 
 /// The callback that shows the person where to sign in.
 pub(crate) type OnMessage = Arc<dyn Fn(&DeviceCodeMessage) + Send + Sync>;
@@ -148,22 +148,12 @@ impl DeviceCode {
         self.inner.cancel.clone()
     }
 
-    /// Redeems `refresh_token`; the token keeps it when no new one comes back.
-    async fn redeem(
-        &self,
-        request: &TokenRequest,
-        refresh_token: &SecretString,
-    ) -> Result<AccessToken, AuthError> {
+    /// How this grant redeems its refresh tokens.
+    fn renewal(&self) -> RefreshTokenRenewal<'_> {
         let inner = &*self.inner;
-        let mut form = TokenForm::refresh_token(&inner.client_id, refresh_token)
+        RefreshTokenRenewal::new(&inner.http, &inner.endpoint, &inner.client_id)
             .credential(inner.credential())
-            .target(request, inner.client_kind(), &inner.endpoint)
-            .scope(OFFLINE_ACCESS);
-        for scope in &inner.scopes {
-            form = form.scope(scope.as_str());
-        }
-        let response = inner.http.send(&inner.endpoint, &form).await?;
-        Ok(response.into_renewed_token(request, refresh_token))
+            .scopes(&inner.scopes)
     }
 }
 
@@ -181,25 +171,13 @@ impl TokenProvider for DeviceCode {
         request: &TokenRequest,
         previous: &AccessToken,
     ) -> Result<AccessToken, AuthError> {
-        let Some(refresh_token) = previous.refresh_token() else {
-            return self.request_token(request).await;
-        };
-        match self.redeem(request, refresh_token).await {
-            Ok(token) => Ok(token),
-            Err(error) if error.is_refresh_token_refused() => {
-                tracing::debug!(
-                    client_id = %self.inner.client_id,
-                    aadsts = error.aadsts(),
-                    "refresh token refused; the person must sign in again with a new code"
-                );
-                self.request_token(request).await
-            }
-            Err(error) => Err(error),
-        }
+        self.renewal()
+            .renew(request, previous, || self.request_token(request))
+            .await
     }
 
     fn grant(&self) -> Grant {
-        Grant::DeviceCode
+        Grant::new(flow::GRANT_TYPE)
     }
 
     /// Endpoint, client, and the cache partition if one was given. The person is known
@@ -207,7 +185,12 @@ impl TokenProvider for DeviceCode {
     /// shared store (see [`DeviceCodeBuilder::cache_partition`]).
     fn cache_key(&self) -> String {
         let inner = &*self.inner;
-        let mut key = format!("device_code|{}|{}", inner.endpoint.url(), inner.client_id);
+        let mut key = format!(
+            "{}|{}|{}",
+            flow::GRANT_TYPE,
+            inner.endpoint.url(),
+            inner.client_id
+        );
         if let Some(partition) = &inner.cache_partition {
             key.push('|');
             key.push_str(partition);

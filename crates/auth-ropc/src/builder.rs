@@ -2,12 +2,11 @@
 //! before any request, with a fix for each mistake.
 
 use std::fmt;
-use std::time::Duration;
 
-use d365_auth_core::{
-    AuthError, Authority, AuthoritySettings, Cloud, ConfigError, EndpointVersion,
-    ResolvedAuthority, Tenant, TokenEndpoint, TokenEndpointClient, default_http_client,
+use d365_auth_core::grant::{
+    ClientSettings, ResolvedAuthority, TokenEndpointClient, client_setters, default_http_client,
 };
+use d365_auth_core::{AuthError, ConfigError, Tenant};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::provider::{Inner, UsernamePassword};
@@ -17,7 +16,7 @@ use crate::realm::{RealmCheck, realm_url};
 /// Configures [`UsernamePassword`]; see [`UsernamePassword::builder`]. Every mistake is
 /// reported by [`build`](Self::build), before any request.
 ///
-/// Required: a tenant (unless the authority is AD FS or a complete [`Authority`]), the
+/// Required: a tenant (unless the authority is AD FS or a complete [`Authority`](d365_auth_core::Authority)), the
 /// client id, the user name and the password. Everything else has a default: the public
 /// cloud, the v2 endpoint, a public client, the user realm check on, d365's HTTP client
 /// and a 30-second timeout.
@@ -46,7 +45,8 @@ use crate::realm::{RealmCheck, realm_url};
 /// A confidential client on the v1 endpoint of the US Government cloud, and AD FS:
 ///
 /// ```
-/// use d365_auth_core::{ClientKind, Cloud, EndpointVersion};
+/// use d365_auth_core::grant::ClientKind;
+/// use d365_auth_core::{Cloud, EndpointVersion};
 /// use d365_auth_ropc::UsernamePassword;
 ///
 /// let grant = UsernamePassword::builder()
@@ -75,80 +75,33 @@ use crate::realm::{RealmCheck, realm_url};
 /// ```
 #[must_use]
 pub struct UsernamePasswordBuilder {
-    authority: AuthoritySettings,
-    client_id: Option<String>,
+    client: ClientSettings,
     client_secret: Option<SecretString>,
     username: Option<String>,
     password: Option<SecretString>,
     user_realm_check: bool,
-    http: Option<reqwest::Client>,
-    timeout: Option<Duration>,
 }
 
 impl Default for UsernamePasswordBuilder {
     fn default() -> Self {
         Self {
-            authority: AuthoritySettings::default(),
-            client_id: None,
+            client: ClientSettings::default(),
             client_secret: None,
             username: None,
             password: None,
             user_realm_check: true,
-            http: None,
-            timeout: None,
         }
     }
 }
 
 impl UsernamePasswordBuilder {
-    /// The tenant: its id, a verified domain (`contoso.onmicrosoft.com`), or
-    /// `organizations` (any work or school account). `common` and `consumers` are refused:
-    /// Entra ID does not allow the password grant there (AADSTS9001023).
-    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.authority.set_tenant(tenant);
-        self
-    }
-
-    /// The Microsoft cloud (public unless set).
-    pub fn cloud(mut self, cloud: Cloud) -> Self {
-        self.authority.set_cloud(cloud);
-        self
-    }
-
-    /// A host that speaks Entra ID's protocol instead of Microsoft's: the d365 emulator's
-    /// base URL (`http://127.0.0.1:8080`), a proxy. The tenant follows it in the path.
-    pub fn authority_host(mut self, base_url: impl Into<String>) -> Self {
-        self.authority.set_host(base_url);
-        self
-    }
-
-    /// On-premises AD FS (`https://adfs.contoso.com`): no tenant, the v1 protocol
-    /// (`resource=`), and no user realm check.
-    pub fn adfs(mut self, url: impl Into<String>) -> Self {
-        self.authority.set_adfs(url);
-        self
-    }
-
-    /// A complete authority (cloud or host, and tenant, or AD FS); the tenant setting is
-    /// then ignored. Its tenant must not be `common` or `consumers`.
-    pub fn authority(mut self, authority: Authority) -> Self {
-        self.authority.set_authority(authority);
-        self
-    }
-
-    /// The Entra endpoint version: v2 (`scope=`, the default) or v1 (`resource=`). AD FS
-    /// always uses its one endpoint.
-    pub fn endpoint_version(mut self, version: EndpointVersion) -> Self {
-        self.authority.set_version(version);
-        self
-    }
-
-    /// The application (client) id. With no client secret the application must allow
-    /// public client flows (App registrations > Authentication).
-    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
-        self
-    }
+    // The tenant, cloud, authority host, AD FS, authority, token endpoint (no user realm
+    // check on such a server), endpoint version, client id, HTTP client (for the token
+    // endpoint and the user realm check) and timeout, as every grant takes them. The
+    // tenant may be an id, a verified domain or `organizations`; `common` and `consumers`
+    // are refused by `build`: Entra ID does not allow the password grant there
+    // (AADSTS9001023).
+    client_setters!(client);
 
     /// The client secret of a confidential application (its value, not its id). The grant
     /// then asks for `{org}/.default` instead of `{org}/user_impersonation`.
@@ -179,26 +132,6 @@ impl UsernamePasswordBuilder {
         self
     }
 
-    /// Use your HTTP client (proxy, extra root certificates) for the token endpoint and
-    /// the user realm check. Build it with `redirect(reqwest::redirect::Policy::none())`.
-    pub fn http_client(mut self, http: reqwest::Client) -> Self {
-        self.http = Some(http);
-        self
-    }
-
-    /// The timeout of each request (30 seconds unless set).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Any OAuth 2.0 token endpoint, for servers that are not shaped like Entra ID. There
-    /// is no user realm endpoint on such a server, so the realm check is skipped.
-    pub fn token_endpoint(mut self, endpoint: TokenEndpoint) -> Self {
-        self.authority.set_token_endpoint(endpoint);
-        self
-    }
-
     /// Checks the settings and builds the grant. A password with leading or trailing
     /// spaces is accepted with a warning in the log (Entra ID does not support them).
     ///
@@ -211,16 +144,8 @@ impl UsernamePasswordBuilder {
             authority,
             endpoint,
             ..
-        } = self.authority.resolve(check_tenant)?;
-        let client_id = self
-            .client_id
-            .map(|id| id.trim().to_owned())
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| ConfigError::Missing {
-                setting: "client id",
-                fix: "give the application (client) id from the app registration's Overview page"
-                    .to_owned(),
-            })?;
+        } = self.client.authority.resolve(check_tenant)?;
+        let client_id = self.client.require_client_id()?;
         let username = self
             .username
             .map(|name| name.trim().to_owned())
@@ -252,7 +177,7 @@ impl UsernamePasswordBuilder {
             });
         }
 
-        let http_client = match self.http {
+        let http_client = match self.client.http {
             Some(client) => client,
             None => default_http_client().map_err(|error| match error {
                 AuthError::Config(config) => config,
@@ -264,7 +189,7 @@ impl UsernamePasswordBuilder {
             })?,
         };
         let mut token_client = TokenEndpointClient::builder().http_client(http_client.clone());
-        if let Some(timeout) = self.timeout {
+        if let Some(timeout) = self.client.timeout {
             token_client = token_client.timeout(timeout);
         }
         let token_client = token_client.build();
@@ -315,8 +240,8 @@ fn check_tenant(tenant: &Tenant) -> Result<(), ConfigError> {
 impl fmt::Debug for UsernamePasswordBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UsernamePasswordBuilder")
-            .field("authority", &self.authority)
-            .field("client_id", &self.client_id)
+            .field("authority", &self.client.authority)
+            .field("client_id", &self.client.client_id)
             .field(
                 "client_secret",
                 &self.client_secret.as_ref().map(|_| "[redacted]"),
@@ -324,7 +249,7 @@ impl fmt::Debug for UsernamePasswordBuilder {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "[redacted]"))
             .field("user_realm_check", &self.user_realm_check)
-            .field("timeout", &self.timeout)
+            .field("timeout", &self.client.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -332,6 +257,7 @@ impl fmt::Debug for UsernamePasswordBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use d365_auth_core::Authority;
 
     fn base() -> UsernamePasswordBuilder {
         UsernamePassword::builder()

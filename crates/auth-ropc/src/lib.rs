@@ -47,9 +47,11 @@
 mod builder;
 mod provider;
 mod realm;
+mod registration;
 
 pub use builder::UsernamePasswordBuilder;
 pub use provider::{UsernamePassword, is_federated_user};
+pub use registration::{PasswordRegistration, REGISTRATION, SAMPLE_CLIENT_ID};
 
 /// Compiles the examples of `docs/grants/ropc.md` as doc tests, so the guide cannot drift
 /// from the API. Only built by `cargo test --doc`: the file is outside the package.

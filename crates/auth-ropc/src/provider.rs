@@ -4,18 +4,21 @@
 use std::fmt;
 use std::sync::Arc;
 
+use d365_auth_core::grant::{
+    ClientCredential, ClientKind, OFFLINE_ACCESS, RefreshTokenRenewal, TokenEndpointClient,
+    TokenForm, credential_fingerprint,
+};
 use d365_auth_core::{
-    AccessToken, AuthError, Authority, ClientCredential, ClientKind, Grant, TokenEndpoint,
-    TokenEndpointClient, TokenForm, TokenProvider, TokenRequest, async_trait,
+    AccessToken, AuthError, Authority, Grant, TokenEndpoint, TokenProvider, TokenRequest,
+    async_trait,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::builder::UsernamePasswordBuilder;
 use crate::realm::RealmCheck;
 
-/// Asks for a refresh token on endpoints that take scopes; auth-core leaves it out on v1
-/// and AD FS, which issue refresh tokens to user grants without being asked.
-const OFFLINE_ACCESS: &str = "offline_access";
+/// The grant on the wire (RFC 6749 §4.3).
+const GRANT_TYPE: &str = "password";
 
 /// The resource owner password credentials grant (`grant_type=password`): a user's name
 /// and password exchanged for a token, by a public client or a confidential one (with its
@@ -128,20 +131,11 @@ impl UsernamePassword {
         }
     }
 
-    /// Redeems `refresh_token`. A response without a new refresh token keeps the old one:
-    /// Entra does not revoke a refresh token by using it, and AD FS often issues none.
-    async fn redeem(
-        &self,
-        request: &TokenRequest,
-        refresh_token: &SecretString,
-    ) -> Result<AccessToken, AuthError> {
+    /// How this grant redeems its refresh tokens.
+    fn renewal(&self) -> RefreshTokenRenewal<'_> {
         let inner = &*self.inner;
-        let form = TokenForm::refresh_token(&inner.client_id, refresh_token)
+        RefreshTokenRenewal::new(&inner.http, &inner.endpoint, &inner.client_id)
             .credential(self.credential())
-            .target(request, self.client_kind(), &inner.endpoint)
-            .scope(OFFLINE_ACCESS);
-        let response = inner.http.send(&inner.endpoint, &form).await?;
-        Ok(response.into_renewed_token(request, refresh_token))
     }
 }
 
@@ -159,12 +153,17 @@ impl TokenProvider for UsernamePassword {
             resource = %request.resource(),
             "signing in with the user's password"
         );
-        let form = TokenForm::password(&inner.client_id, &inner.username, &inner.password)
+        let form = TokenForm::new(GRANT_TYPE, &inner.client_id)
+            .param("username", inner.username.as_str())
+            .secret_param("password", &inner.password)
             .credential(self.credential())
             .target(request, self.client_kind(), &inner.endpoint)
             .scope(OFFLINE_ACCESS);
-        let response = inner.http.send(&inner.endpoint, &form).await?;
-        Ok(response.into_access_token(request))
+        inner
+            .http
+            .send(&inner.endpoint, &form)
+            .await?
+            .into_access_token(request)
     }
 
     /// Redeems the refresh token `previous` carries; signs in with the password only if
@@ -174,25 +173,13 @@ impl TokenProvider for UsernamePassword {
         request: &TokenRequest,
         previous: &AccessToken,
     ) -> Result<AccessToken, AuthError> {
-        let Some(refresh_token) = previous.refresh_token() else {
-            return self.request_token(request).await;
-        };
-        match self.redeem(request, refresh_token).await {
-            Ok(token) => Ok(token),
-            Err(error) if error.is_refresh_token_refused() => {
-                tracing::debug!(
-                    username = %self.inner.username,
-                    aadsts = error.aadsts(),
-                    "refresh token refused; signing in with the password again"
-                );
-                self.request_token(request).await
-            }
-            Err(error) => Err(error),
-        }
+        self.renewal()
+            .renew(request, previous, || self.request_token(request))
+            .await
     }
 
     fn grant(&self) -> Grant {
-        Grant::Password
+        Grant::new(GRANT_TYPE)
     }
 
     /// Endpoint, client and user: tokens of different users never share a key.
@@ -202,14 +189,14 @@ impl TokenProvider for UsernamePassword {
         // would invite offline guessing. A confidential client's secret is, so a rotated
         // secret never gets the old token.
         let mut key = format!(
-            "password|{}|{}|{}",
+            "{GRANT_TYPE}|{}|{}|{}",
             self.inner.endpoint.url(),
             self.inner.client_id,
             self.inner.username.to_lowercase()
         );
         if let Some(secret) = &self.inner.client_secret {
             key.push('|');
-            key.push_str(&d365_auth_core::credential_fingerprint(
+            key.push_str(&credential_fingerprint(
                 "client_secret",
                 secret.expose_secret().as_bytes(),
             ));
@@ -237,8 +224,8 @@ impl fmt::Debug for UsernamePassword {
 }
 
 /// Whether `error` is the refusal of a user federated to another identity provider,
-/// found by the user realm check before the password was sent
-/// ([`ErrorKind::FederatedUser`](d365_auth_core::ErrorKind::FederatedUser)).
+/// found by the user realm check before the password was sent (a configuration error: the
+/// grant, or the check, is what to change).
 ///
 /// ```
 /// use d365_auth_core::{AuthError, ConfigError};
@@ -248,5 +235,9 @@ impl fmt::Debug for UsernamePassword {
 /// ```
 #[must_use]
 pub fn is_federated_user(error: &AuthError) -> bool {
-    error.kind() == d365_auth_core::ErrorKind::FederatedUser
+    matches!(
+        error,
+        AuthError::Config(d365_auth_core::ConfigError::Invalid { setting, .. })
+            if *setting == crate::realm::REALM_SETTING
+    )
 }

@@ -109,10 +109,19 @@ impl RealmCheck {
     }
 }
 
+/// The setting a federated user's refusal names: what to change is the grant, or the
+/// check itself.
+pub(crate) const REALM_SETTING: &str = "user realm";
+
+/// The refusal of a federated user, before the password is sent.
 fn federated_user(username: &str, domain: Option<&str>) -> AuthError {
-    AuthError::Config(ConfigError::FederatedUser {
-        user: username.to_owned(),
-        domain: domain.map(str::to_owned),
+    AuthError::Config(ConfigError::Invalid {
+        setting: REALM_SETTING,
+        problem: format!(
+            "`{username}`{} is federated to another identity provider, and the password grant cannot sign in federated users, so the password was not sent",
+            domain.map(|domain| format!(" (domain `{domain}`)")).unwrap_or_default()
+        ),
+        fix: "use the client credentials grant (an application user) for unattended jobs or the device code grant for people, or, if the tenant validates federated users' passwords in the cloud (AllowCloudPasswordValidation), turn the grant's user realm check off".to_owned(),
     })
 }
 

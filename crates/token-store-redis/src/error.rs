@@ -1,5 +1,5 @@
 //! [`RedisStoreError`]: what can be wrong with a [`RedisStore`](crate::RedisStore)'s
-//! configuration. Failures while the store runs are `d365_auth_core::StoreError`s, which
+//! configuration. Failures while the store runs are `d365_auth_core::store::StoreError`s, which
 //! the token cache logs.
 
 /// A configuration the Redis store cannot use. Messages never quote the URL (it may hold a

@@ -1,4 +1,4 @@
-//! A Redis [`TokenStore`](d365_auth_core::TokenStore) for d365: a fleet of workers shares
+//! A Redis [`TokenStore`](d365_auth_core::store::TokenStore) for d365: a fleet of workers shares
 //! one token per app (and per user, for delegated grants) instead of each asking Entra ID
 //! for its own, which Entra throttles (`AADSTS50196`).
 //!

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use d365_auth_core::{AccessToken, StoreError, TokenStore, decode_token, encode_token};
+use d365_auth_core::AccessToken;
+use d365_auth_core::store::{StoreError, TokenStore, decode_token, encode_token};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -474,6 +475,7 @@ mod tests {
             } else {
                 builder.build()
             }
+            .unwrap()
         };
         let secs = |ttl: Option<Duration>| ttl.map(|ttl| ttl.as_secs());
         assert_eq!(secs(store.ttl(&token(3600, false, false), now)), Some(3600));
