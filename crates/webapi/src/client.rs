@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use d365_auth_core::{Resource, TokenCache, TokenProvider, TokenRequest, TokenStore};
+use d365_auth_core::store::TokenStore;
+use d365_auth_core::{Resource, TokenCache, TokenProvider, TokenRequest};
 use url::Url;
 
 use crate::error::WebApiError;

@@ -31,8 +31,6 @@
 
 mod batch;
 mod client;
-#[cfg(feature = "connect")]
-mod connect;
 mod error;
 mod fetchxml;
 mod guid;
@@ -47,13 +45,6 @@ pub use batch::{
     Batch, BatchResponse, ChangeSet, ContentRef, MAX_BATCH_OPERATIONS, MAX_GET_URL_LEN,
 };
 pub use client::{Client, ClientBuilder, RetrySettings};
-#[cfg(feature = "connect")]
-pub use connect::{
-    AuthType, AuthTypeParseError, BearerChallenge, ConnectError, ConnectOptions, ConnectionString,
-    DEFAULT_EXTERNAL_TOKEN_LIFETIME, EnvironmentCredentialKind, EnvironmentSettings,
-    ExternalTokenProvider, TokenCallbackFuture, URL_VARIABLE, connect, connect_from_environment,
-    connect_with, discover_authority, discover_challenge, provider_from_connection_string,
-};
 pub use error::{ErrorKind, ServiceError, WebApiError};
 pub use fetchxml::FetchPage;
 pub use guid::{Guid, GuidError};

@@ -1,5 +1,5 @@
-//! [`AuthType`]: the `AuthType` values of ServiceClient and CrmServiceClient, and which of
-//! them d365 can use.
+//! [`AuthType`]: the `AuthType` values of ServiceClient and CrmServiceClient, which the grants
+//! of a build may take.
 
 use std::fmt;
 
@@ -13,24 +13,22 @@ use std::fmt;
 /// # Examples
 ///
 /// ```
-/// use d365_webapi::AuthType;
+/// use d365_connect::AuthType;
 ///
 /// assert_eq!("clientsecret".parse::<AuthType>(), Ok(AuthType::ClientSecret));
 /// assert_eq!(AuthType::OAuth.to_string(), "OAuth");
-/// assert!(!AuthType::Office365.is_supported());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AuthType {
     /// `AD`: Windows integrated authentication to on-premises Dynamics; not OAuth.
-    /// Not supported.
     Ad,
     /// `IFD`: claims-based internet-facing deployment through AD FS (CrmServiceClient).
-    /// Not supported as such: use `OAuth` against AD FS.
+    /// AD FS issues OAuth tokens for the same servers: use `OAuth` against AD FS.
     Ifd,
-    /// `Claims`: claims-based authentication (CrmServiceClient). Not supported.
+    /// `Claims`: claims-based authentication (CrmServiceClient).
     Claims,
-    /// `Office365`: the deprecated WS-Trust sign-in (CrmServiceClient). Not supported.
+    /// `Office365`: the deprecated WS-Trust sign-in (CrmServiceClient).
     Office365,
     /// `OAuth`: a user; with `Username` and `Password`, the password grant (ROPC).
     OAuth,
@@ -66,16 +64,6 @@ impl AuthType {
             .iter()
             .find(|(value, _, _)| *value == self)
             .map_or("", |(_, name, _)| name)
-    }
-
-    /// Whether d365 can connect with this type (`OAuth` with a user name and password,
-    /// `Certificate`, `ClientSecret`, `ExternalTokenManagement`).
-    #[must_use]
-    pub fn is_supported(self) -> bool {
-        matches!(
-            self,
-            Self::OAuth | Self::Certificate | Self::ClientSecret | Self::ExternalTokenManagement
-        )
     }
 
     /// Parses a value, and says whether it was written exactly as ServiceClient requires.

@@ -15,7 +15,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use d365_auth_core::{AccessToken, AuthError, Grant, TokenProvider, TokenRequest, async_trait};
+use d365_auth_core::grant::{GrantConfig, GrantRegistration};
+use d365_auth_core::{
+    AccessToken, AuthError, ConfigError, Grant, TokenProvider, TokenRequest, async_trait,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// The future a token callback returns.
@@ -40,13 +43,13 @@ pub const DEFAULT_EXTERNAL_TOKEN_LIFETIME: Duration = Duration::from_secs(5 * 60
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use d365_auth_core::{TokenProvider, TokenRequest};
-/// use d365_webapi::ExternalTokenProvider;
+/// use d365_connect::ExternalTokenProvider;
 /// use secrecy::SecretString;
 ///
 /// let provider = ExternalTokenProvider::new(|resource: String| async move {
 ///     // Ask your own token source here.
 ///     assert_eq!(resource, "https://contoso.crm.dynamics.com/");
-///     Ok(SecretString::from("a token from elsewhere"))
+///     Ok(SecretString::from("a-token-from-elsewhere"))
 /// });
 /// let token = provider
 ///     .request_token(&TokenRequest::for_url("https://contoso.crm.dynamics.com")?)
@@ -88,7 +91,7 @@ impl ExternalTokenProvider {
         self
     }
 
-    /// Whose tokens the callback returns, for a shared [`TokenStore`](d365_auth_core::TokenStore):
+    /// Whose tokens the callback returns, for a shared [`TokenStore`](d365_auth_core::store::TokenStore):
     /// providers with the same key share tokens. Unique per provider unless set.
     #[must_use]
     pub fn cache_key(mut self, key: impl Into<String>) -> Self {
@@ -101,8 +104,10 @@ impl ExternalTokenProvider {
 impl TokenProvider for ExternalTokenProvider {
     async fn request_token(&self, request: &TokenRequest) -> Result<AccessToken, AuthError> {
         let resource = request.resource().v1_resource();
-        let secret = (self.callback)(resource).await?;
-        if secret.expose_secret().trim().is_empty() {
+        let returned = (self.callback)(resource).await?;
+        // A token read from a file or a pipe often ends with a newline.
+        let secret = SecretString::from(returned.expose_secret().trim());
+        if secret.expose_secret().is_empty() {
             return Err(AuthError::Credential {
                 message: "the token callback returned an empty token; return the access token for the resource it is given".to_owned(),
                 source: None,
@@ -118,11 +123,18 @@ impl TokenProvider for ExternalTokenProvider {
                 );
             }
         }
-        Ok(AccessToken::builder(secret, expires_on, request.resource().clone()).build())
+        AccessToken::builder(secret, expires_on, request.resource().clone())
+            .build()
+            .map_err(|problem| AuthError::Credential {
+                message: format!(
+                    "the token callback returned an access token that {problem}; return the token alone"
+                ),
+                source: None,
+            })
     }
 
     fn grant(&self) -> Grant {
-        Grant::Other("external")
+        Grant::new("external")
     }
 
     fn cache_key(&self) -> String {
@@ -136,6 +148,67 @@ impl fmt::Debug for ExternalTokenProvider {
             .field("lifetime", &self.lifetime)
             .field("cache_key", &self.cache_key)
             .finish_non_exhaustive()
+    }
+}
+
+/// How long a token of unknown expiry lives, as [`ConnectOptions`](crate::ConnectOptions)
+/// hands it to the registration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lifetime(pub(crate) Duration);
+
+/// Hands the options' token callback, if any, and the lifetime of its tokens to the
+/// registration through the configuration's extensions.
+pub(crate) fn add_callback(config: &mut GrantConfig, options: &crate::ConnectOptions) {
+    if let Some(callback) = &options.token_callback {
+        config.extensions.insert(callback.clone());
+        config
+            .extensions
+            .insert(Lifetime(options.external_token_lifetime));
+    }
+}
+
+/// The setting a missing callback is reported as.
+pub(crate) const CALLBACK_SETTING: &str = "token callback";
+
+/// `AuthType=ExternalTokenManagement` as configuration knows it: the callback comes from
+/// [`ConnectOptions::token_callback`](crate::ConnectOptions::token_callback).
+#[derive(Debug)]
+pub(crate) struct ExternalTokenRegistration;
+
+/// The registration every registry lists.
+pub(crate) static EXTERNAL_TOKEN: ExternalTokenRegistration = ExternalTokenRegistration;
+
+impl GrantRegistration for ExternalTokenRegistration {
+    fn name(&self) -> &'static str {
+        "external-token"
+    }
+
+    fn description(&self) -> &'static str {
+        "your code supplies the tokens (AuthType=ExternalTokenManagement): a token from a sidecar, another library or a test"
+    }
+
+    fn accepts(&self, config: &GrantConfig) -> bool {
+        config.auth_type_is("ExternalTokenManagement")
+    }
+
+    fn needs_authority(&self) -> bool {
+        false
+    }
+
+    fn build(&self, config: &GrantConfig) -> Result<Arc<dyn TokenProvider>, ConfigError> {
+        let callback = config
+            .extensions
+            .get::<TokenCallback>()
+            .cloned()
+            .ok_or_else(|| ConfigError::Missing {
+                setting: CALLBACK_SETTING,
+                fix: "pass one with ConnectOptions::token_callback".to_owned(),
+            })?;
+        let mut provider = ExternalTokenProvider::from_boxed(callback);
+        if let Some(Lifetime(lifetime)) = config.extensions.get::<Lifetime>() {
+            provider = provider.lifetime(*lifetime);
+        }
+        Ok(Arc::new(provider))
     }
 }
 
@@ -227,7 +300,13 @@ mod tests {
 
         let empty = ExternalTokenProvider::new(|_| async { Ok(SecretString::from(" ")) });
         assert!(empty.request_token(&request).await.is_err());
-        assert_eq!(empty.grant(), Grant::Other("external"));
+        assert_eq!(empty.grant(), Grant::new("external"));
+        let two_lines =
+            ExternalTokenProvider::new(|_| async { Ok(SecretString::from("abc\ndef")) });
+        let error = two_lines.request_token(&request).await.unwrap_err();
+        assert!(error.to_string().contains("a line break"), "{error}");
+        let padded = ExternalTokenProvider::new(|_| async { Ok(SecretString::from("abc\n")) });
+        assert!(padded.request_token(&request).await.is_ok(), "trimmed");
         assert!(!format!("{empty:?}").contains("callback:"));
     }
 }

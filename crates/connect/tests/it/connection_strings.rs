@@ -5,20 +5,19 @@
 //! emulator for each supported `AuthType`, with the tenant given or discovered from a `401`
 //! challenge.
 
-#![cfg(feature = "connect")]
-
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use d365_auth_core::{Grant, TokenProvider, TokenRequest};
-use d365_emulator::Emulator;
-use d365_webapi::{
-    AuthType, ConnectError, ConnectOptions, ConnectionString, EnvironmentCredentialKind,
-    EnvironmentSettings, connect_with, provider_from_connection_string,
+use d365_connect::{
+    AuthType, ConnectError, ConnectOptions, ConnectionString, EnvironmentSettings, connect_with,
+    provider_from_connection_string,
 };
+use d365_emulator::Emulator;
+use d365_test_support::SecretWatch;
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -58,7 +57,15 @@ fn table() -> Vec<(&'static str, Expect)> {
         (
             "AuthType=Certificate;Url=https://contoso.crm4.dynamics.com;ClientId=00000000-0000-0000-0000-0000000000c1;Thumbprint=DC6C689022C905EA5F812B51F1574ED10F256FF6",
             Invalid(
-                |e| matches!(e, ConnectError::CertificateStore { .. }),
+                |e| {
+                    matches!(
+                        e,
+                        ConnectError::InvalidValue {
+                            key: "Thumbprint",
+                            ..
+                        }
+                    )
+                },
                 "Windows-only; export the certificate",
             ),
         ),
@@ -346,7 +353,15 @@ fn table() -> Vec<(&'static str, Expect)> {
         (
             "AuthType=Certificate;Url=https://contoso.crm.dynamics.com;ClientId=c1;Thumbprint=DC6C689022C905EA5F812B51F1574ED10F256FF6;CertificateStoreName=Root",
             Invalid(
-                |e| matches!(e, ConnectError::CertificateStore { .. }),
+                |e| {
+                    matches!(
+                        e,
+                        ConnectError::InvalidValue {
+                            key: "Thumbprint",
+                            ..
+                        }
+                    )
+                },
                 "store `Root`",
             ),
         ),
@@ -507,22 +522,27 @@ fn accessors_give_the_typed_values() {
     .unwrap();
     assert_eq!(parsed.url().as_str(), "https://contoso.crm.dynamics.com");
     assert_eq!(parsed.auth_type(), AuthType::OAuth);
-    assert_eq!(parsed.username(), Some("ana@contoso.com"));
-    assert_eq!(parsed.password().unwrap().expose_secret(), "p@ss;word");
-    assert!(parsed.has_password() && !parsed.has_client_secret());
+    assert_eq!(parsed.get("Username"), Some("ana@contoso.com"));
+    assert_eq!(
+        parsed.config().secret("Password").unwrap().expose_secret(),
+        "p@ss;word"
+    );
+    assert_eq!(parsed.get("Password"), None, "a secret is no text");
+    assert!(parsed.has("Password") && !parsed.has("ClientSecret"));
+    assert_eq!(parsed.grant().name(), "password");
     assert_eq!(
         parsed.client_id(),
         None,
         "OAuth falls back to the sample app in the grant"
     );
-    assert!(parsed.require_new_instance() && parsed.skip_discovery());
 
     let quoted = |value: &str| {
         ConnectionString::parse(&format!(
             "AuthType=ClientSecret;Url=https://contoso.crm.dynamics.com;ClientId=c1;ClientSecret={value}"
         ))
         .unwrap()
-        .client_secret()
+        .config()
+        .secret("ClientSecret")
         .unwrap()
         .expose_secret()
         .to_owned()
@@ -540,21 +560,19 @@ fn accessors_give_the_typed_values() {
     )
     .unwrap();
     assert_eq!(
-        certificate.thumbprint(),
-        Some("DC6C689022C905EA5F812B51F1574ED10F256FF6")
+        certificate.get("Thumbprint"),
+        Some("dc6c689022c905ea5f812b51f1574ed10f256ff6")
     );
+    assert_eq!(certificate.get("CertificatePath"), Some("/etc/app.pfx"));
     assert_eq!(
-        certificate.certificate_path(),
-        Some(std::path::Path::new("/etc/app.pfx"))
-    );
-    assert_eq!(
-        certificate.certificate_password().unwrap().expose_secret(),
+        certificate
+            .config()
+            .secret("CertificatePassword")
+            .unwrap()
+            .expose_secret(),
         "PFX-PASSWORD-9"
     );
-    assert!(
-        certificate.send_certificate_chain(),
-        "x5c is sent by default, as ServiceClient does"
-    );
+    assert_eq!(certificate.grant().name(), "client-credentials");
     assert_eq!(certificate.unknown_keys(), ["Fabrikam"]);
 
     let tenant = ConnectionString::parse(
@@ -566,7 +584,7 @@ fn accessors_give_the_typed_values() {
         "72f988bf-86f1-41af-91ab-2d7cd011db47"
     );
     assert_eq!(
-        ConnectionString::SAMPLE_CLIENT_ID,
+        d365_auth_ropc::SAMPLE_CLIENT_ID,
         "51f81489-12ee-4a9e-aaae-a2591f45987d"
     );
 }
@@ -733,33 +751,14 @@ fn auth_types_parse_in_any_case_and_by_number() {
 /// Collects every log line at TRACE while the table is parsed.
 #[test]
 fn no_log_line_holds_a_secret() {
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    let watch = SecretWatch::start(SECRETS);
+    for (input, _) in table() {
+        let _ = ConnectionString::parse(input);
     }
-    let sink = Sink::default();
-    let writer = sink.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        for (input, _) in table() {
-            let _ = ConnectionString::parse(input);
-        }
-        let _ = ConnectionString::parse(
-            "AuthType=ClientSecret;Url=https://contoso.crm.dynamics.com;ClientId=c1;Secret=SUPER-SECRET-1;Secret=p@ss;W0RDFRAG=x;RequireNewInstance=maybe",
-        );
-    });
-    let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    let _ = ConnectionString::parse(
+        "AuthType=ClientSecret;Url=https://contoso.crm.dynamics.com;ClientId=c1;Secret=SUPER-SECRET-1;Secret=p@ss;W0RDFRAG=x;RequireNewInstance=maybe",
+    );
+    let logs = watch.logs();
     assert!(
         logs.contains("does not know"),
         "unknown keys are logged: {logs}"
@@ -768,7 +767,7 @@ fn no_log_line_holds_a_secret() {
         logs.contains("ServiceClient would not"),
         "AuthType case is logged: {logs}"
     );
-    assert_no_secret("the log", &logs);
+    watch.assert_clean_with_logs();
 }
 
 #[test]
@@ -798,18 +797,20 @@ fn the_environment_variables_are_read_as_azure_identity_reads_them() {
         ("AZURE_PASSWORD", "p@ss;word"),
         ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token"),
     ];
-    let kinds = [
-        EnvironmentCredentialKind::ClientSecret,
-        EnvironmentCredentialKind::Certificate,
-        EnvironmentCredentialKind::UsernamePassword,
-        EnvironmentCredentialKind::FederatedToken,
-        EnvironmentCredentialKind::FederatedToken,
+    // (the grant, the setting it uses)
+    let chosen = [
+        ("client-credentials", "ClientSecret"),
+        ("client-credentials", "CertificatePath"),
+        ("password", "Username"),
+        ("client-credentials", "FederatedTokenFile"),
+        ("client-credentials", "FederatedTokenFile"),
     ];
     for skip in 0..all.len() {
         let settings = with(&all[skip..]).unwrap();
-        assert_eq!(
-            settings.credential_kind(),
-            kinds[skip],
+        let (grant, setting) = chosen[skip];
+        assert_eq!(settings.grant().name(), grant, "from {}", all[skip].0);
+        assert!(
+            settings.credential().config().has(setting),
             "from {}",
             all[skip].0
         );
@@ -828,7 +829,7 @@ fn the_environment_variables_are_read_as_azure_identity_reads_them() {
         settings.url().unwrap().as_str(),
         "https://contoso.crm.dynamics.com"
     );
-    assert_eq!(settings.client_id(), C1);
+    assert_eq!(settings.client_id(), Some(C1));
 
     // Missing or invalid variables are named, values never shown.
     let cases: &[(&[(&str, &str)], &str)] = &[
@@ -839,11 +840,11 @@ fn the_environment_variables_are_read_as_azure_identity_reads_them() {
         ),
         (
             &[("AZURE_CLIENT_ID", C1), ("AZURE_USERNAME", "ana")],
-            "AZURE_USERNAME is set without AZURE_PASSWORD",
+            "AZURE_PASSWORD is not set",
         ),
         (
             &[("AZURE_CLIENT_ID", C1), ("AZURE_PASSWORD", "p@ss;word")],
-            "AZURE_PASSWORD is set without AZURE_USERNAME",
+            "AZURE_USERNAME is not set",
         ),
         (
             &[
@@ -882,8 +883,15 @@ async fn environment_without_tenant_or_url_says_what_to_set() {
         _ => None,
     })
     .unwrap();
-    let error = settings.provider(&ConnectOptions::new()).await.unwrap_err();
-    assert!(error.to_string().contains("set AZURE_TENANT_ID"), "{error}");
+    let error = settings
+        .credential()
+        .provider(&ConnectOptions::new())
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("AZURE_TENANT_ID is not set"),
+        "{error}"
+    );
     let error = settings.client(&ConnectOptions::new()).await.unwrap_err();
     assert!(error.to_string().contains("D365_URL is not set"), "{error}");
 }
@@ -931,7 +939,7 @@ async fn client_secret_gets_a_token_from_the_emulator() {
         app.secret.expose_secret().replace('\'', "''")
     );
     let provider = provider_from_connection_string(&text).await.unwrap();
-    assert_eq!(provider.grant(), Grant::ClientCredentials);
+    assert_eq!(provider.grant(), Grant::new("client_credentials"));
     let token = assert_token(&emulator, provider.as_ref(), emulator.base_url()).await;
     assert!(token.is_app_only());
     assert_eq!(token.client_id(), Some(app.client_id.as_str()));
@@ -1027,7 +1035,13 @@ async fn certificate_files_get_a_token_and_the_thumbprint_is_checked() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, ConnectError::CertificateMismatch { .. }),
+        matches!(
+            error,
+            ConnectError::InvalidValue {
+                key: "Thumbprint",
+                ..
+            }
+        ),
         "{error}"
     );
     assert!(error.to_string().contains(&app.thumbprint_sha1), "{error}");
@@ -1039,7 +1053,16 @@ async fn certificate_files_get_a_token_and_the_thumbprint_is_checked() {
         dir.join("absent.pfx").display()
     );
     let error = provider_from_connection_string(&missing).await.unwrap_err();
-    assert!(matches!(error, ConnectError::Config(_)), "{error}");
+    assert!(
+        matches!(
+            error,
+            ConnectError::InvalidValue {
+                key: "CertificatePath",
+                ..
+            }
+        ),
+        "{error}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
     emulator.shutdown().await;
 }
@@ -1056,7 +1079,7 @@ async fn oauth_with_a_user_and_password_uses_the_password_grant() {
         seeded.user.password.expose_secret().replace('\'', "''")
     );
     let provider = provider_from_connection_string(&text).await.unwrap();
-    assert_eq!(provider.grant(), Grant::Password);
+    assert_eq!(provider.grant(), Grant::new("password"));
     let token = assert_token(&emulator, provider.as_ref(), emulator.base_url()).await;
     assert_eq!(token.user_principal_name(), Some(seeded.user.upn.as_str()));
 
@@ -1190,7 +1213,7 @@ async fn without_a_tenant_the_authority_is_discovered_from_the_401_challenge() {
     );
     let (org, hits) = challenge_server(authorization_uri).await;
 
-    let discovered = d365_webapi::discover_authority(
+    let discovered = d365_connect::discover_authority(
         &reqwest::Client::new(),
         &d365_auth_core::Resource::parse(&org).unwrap(),
     )
@@ -1281,7 +1304,7 @@ async fn environment_variables_get_tokens_from_the_emulator() {
                     seeded.confidential_app.secret.expose_secret().to_owned(),
                 ),
             ],
-            Grant::ClientCredentials,
+            Grant::new("client_credentials"),
         ),
         (
             vec![
@@ -1289,7 +1312,7 @@ async fn environment_variables_get_tokens_from_the_emulator() {
                 ("AZURE_CLIENT_CERTIFICATE_PATH", pem.clone()),
                 ("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "1".to_owned()),
             ],
-            Grant::ClientCredentials,
+            Grant::new("client_credentials"),
         ),
         (
             vec![
@@ -1300,13 +1323,17 @@ async fn environment_variables_get_tokens_from_the_emulator() {
                     seeded.user.password.expose_secret().to_owned(),
                 ),
             ],
-            Grant::Password,
+            Grant::new("password"),
         ),
     ];
     for (set, grant) in sets {
         let map: HashMap<&str, String> = common.iter().cloned().chain(set).collect();
         let settings = EnvironmentSettings::from_variables(|name| map.get(name).cloned()).unwrap();
-        let provider = settings.provider(&ConnectOptions::new()).await.unwrap();
+        let provider = settings
+            .credential()
+            .provider(&ConnectOptions::new())
+            .await
+            .unwrap();
         assert_eq!(provider.grant(), grant);
         assert_token(&emulator, provider.as_ref(), emulator.base_url()).await;
         let client = settings.client(&ConnectOptions::new()).await.unwrap();

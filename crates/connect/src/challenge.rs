@@ -9,7 +9,7 @@ use std::time::Duration;
 use d365_auth_core::{Authority, ConfigError, Resource};
 use url::Url;
 
-use super::error::ConnectError;
+use crate::error::ConnectError;
 
 /// How long the discovery request may take unless the caller says otherwise.
 pub(crate) const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -19,7 +19,7 @@ pub(crate) const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// # Examples
 ///
 /// ```
-/// use d365_webapi::BearerChallenge;
+/// use d365_connect::BearerChallenge;
 ///
 /// let challenge = BearerChallenge::parse(
 ///     "Bearer authorization_uri=https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/authorize, resource_id=https://contoso.crm.dynamics.com/",
@@ -166,11 +166,11 @@ pub async fn discover_challenge(
 /// # Examples
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), d365_webapi::ConnectError> {
+/// # async fn run() -> Result<(), d365_connect::ConnectError> {
 /// use d365_auth_core::Resource;
 ///
 /// let org = Resource::parse("https://contoso.crm.dynamics.com")?;
-/// let authority = d365_webapi::discover_authority(&reqwest::Client::new(), &org).await?;
+/// let authority = d365_connect::discover_authority(&reqwest::Client::new(), &org).await?;
 /// println!("tokens come from {authority}");
 /// # Ok(()) }
 /// ```

@@ -3,10 +3,10 @@
 //! secret keys are never copied into an error, and names of unknown keys are not shown
 //! (a misquoted secret can turn into one).
 
-use d365_auth_core::{AuthError, ConfigError, ErrorSource};
+use d365_auth_core::grant::ErrorSource;
+use d365_auth_core::{AuthError, ConfigError};
 
-use super::auth_type::AuthType;
-use crate::error::WebApiError;
+use crate::auth_type::AuthType;
 
 /// An error from parsing a connection string or the environment, or from building a
 /// provider or a client from them.
@@ -30,7 +30,7 @@ pub enum ConnectError {
     #[error("the connection string has no {key}{}: {fix}", unrecognised_note(*unrecognised))]
     MissingKey {
         /// The key, as d365 writes it, with its aliases.
-        key: &'static str,
+        key: String,
         /// How to provide it.
         fix: String,
         /// How many keys of the string d365 does not recognise (perhaps misspelt).
@@ -77,29 +77,29 @@ pub enum ConnectError {
         "Integrated Security=true signs in as the current Windows user, which is not available outside Windows' own authentication stack; give Username and Password with AuthType=OAuth, or use AuthType=ClientSecret or AuthType=Certificate"
     )]
     IntegratedSecurity,
-    /// A certificate named by thumbprint in a Windows certificate store.
+    /// `Grant=` names a grant this build does not have.
     #[error(
-        "the certificate {thumbprint} is to be read from the Windows certificate store `{store}`, and certificate stores are Windows-only; export the certificate with its private key and give CertificatePath=<file.pfx or file.pem> (with CertificatePassword for a protected .pfx); keep Thumbprint to have d365 check it is the right certificate"
+        "the grant `{name}` is not one this build of d365 has ({enabled}); use one of those, or enable its cargo feature of d365-connect"
     )]
-    CertificateStore {
-        /// The thumbprint given.
-        thumbprint: String,
-        /// The store named (`My` when none was).
-        store: String,
+    UnknownGrant {
+        /// The name given (at most 40 characters).
+        name: String,
+        /// The grants enabled.
+        enabled: String,
     },
-    /// The certificate file does not hold the certificate the thumbprint names.
+    /// No enabled grant takes the connection's `AuthType`.
     #[error(
-        "the certificate in CertificatePath has the SHA-1 thumbprint {found}, not {expected} as Thumbprint says; give the file of the certificate registered for the application, or correct Thumbprint"
+        "no grant of this build of d365 takes AuthType={auth_type} ({enabled} are enabled); enable the grant's cargo feature of d365-connect, or name one with Grant="
     )]
-    CertificateMismatch {
-        /// The thumbprint from the connection string, upper case.
-        expected: String,
-        /// The thumbprint of the certificate in the file.
-        found: String,
+    NoGrant {
+        /// The type given.
+        auth_type: AuthType,
+        /// The grants enabled.
+        enabled: String,
     },
     /// `AuthType=ExternalTokenManagement` without a token callback.
     #[error(
-        "AuthType=ExternalTokenManagement takes its tokens from your code, and no token callback was given; pass one with ConnectOptions::token_callback or ConnectionString::into_client_with_token_callback"
+        "AuthType=ExternalTokenManagement takes its tokens from your code, and no token callback was given; pass one with ConnectOptions::token_callback (or, with the webapi feature, ConnectionString::into_client_with_token_callback)"
     )]
     TokenCallbackRequired,
     /// The azure-identity environment variables do not describe a credential.
@@ -130,8 +130,9 @@ pub enum ConnectError {
     #[error(transparent)]
     Auth(Box<AuthError>),
     /// Building the Web API client failed (boxed: it is large).
+    #[cfg(feature = "webapi")]
     #[error(transparent)]
-    WebApi(Box<WebApiError>),
+    WebApi(Box<d365_webapi::WebApiError>),
 }
 
 impl ConnectError {
@@ -158,8 +159,9 @@ impl From<AuthError> for ConnectError {
     }
 }
 
-impl From<WebApiError> for ConnectError {
-    fn from(error: WebApiError) -> Self {
+#[cfg(feature = "webapi")]
+impl From<d365_webapi::WebApiError> for ConnectError {
+    fn from(error: d365_webapi::WebApiError) -> Self {
         Self::WebApi(Box::new(error))
     }
 }
