@@ -55,10 +55,17 @@ pub(crate) struct Global {
     /// Start the embedded emulator for this one command and connect to it.
     #[arg(long, global = true)]
     pub(crate) emulator: bool,
-    /// Sign in with this grant instead of the one the connection describes (its client id
-    /// and tenant are kept; secrets and passwords are not used).
-    #[arg(long, global = true, value_enum, env = "D365_GRANT")]
-    pub(crate) grant: Option<GrantChoice>,
+    /// Sign in with this grant instead of the one the connection describes, keeping its
+    /// client id and tenant: `device-code` (open the page it prints, type the code, sign
+    /// in with MFA; later commands reuse the token file). `d365 auth grants` lists them all.
+    #[arg(
+        long,
+        global = true,
+        env = "D365_GRANT",
+        value_name = "NAME",
+        value_parser = parse_grant_name
+    )]
+    pub(crate) grant: Option<String>,
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub(crate) output: OutputFormat,
@@ -106,12 +113,12 @@ pub(crate) struct Global {
     pub(crate) csv_formula_guard: bool,
 }
 
-/// A grant to sign in with, overriding the connection's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum GrantChoice {
-    /// The device code grant: open the page it prints, type the code and sign in (with
-    /// MFA); later commands reuse the token file and do not ask again.
-    DeviceCode,
+/// A `--grant` value: the name of a grant this build registers.
+fn parse_grant_name(name: &str) -> Result<String, String> {
+    d365_connect::Registry::enabled()
+        .named(name)
+        .map(|grant| grant.name().to_owned())
+        .map_err(|error| error.to_string())
 }
 
 /// How results are printed.
@@ -180,6 +187,8 @@ pub(crate) enum Command {
 pub(crate) enum AuthCommand {
     /// Every configured grant against the same organization, side by side.
     Compare,
+    /// The grants this build can sign in with, and the settings each reads.
+    Grants,
     /// Check the connection step by step and say how to fix what fails.
     Doctor,
 }

@@ -1,8 +1,9 @@
 //! Where a command's connection comes from, in order: `--emulator`, `--connection-string`
 //! (or `D365_CONNECTION_STRING`), a profile (`--profile`, `D365_PROFILE`, or the current
-//! one), and the azure-identity environment variables with `D365_URL`. `--grant
-//! device-code` signs in with the device code grant instead, keeping the connection's
-//! client id and authority. Tokens are kept in the token file (see [`token_file`]) unless
+//! one), and the azure-identity environment variables with `D365_URL`. Each becomes one
+//! [`Credential`] of `d365-connect`, which builds the grant: `--grant NAME` signs in with
+//! another registered grant (`device-code`), keeping the connection's client id and
+//! authority. Tokens are kept in the token file (see [`token_file`]) unless
 //! `--no-token-cache`.
 
 use std::path::PathBuf;
@@ -10,14 +11,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use d365_auth_client_credentials::ClientCredentials;
-use d365_auth_core::{Authority, FileStore, Tenant, TokenProvider, TokenStore};
-use d365_auth_device_code::{DeviceCode, DeviceCodeMessage};
-use d365_emulator::Emulator;
-use d365_webapi::{Client, ConnectOptions, ConnectionString, RetrySettings};
+use d365_auth_core::grant::GrantConfig;
+use d365_auth_core::store::{FileStore, TokenStore};
+use d365_auth_core::{Resource, Tenant, TokenProvider};
+use d365_auth_device_code::{DeviceCodeMessage, ShowDeviceCode};
+use d365_connect::{ConnectOptions, ConnectionString, Credential, EnvironmentSettings, Registry};
+use d365_emulator::{Emulator, EmulatorBuilder};
+use d365_webapi::{Client, RetrySettings};
 use secrecy::ExposeSecret as _;
 
-use crate::cli::{Global, GrantChoice};
+use crate::cli::Global;
 use crate::exit::UsageError;
 use crate::profiles;
 
@@ -39,16 +42,35 @@ pub(crate) fn print_device_code_message(message: &DeviceCodeMessage, note: Optio
     );
 }
 
-/// The device code grant for `client_id` at `authority`, printing its message on stderr.
-pub(crate) fn device_code_grant(
-    authority: Authority,
-    client_id: &str,
-) -> anyhow::Result<DeviceCode> {
-    Ok(DeviceCode::builder()
-        .authority(authority)
-        .client_id(client_id)
-        .on_message(|message| print_device_code_message(message, None))
-        .build()?)
+/// What grants read from the command line beyond configuration: where a person is shown
+/// the device code sign-in (stderr, with `note` under it).
+pub(crate) fn connect_options(note: Option<String>) -> ConnectOptions {
+    ConnectOptions::new().extension(ShowDeviceCode::new(move |message| {
+        print_device_code_message(message, note.as_deref());
+    }))
+}
+
+/// The embedded emulator, its device code grant polling every second.
+pub(crate) fn emulator_builder() -> EmulatorBuilder {
+    Emulator::builder().device_code_interval(EMULATOR_DEVICE_CODE_INTERVAL)
+}
+
+/// Starts the embedded emulator.
+pub(crate) async fn start_emulator(builder: EmulatorBuilder) -> anyhow::Result<Emulator> {
+    builder
+        .start()
+        .await
+        .context("starting the embedded emulator")
+}
+
+/// The configuration every credential for the emulator starts from: the emulator is the
+/// organization and the authority host, in its tenant.
+pub(crate) fn emulator_config(emulator: &Emulator) -> anyhow::Result<GrantConfig> {
+    let mut config = GrantConfig::default();
+    config.organization = Some(Resource::parse(emulator.base_url())?);
+    config.tenant = Some(Tenant::parse(emulator.tenant_id())?);
+    config.authority_host = Some(emulator.base_url().to_owned());
+    Ok(config)
 }
 
 /// A ready client and what it was built from.
@@ -79,7 +101,7 @@ const MAX_CONNECTION_STRING_LEN: u64 = 64 * 1024;
 /// in the process list.
 pub(crate) fn connection_string(global: &Global) -> anyhow::Result<Option<String>> {
     if let Some(path) = &global.connection_string_file {
-        let bytes = d365_auth_core::read_private_file(path, MAX_CONNECTION_STRING_LEN)
+        let bytes = d365_auth_core::store::read_private_file(path, MAX_CONNECTION_STRING_LEN)
             .with_context(|| format!("cannot read the connection string file {}", path.display()))?
             .ok_or_else(|| {
                 UsageError(format!(
@@ -130,14 +152,11 @@ pub(crate) fn read_stdin(what: &str) -> anyhow::Result<String> {
 }
 
 /// Whether a connection string holds a secret (a client secret, a password, a certificate
-/// password); one that does not parse is judged by its keys, never echoed.
+/// password: any key a grant marks secret); one that does not parse is judged by its key
+/// names, never echoed.
 pub(crate) fn holds_secret(text: &str) -> bool {
     match ConnectionString::parse(text) {
-        Ok(parsed) => {
-            parsed.has_client_secret()
-                || parsed.has_password()
-                || parsed.certificate_password().is_some()
-        }
+        Ok(parsed) => parsed.holds_secret(),
         Err(_) => {
             let lower = text.to_ascii_lowercase();
             ["secret", "password", "pwd"]
@@ -159,7 +178,7 @@ pub(crate) fn warn_if_secret_on_command_line(text: &str) {
 /// The Web API client for `url` with `grant`, the retry, deadline and paging bounds of
 /// the options, and the token file unless `--no-token-cache` (or `token_file` is false).
 fn client_for(
-    url: &str,
+    url: &Resource,
     grant: Arc<dyn TokenProvider>,
     global: &Global,
     token_file_allowed: bool,
@@ -167,7 +186,7 @@ fn client_for(
     let retry = RetrySettings::default()
         .max_retries(global.max_retries)
         .deadline(Duration::from_secs(global.timeout));
-    let mut builder = Client::builder_shared(url, grant)
+    let mut builder = Client::builder_shared(url.as_str(), grant)
         .retry(retry)
         .max_pages(global.max_pages);
     if token_file_allowed && !global.no_token_cache {
@@ -178,204 +197,135 @@ fn client_for(
 }
 
 impl Connection {
-    fn new(
-        client: Client,
-        grant: Arc<dyn TokenProvider>,
-        source: String,
-        emulator: Option<Emulator>,
-    ) -> Self {
-        Self {
-            provider: Arc::new(client.token_cache().clone()),
-            client,
-            grant,
-            source,
-            _emulator: emulator,
-        }
-    }
-}
-
-impl Connection {
     /// Resolves the connection the options and environment name, with `--grant`.
     pub(crate) async fn resolve(global: &Global) -> anyhow::Result<Self> {
-        Self::resolve_as(global, global.grant).await
+        Self::resolve_as(global, global.grant.as_deref()).await
     }
 
-    /// Resolves the connection, signing in with `grant` instead of the connection's own
-    /// when one is given.
-    pub(crate) async fn resolve_as(
-        global: &Global,
-        grant: Option<GrantChoice>,
-    ) -> anyhow::Result<Self> {
+    /// Resolves the connection, signing in with the grant named `grant` instead of the
+    /// connection's own when one is given.
+    pub(crate) async fn resolve_as(global: &Global, grant: Option<&str>) -> anyhow::Result<Self> {
         if global.emulator {
             return Self::embedded_emulator(global, grant).await;
         }
-        if let Some(text) = connection_string(global)? {
-            return Self::from_connection_string(&text, "connection string", global, grant).await;
-        }
-        if let Some(profile) = profiles::selected(global.profile.as_deref())? {
-            let source = format!("profile `{}`", profile.name);
-            return Self::from_connection_string(
-                &profile.connection_string,
-                &source,
-                global,
-                grant,
+        let (credential, source) = if let Some(text) = connection_string(global)? {
+            let parsed = ConnectionString::parse(&text)?;
+            (parsed.into_credential(), "connection string".to_owned())
+        } else if let Some(profile) = profiles::selected(global.profile.as_deref())? {
+            let parsed = ConnectionString::parse(&profile.connection_string)?;
+            (
+                parsed.into_credential(),
+                format!("profile `{}`", profile.name),
             )
-            .await;
-        }
-        if let Some(url) = std::env::var("D365_URL").ok().filter(|url| !url.is_empty()) {
-            return Self::from_environment(&url, global, grant);
-        }
-        Err(UsageError(
-            "no connection: give --connection-string (or D365_CONNECTION_STRING), --profile, or --emulator, or set D365_URL with the AZURE_* variables; `d365 demo` shows everything offline".to_owned(),
-        )
-        .into())
+        } else if std::env::var_os("D365_URL").is_some_and(|url| !url.is_empty()) {
+            (
+                environment_credential(grant)?,
+                "environment (D365_URL, AZURE_*)".to_owned(),
+            )
+        } else {
+            return Err(UsageError(
+                "no connection: give --connection-string (or D365_CONNECTION_STRING), --profile, or --emulator, or set D365_URL with the AZURE_* variables; `d365 demo` shows everything offline".to_owned(),
+            )
+            .into());
+        };
+        Self::from_credential(credential, source, global, grant, None).await
     }
 
-    /// The embedded emulator with its seeded confidential application, or with
-    /// `--grant device-code` its seeded public client: the code is approved at the
-    /// emulator's own page (`{base}/devicelogin`) by one of its users.
+    /// The embedded emulator as its seeded confidential application, or with `--grant
+    /// NAME` as its seeded user through its public client: a device code is approved at
+    /// the emulator's own page (`{base}/devicelogin`) by one of its users.
     pub(crate) async fn embedded_emulator(
         global: &Global,
-        grant: Option<GrantChoice>,
+        grant: Option<&str>,
     ) -> anyhow::Result<Self> {
-        let emulator = Emulator::builder()
-            .device_code_interval(EMULATOR_DEVICE_CODE_INTERVAL)
-            .start()
-            .await
-            .context("starting the embedded emulator")?;
+        let emulator = start_emulator(emulator_builder()).await?;
         let seeded = emulator
             .seeded()
             .context("the emulator seeds its identities")?
             .clone();
-        // The emulator's signing keys live as long as the process: its tokens must not
-        // reach the token file.
-        let (grant, source): (Arc<dyn TokenProvider>, String) = match grant {
-            Some(GrantChoice::DeviceCode) => {
-                let authority =
-                    Authority::custom(emulator.base_url(), Tenant::parse(emulator.tenant_id())?)?;
-                // The seeded user's password is the emulator's published test value.
-                let note = format!(
-                    "The emulator's users sign in there, such as {} with the password {}.",
-                    seeded.user.upn,
-                    seeded.user.password.expose_secret()
-                );
-                let grant = DeviceCode::builder()
-                    .authority(authority)
-                    .client_id(&seeded.public_app.client_id)
-                    .on_message(move |message| print_device_code_message(message, Some(&note)))
-                    .build()?;
-                (
-                    Arc::new(grant),
-                    format!(
-                        "embedded emulator at {} (device code, public client)",
-                        emulator.base_url()
-                    ),
-                )
-            }
+        let mut config = emulator_config(&emulator)?;
+        let source = match grant {
             None => {
-                let app = &seeded.confidential_app;
-                let grant = ClientCredentials::builder()
-                    .authority_host(emulator.base_url())
-                    .tenant(emulator.tenant_id())
-                    .client_id(&app.client_id)
-                    .client_secret(app.secret.clone())
-                    .build()?;
-                (
-                    Arc::new(grant),
-                    format!("embedded emulator at {}", emulator.base_url()),
+                config.auth_type = Some("ClientSecret".to_owned());
+                config.client_id = Some(seeded.confidential_app.client_id.clone());
+                config.set_secret("ClientSecret", seeded.confidential_app.secret.clone());
+                format!("embedded emulator at {}", emulator.base_url())
+            }
+            Some(_) => {
+                config.client_id = Some(seeded.public_app.client_id.clone());
+                config.set_text("Username", seeded.user.upn.clone());
+                config.set_secret("Password", seeded.user.password.clone());
+                format!(
+                    "embedded emulator at {} (public client)",
+                    emulator.base_url()
                 )
             }
         };
-        let client = client_for(emulator.base_url(), Arc::clone(&grant), global, false)?;
-        Ok(Self::new(client, grant, source, Some(emulator)))
+        let credential = Credential::from_config(config, &Registry::enabled())?;
+        Self::from_credential(credential, source, global, grant, Some(emulator)).await
     }
 
-    async fn from_connection_string(
-        text: &str,
-        source: &str,
+    /// The client for `credential` (with the grant named `grant` instead, if given). The
+    /// emulator's signing keys live as long as the process: with `emulator`, tokens do
+    /// not reach the token file.
+    async fn from_credential(
+        credential: Credential,
+        mut source: String,
         global: &Global,
-        grant: Option<GrantChoice>,
+        grant: Option<&str>,
+        emulator: Option<Emulator>,
     ) -> anyhow::Result<Self> {
-        let connection = ConnectionString::parse(text)?;
-        let (provider, source) = match grant {
-            Some(GrantChoice::DeviceCode) => (
-                device_code_for(&connection).await?,
-                format!("{source} (device code)"),
-            ),
-            None => (connection.provider().await?, source.to_owned()),
+        let credential = match grant {
+            Some(name) if !name.eq_ignore_ascii_case(credential.grant().name()) => {
+                credential.with_grant(name)?
+            }
+            _ => credential,
         };
-        let client = client_for(
-            connection.url().as_str(),
-            Arc::clone(&provider),
-            global,
-            true,
-        )?;
-        Ok(Self::new(client, provider, source, None))
-    }
-
-    /// `D365_URL` with the azure-identity variables (a secret, a certificate, or a
-    /// federated token file); with `--grant device-code`, only `AZURE_CLIENT_ID` (and
-    /// `AZURE_TENANT_ID`, `AZURE_AUTHORITY_HOST`) are used.
-    fn from_environment(
-        url: &str,
-        global: &Global,
-        grant: Option<GrantChoice>,
-    ) -> anyhow::Result<Self> {
-        let (provider, source): (Arc<dyn TokenProvider>, _) = match grant {
-            Some(GrantChoice::DeviceCode) => (
-                Arc::new(device_code_from_environment()?),
-                "environment (D365_URL, AZURE_CLIENT_ID; device code)",
-            ),
-            None => (
-                Arc::new(ClientCredentials::builder().with_environment().build().context(
-                    "D365_URL is set, but the AZURE_* variables do not describe a client credential",
-                )?),
-                "environment (D365_URL, AZURE_*)",
-            ),
-        };
-        let client = client_for(url, Arc::clone(&provider), global, true)?;
-        Ok(Self::new(client, provider, source.to_owned(), None))
+        if grant.is_some() {
+            source = format!("{source}; {}", credential.grant().name());
+        }
+        // The emulator's users are its published test accounts: say how to sign in there.
+        let note = emulator.as_ref().and_then(Emulator::seeded).map(|seeded| {
+            format!(
+                "The emulator's users sign in there, such as {} with the password {}.",
+                seeded.user.upn,
+                seeded.user.password.expose_secret()
+            )
+        });
+        let provider = credential.provider(&connect_options(note)).await?;
+        let org = credential
+            .organization()
+            .context("the connection names its organization")?;
+        let client = client_for(org, Arc::clone(&provider), global, emulator.is_none())?;
+        Ok(Self {
+            provider: Arc::new(client.token_cache().clone()),
+            client,
+            grant: provider,
+            source,
+            _emulator: emulator,
+        })
     }
 }
 
-/// The device code grant for a connection string: its `ClientId` (Microsoft's sample
-/// public client when absent, as for `AuthType=OAuth`) and its authority (`Authority`,
-/// `TenantId` with `AuthorityHost`, or discovered from the organization). Secrets and
-/// passwords in the string are not used.
-pub(crate) async fn device_code_for(
-    connection: &ConnectionString,
-) -> anyhow::Result<Arc<dyn TokenProvider>> {
-    let authority = connection.resolve_authority(&ConnectOptions::new()).await?;
-    let client_id = connection
-        .client_id()
-        .unwrap_or(ConnectionString::SAMPLE_CLIENT_ID);
-    Ok(Arc::new(device_code_grant(authority, client_id)?))
-}
-
-/// The device code grant from `AZURE_CLIENT_ID`, `AZURE_TENANT_ID` (default
-/// `organizations`) and `AZURE_AUTHORITY_HOST`.
-fn device_code_from_environment() -> anyhow::Result<DeviceCode> {
-    let var = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|value| !value.trim().is_empty())
-    };
-    let client_id = var("AZURE_CLIENT_ID").ok_or_else(|| {
-        UsageError("--grant device-code with D365_URL needs AZURE_CLIENT_ID: the application (client) id of an app registration that allows public client flows".to_owned())
-    })?;
-    let tenant =
-        Tenant::parse(&var("AZURE_TENANT_ID").unwrap_or_else(|| "organizations".to_owned()))?;
-    let authority = match var("AZURE_AUTHORITY_HOST") {
-        Some(host) if host.contains("://") => Authority::custom(&host, tenant)?,
-        Some(host) => Authority::custom(&format!("https://{host}"), tenant)?,
-        None => Authority::public_cloud(tenant),
-    };
-    device_code_grant(authority, &client_id)
+/// `D365_URL` with the azure-identity variables (a secret, a certificate, a federated
+/// token file, a user name and password); with `--grant NAME`, that grant reads what it
+/// needs of them (the device code grant only `AZURE_CLIENT_ID`, `AZURE_TENANT_ID` and
+/// `AZURE_AUTHORITY_HOST`).
+fn environment_credential(grant: Option<&str>) -> anyhow::Result<Credential> {
+    let settings = EnvironmentSettings::from_variables(|name| {
+        if name == d365_connect::GRANT_VARIABLE {
+            grant.map(str::to_owned)
+        } else {
+            std::env::var(name).ok()
+        }
+    })
+    .context("D365_URL is set, but the AZURE_* variables do not describe a credential")?;
+    Ok(settings.into_credential())
 }
 
 /// Every saved profile for `org` other than `current_source`, as grants to compare.
 pub(crate) async fn profile_candidates(
-    org: &d365_auth_core::Resource,
+    org: &Resource,
     current_source: &str,
 ) -> anyhow::Result<Vec<crate::commands::auth::Candidate>> {
     let dir = profiles::config_dir();
@@ -383,8 +333,8 @@ pub(crate) async fn profile_candidates(
     let mut candidates = Vec::new();
     for (name, info) in &file.profiles {
         let label = format!("profile `{name}`");
-        let same_org = d365_auth_core::Resource::parse(&info.url).is_ok_and(|url| &url == org);
-        if !same_org || label == current_source {
+        let same_org = Resource::parse(&info.url).is_ok_and(|url| &url == org);
+        if !same_org || current_source.starts_with(&label) {
             continue;
         }
         let Some(profile) = profiles::selected(Some(name))? else {
@@ -393,7 +343,7 @@ pub(crate) async fn profile_candidates(
         let parsed = ConnectionString::parse(&profile.connection_string)?;
         candidates.push(crate::commands::auth::Candidate {
             label: format!("{label} ({})", info.auth_type),
-            provider: parsed.provider().await?,
+            provider: parsed.credential().provider(&connect_options(None)).await?,
         });
     }
     Ok(candidates)

@@ -15,7 +15,8 @@
 //! page cap are failures (1): the message says which.
 
 use d365_auth_core::{AuthError, ErrorKind as AuthKind};
-use d365_webapi::{ConnectError, ErrorKind, WebApiError};
+use d365_connect::ConnectError;
+use d365_webapi::{ErrorKind, WebApiError};
 
 /// Any other failure.
 pub(crate) const FAILURE: u8 = 1;

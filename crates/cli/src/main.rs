@@ -68,9 +68,7 @@ fn init_tracing(verbose: u8) {
     use std::io::IsTerminal as _;
     let default = match verbose {
         0 => "warn",
-        1 => {
-            "warn,d365_auth_core=debug,d365_auth_client_credentials=debug,d365_auth_ropc=debug,d365_auth_device_code=debug,d365_webapi=debug,d365_cli=debug"
-        }
+        1 => "warn,d365=debug",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -71,7 +71,7 @@ const MAX_FILE_LEN: u64 = 4 * 1024 * 1024;
 /// The file's text, `None` when it does not exist; anything but a regular file, a file
 /// over [`MAX_FILE_LEN`] or one that is not UTF-8 is refused (naming the file only).
 fn read_text(path: &Path) -> anyhow::Result<Option<String>> {
-    let Some(bytes) = d365_auth_core::read_private_file(path, MAX_FILE_LEN)
+    let Some(bytes) = d365_auth_core::store::read_private_file(path, MAX_FILE_LEN)
         .with_context(|| format!("cannot read {}", path.display()))?
     else {
         return Ok(None);
@@ -100,11 +100,11 @@ fn read_secrets(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     }
 }
 
-/// Replaces `path` with `text` through [`d365_auth_core::replace_private_file`]: a new
+/// Replaces `path` with `text` through [`d365_auth_core::store::replace_private_file`]: a new
 /// `0600` file created exclusively beside it, synced, renamed over it; a symlink at
 /// `path` is replaced, never written through.
 fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    d365_auth_core::replace_private_file(path, text.as_bytes())
+    d365_auth_core::store::replace_private_file(path, text.as_bytes())
         .with_context(|| format!("cannot replace {}", path.display()))
 }
 

@@ -4,17 +4,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use d365_auth_client_credentials::{Certificate, ClientCredentials};
+use d365_auth_core::grant::GrantConfig;
 use d365_auth_core::{AccessToken, Resource, TokenCache, TokenProvider, TokenRequest};
-use d365_auth_device_code::DeviceCode;
-use d365_auth_ropc::UsernamePassword;
+use d365_auth_device_code::ShowDeviceCode;
+use d365_connect::{BearerChallenge, ConnectOptions, Credential, Registry};
 use d365_emulator::Emulator;
 use d365_webapi::{Client, ErrorKind, Query};
 use serde_json::{Value, json};
 
-use crate::cli::{Global, GrantChoice};
+use crate::cli::Global;
 use crate::commands::token::claims;
-use crate::connection::{Connection, EMULATOR_DEVICE_CODE_INTERVAL};
+use crate::connection::{Connection, emulator_builder, emulator_config, start_emulator};
 use crate::output;
 
 /// The columns of the comparison, in reading order.
@@ -35,84 +35,96 @@ pub(crate) struct Candidate {
     pub(crate) provider: Arc<dyn TokenProvider>,
 }
 
-/// The emulator's seeded identities as grants: a secret, a certificate, the password grant
-/// for a public and a confidential client, and the device code grant — approved by the
-/// emulator itself as its seeded user the moment the code is issued, so the comparison
-/// runs unattended (the label says so).
-pub(crate) fn emulator_candidates(emulator: &Emulator) -> anyhow::Result<Vec<Candidate>> {
+/// The emulator's seeded identities as grants, each described as configuration and built
+/// by `d365-connect`: a secret, a certificate (from the files the emulator writes), the
+/// password grant for a public and a confidential client, and the device code grant —
+/// approved by the emulator itself as its seeded user the moment the code is issued, so
+/// the comparison runs unattended (the label says so).
+pub(crate) async fn emulator_candidates(emulator: &Emulator) -> anyhow::Result<Vec<Candidate>> {
     let seeded = emulator
         .seeded()
         .ok_or_else(|| anyhow::anyhow!("the emulator has no seeded identities"))?;
-    let host = emulator.base_url();
-    let tenant = emulator.tenant_id();
-    let secret = ClientCredentials::builder()
-        .authority_host(host)
-        .tenant(tenant)
-        .client_id(&seeded.confidential_app.client_id)
-        .client_secret(seeded.confidential_app.secret.clone())
-        .build()?;
-    let certificate = Certificate::from_pem(
-        &seeded.certificate_app.private_key_pem,
-        &seeded.certificate_app.certificate_pem,
-    )?;
-    let with_certificate = ClientCredentials::builder()
-        .authority_host(host)
-        .tenant(tenant)
-        .client_id(&seeded.certificate_app.client_id)
-        .certificate(certificate)
-        .build()?;
-    let public_ropc = UsernamePassword::builder()
-        .authority_host(host)
-        .tenant(tenant)
-        .client_id(&seeded.public_app.client_id)
-        .username(&seeded.user.upn)
-        .password(seeded.user.password.clone())
-        .build()?;
-    let confidential_ropc = UsernamePassword::builder()
-        .authority_host(host)
-        .tenant(tenant)
-        .client_id(&seeded.confidential_app.client_id)
-        .client_secret(seeded.confidential_app.secret.clone())
-        .username(&seeded.user.upn)
-        .password(seeded.user.password.clone())
-        .build()?;
+    let files = emulator
+        .credentials_dir()
+        .ok_or_else(|| anyhow::anyhow!("the emulator wrote no credential files"))?;
+    let base = emulator_config(emulator)?;
+    let described = |auth_type: &str, client_id: &str| {
+        let mut config = base.clone();
+        config.auth_type = Some(auth_type.to_owned());
+        config.client_id = Some(client_id.to_owned());
+        config
+    };
+
+    let mut secret = described("ClientSecret", &seeded.confidential_app.client_id);
+    secret.set_secret("ClientSecret", seeded.confidential_app.secret.clone());
+
+    let mut certificate = described("Certificate", &seeded.certificate_app.client_id);
+    certificate.set_text(
+        "CertificatePath",
+        files.join("certificate-app.crt.pem").display().to_string(),
+    );
+    certificate.set_text(
+        "CertificateKeyPath",
+        files.join("certificate-app.key.pem").display().to_string(),
+    );
+    certificate.set_text("Thumbprint", seeded.certificate_app.thumbprint_sha1.clone());
+
+    let with_user = |mut config: GrantConfig| {
+        config.set_text("Username", seeded.user.upn.clone());
+        config.set_secret("Password", seeded.user.password.clone());
+        config
+    };
+    let public_password = with_user(described("OAuth", &seeded.public_app.client_id));
+    let mut confidential_password =
+        with_user(described("OAuth", &seeded.confidential_app.client_id));
+    confidential_password.set_secret("ClientSecret", seeded.confidential_app.secret.clone());
+
+    let mut device_code = described("OAuth", &seeded.public_app.client_id);
+    device_code.grant = Some("device-code".to_owned());
     let codes = emulator.device_codes();
     let person = seeded.user.upn.clone();
-    let device_code = DeviceCode::builder()
-        .authority_host(host)
-        .tenant(tenant)
-        .client_id(&seeded.public_app.client_id)
-        .on_message(move |message| {
-            if let Err(error) = codes.approve(&message.user_code, &person) {
-                tracing::warn!(%error, "the emulator did not approve the device code");
-            }
-        })
-        .build()?;
-    Ok(vec![
-        Candidate {
-            label: "client credentials (secret)".into(),
-            provider: Arc::new(secret),
-        },
-        Candidate {
-            label: "client credentials (certificate)".into(),
-            provider: Arc::new(with_certificate),
-        },
-        Candidate {
-            label: "password (public client)".into(),
-            provider: Arc::new(public_ropc),
-        },
-        Candidate {
-            label: "password (confidential client)".into(),
-            provider: Arc::new(confidential_ropc),
-        },
-        Candidate {
-            label: format!(
+    let approve = ConnectOptions::new().extension(ShowDeviceCode::new(move |message| {
+        if let Err(error) = codes.approve(&message.user_code, &person) {
+            tracing::warn!(%error, "the emulator did not approve the device code");
+        }
+    }));
+
+    let registry = Registry::enabled();
+    let plain = ConnectOptions::new();
+    let mut candidates = Vec::new();
+    for (label, config, options) in [
+        ("client credentials (secret)".to_owned(), secret, &plain),
+        (
+            "client credentials (certificate)".to_owned(),
+            certificate,
+            &plain,
+        ),
+        (
+            "password (public client)".to_owned(),
+            public_password,
+            &plain,
+        ),
+        (
+            "password (confidential client)".to_owned(),
+            confidential_password,
+            &plain,
+        ),
+        (
+            format!(
                 "device code (public client; approved by the emulator as {})",
                 seeded.user.upn
             ),
-            provider: Arc::new(device_code),
-        },
-    ])
+            device_code,
+            &approve,
+        ),
+    ] {
+        let credential = Credential::from_config(config, &registry)?;
+        candidates.push(Candidate {
+            label,
+            provider: credential.provider(options).await?,
+        });
+    }
+    Ok(candidates)
 }
 
 /// Measures each candidate against `org` and returns one row per grant.
@@ -190,9 +202,9 @@ impl KindText for d365_webapi::WebApiError {
 
 /// `d365 auth compare`: the emulator's grants (with `--emulator`, or when nothing is
 /// configured), else the configured connection and every saved profile for the same
-/// organization. The device code grant needs a person: on the emulator, the emulator
-/// approves it; on a real organization it is compared only with `--grant device-code`,
-/// beside the connection's own grant, and prompts once.
+/// organization, and with `--grant NAME` that grant beside the connection's own (the
+/// device code grant needs a person: it prompts once; on the emulator, the emulator
+/// approves it).
 pub(crate) async fn compare(global: &Global) -> anyhow::Result<()> {
     let nothing_configured = global.connection_string.is_none()
         && global.connection_string_file.is_none()
@@ -200,11 +212,9 @@ pub(crate) async fn compare(global: &Global) -> anyhow::Result<()> {
         && crate::profiles::selected(None)?.is_none()
         && std::env::var("D365_URL").is_err();
     let (org, candidates, _emulator) = if global.emulator || nothing_configured {
-        let emulator = Emulator::builder()
-            .device_code_interval(EMULATOR_DEVICE_CODE_INTERVAL)
-            .start()
-            .await?;
-        let candidates = emulator_candidates(&emulator)?;
+        let emulator =
+            start_emulator(emulator_builder().write_credentials_to_private_dir()).await?;
+        let candidates = emulator_candidates(&emulator).await?;
         (
             Resource::parse(emulator.base_url())?,
             candidates,
@@ -216,11 +226,11 @@ pub(crate) async fn compare(global: &Global) -> anyhow::Result<()> {
             label: connection.source.clone(),
             provider: Arc::clone(&connection.provider),
         }];
-        if global.grant == Some(GrantChoice::DeviceCode) {
-            let device_code = Connection::resolve_as(global, global.grant).await?;
+        if global.grant.is_some() {
+            let other = Connection::resolve_as(global, global.grant.as_deref()).await?;
             candidates.push(Candidate {
-                label: device_code.source.clone(),
-                provider: Arc::clone(&device_code.provider),
+                label: other.source.clone(),
+                provider: Arc::clone(&other.provider),
             });
         }
         candidates.extend(
@@ -235,6 +245,30 @@ pub(crate) async fn compare(global: &Global) -> anyhow::Result<()> {
         global.output,
         &rows,
         COMPARE_COLUMNS,
+    )
+}
+
+/// `d365 auth grants`: every grant this build registers, what it is for, and the
+/// connection-string keys and environment variables it reads besides the common ones.
+pub(crate) fn grants(global: &Global) -> anyhow::Result<()> {
+    let rows: Vec<Value> = Registry::enabled()
+        .iter()
+        .map(|grant| {
+            let keys: Vec<&str> = grant.keys().iter().map(|key| key.name).collect();
+            let variables: Vec<&str> = grant.keys().iter().filter_map(|key| key.variable).collect();
+            json!({
+                "grant": grant.name(),
+                "for": grant.description(),
+                "keys": keys.join(", "),
+                "variables": variables.join(", "),
+            })
+        })
+        .collect();
+    output::records_in_order(
+        &mut std::io::stdout().lock(),
+        global.output,
+        &rows,
+        &["grant", "for", "keys", "variables"],
     )
 }
 
@@ -354,7 +388,7 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
                 .map(str::to_owned)
         }
     };
-    match challenge.as_deref().map(d365_webapi::BearerChallenge::parse) {
+    match challenge.as_deref().map(BearerChallenge::parse) {
         Some(Some(challenge)) => steps.push(Step::pass(
             "authority discovery",
             format!("authority {} for resource {}", challenge.authorization_uri, challenge.resource_id),

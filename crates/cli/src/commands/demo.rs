@@ -4,20 +4,17 @@
 //! by client credentials and by the password grant, calls WhoAmI with each, creates and
 //! queries accounts, and prints the grant comparison. Every step says what it did.
 
-use std::sync::Arc;
-
 use anyhow::Context as _;
-use d365_auth_client_credentials::ClientCredentials;
-use d365_auth_core::{Resource, TokenProvider, TokenRequest};
-use d365_auth_ropc::UsernamePassword;
-use d365_emulator::Emulator;
-use d365_webapi::{Client, Filter, Order, Query, RequestOptions};
-use secrecy::SecretString;
+use d365_auth_core::{Resource, TokenRequest};
+use d365_connect::ConnectionString;
+use d365_webapi::{Filter, Order, Query, RequestOptions};
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
 use crate::cli::{Global, OutputFormat};
 use crate::commands::auth::{COMPARE_COLUMNS, compare_rows, emulator_candidates};
 use crate::commands::token::token_facts;
+use crate::connection::{emulator_builder, start_emulator};
 use crate::output;
 
 fn step(number: u32, text: &str) {
@@ -35,11 +32,8 @@ pub(crate) async fn run(global: &Global) -> anyhow::Result<()> {
         1,
         "Starting the emulator: a local Entra ID and Dataverse on loopback",
     );
-    let emulator = Emulator::builder()
-        .device_code_interval(crate::connection::EMULATOR_DEVICE_CODE_INTERVAL)
-        .start()
-        .await
-        .context("starting the embedded emulator")?;
+    // The certificate app's files are written so the comparison can use them.
+    let emulator = start_emulator(emulator_builder().write_credentials_to_private_dir()).await?;
     let base = emulator.base_url().to_owned();
     let tenant = emulator.tenant_id().to_owned();
     done(&format!(
@@ -77,13 +71,12 @@ pub(crate) async fn run(global: &Global) -> anyhow::Result<()> {
         "application (client) id {client_id}; secret value saved (it is shown once, never printed here)"
     ));
 
-    let grant = ClientCredentials::builder()
-        .authority_host(&base)
-        .tenant(&tenant)
-        .client_id(&client_id)
-        .client_secret(secret)
-        .build()?;
-    let daemon = Client::builder(&base, grant).build()?;
+    let daemon_string = ConnectionString::parse(&format!(
+        "AuthType=ClientSecret;Url={base};TenantId={tenant};AuthorityHost={base};ClientId={client_id};ClientSecret={}",
+        secret.expose_secret()
+    ))?;
+    done(&format!("connection string: {daemon_string}"));
+    let daemon = daemon_string.client().await?;
 
     step(
         3,
@@ -139,15 +132,14 @@ pub(crate) async fn run(global: &Global) -> anyhow::Result<()> {
         .seeded()
         .context("the emulator seeds users")?
         .clone();
-    let ropc = UsernamePassword::builder()
-        .authority_host(&base)
-        .tenant(&tenant)
-        .client_id(&seeded.public_app.client_id)
-        .username(&seeded.user.upn)
-        .password(seeded.user.password.clone())
-        .build()?;
-    let ropc: Arc<dyn TokenProvider> = Arc::new(ropc);
-    let user_client = Client::builder_shared(&base, Arc::clone(&ropc)).build()?;
+    let user_string = ConnectionString::parse(&format!(
+        "AuthType=OAuth;Url={base};TenantId={tenant};AuthorityHost={base};ClientId={};Username={};Password={}",
+        seeded.public_app.client_id,
+        seeded.user.upn,
+        seeded.user.password.expose_secret()
+    ))?;
+    done(&format!("connection string: {user_string}"));
+    let user_client = user_string.client().await?;
     let user_token = user_client.token_cache().get(&request).await?;
     print_facts(format, &token_facts(&user_token))?;
     let alice = user_client.who_am_i().await?;
@@ -183,7 +175,7 @@ pub(crate) async fn run(global: &Global) -> anyhow::Result<()> {
     output::records(&mut std::io::stdout().lock(), format, &page.records)?;
 
     step(8, "Comparing the grants against the same organization");
-    let mut candidates = emulator_candidates(&emulator)?;
+    let mut candidates = emulator_candidates(&emulator).await?;
     candidates.retain(|candidate| !candidate.label.contains("confidential client"));
     let rows = compare_rows(&Resource::parse(&base)?, candidates).await;
     output::records_in_order(

@@ -29,6 +29,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Auth(AuthCommand::Compare) => auth::compare(global).await,
         Command::Auth(AuthCommand::Doctor) => auth::doctor(global).await,
+        Command::Auth(AuthCommand::Grants) => auth::grants(global),
         command => {
             let connection = Connection::resolve(global).await?;
             match command {

@@ -28,7 +28,7 @@ pub(crate) fn run(global: &Global, command: ProfileCommand) -> anyhow::Result<()
                     text.to_owned()
                 }
             };
-            let parsed = d365_webapi::ConnectionString::parse(&connection_string)?;
+            let parsed = d365_connect::ConnectionString::parse(&connection_string)?;
             let info = ProfileInfo {
                 url: parsed.url().to_string(),
                 auth_type: parsed.auth_type().to_string(),
