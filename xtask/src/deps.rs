@@ -13,6 +13,7 @@ use std::fmt;
 use anyhow::{Context, Result, bail};
 
 use crate::cmd::Cmd;
+use crate::grant_names;
 use crate::metadata;
 
 /// Crates a library must never pull into its users' builds: servers, storage, command-line
@@ -32,9 +33,13 @@ const LIBRARY_FORBIDDEN: &[&str] = &[
     "criterion",
 ];
 
-/// The grant crates: they depend on auth-core alone, and webapi may bring them in behind
-/// its (default) `connect` feature.
-const FLOW_CRATES: &[&str] = &["d365-auth-client-credentials", "d365-auth-ropc"];
+/// The grant crates: each depends on auth-core alone, and only `d365-connect` brings them
+/// in, each behind its own feature.
+const GRANT_CRATES: &[&str] = &[
+    "d365-auth-client-credentials",
+    "d365-auth-ropc",
+    "d365-auth-device-code",
+];
 
 /// Workspace members with no boundary to keep: they may depend on anything.
 const UNRESTRICTED: &[&str] = &["d365-cli", "d365-e2e", "xtask"];
@@ -96,17 +101,30 @@ pub(crate) const RULES: &[Rule] = &[
     },
     Rule {
         package: "d365-webapi",
+        features: Features::Default,
+        forbidden: LIBRARY_FORBIDDEN,
+        allowed_internal: &["d365-auth-core"],
+        reason: "webapi knows only the token abstraction, not how a token is obtained: configuration belongs to d365-connect",
+    },
+    Rule {
+        package: "d365-connect",
         features: Features::NoDefault,
         forbidden: LIBRARY_FORBIDDEN,
         allowed_internal: &["d365-auth-core"],
-        reason: "without features webapi knows only the token abstraction, not how a token is obtained",
+        reason: "without features, connect knows no grant: each comes with its feature",
     },
     Rule {
-        package: "d365-webapi",
+        package: "d365-connect",
         features: Features::Default,
         forbidden: LIBRARY_FORBIDDEN,
-        allowed_internal: &["d365-auth-core", FLOW_CRATES[0], FLOW_CRATES[1]],
-        reason: "webapi may reach the grant crates only through its `connect` feature",
+        allowed_internal: &[
+            "d365-auth-core",
+            GRANT_CRATES[0],
+            GRANT_CRATES[1],
+            GRANT_CRATES[2],
+            "d365-webapi",
+        ],
+        reason: "connect brings the grant crates and webapi, and nothing else of d365",
     },
     Rule {
         package: "d365-token-store-redis",
@@ -114,6 +132,13 @@ pub(crate) const RULES: &[Rule] = &[
         forbidden: LIBRARY_FORBIDDEN,
         allowed_internal: &["d365-auth-core"],
         reason: "a token store depends on auth-core alone, like a grant",
+    },
+    Rule {
+        package: "d365-test-support",
+        features: Features::Default,
+        forbidden: &[],
+        allowed_internal: &[],
+        reason: "the test support is a dev-dependency of every crate, so it depends on none of them",
     },
     Rule {
         package: "d365-emulator",
@@ -124,9 +149,15 @@ pub(crate) const RULES: &[Rule] = &[
     },
 ];
 
-/// Runs every rule and fails with all violations found.
+/// Runs every rule, then the grant-name check, and fails with all violations found.
 pub(crate) fn check() -> Result<()> {
     check_every_member_has_a_rule()?;
+    check_boundaries()?;
+    grant_names::check()
+}
+
+/// Runs every rule and fails with all violations found.
+fn check_boundaries() -> Result<()> {
     let mut violations = Vec::new();
     for rule in RULES {
         let tree = Cmd::cargo(tree_args(rule)).read()?;
@@ -414,7 +445,11 @@ mod tests {
     fn every_library_rule_forbids_the_application_crates() {
         let nodes_with =
             |package: &str, bad: &str| tree(&format!("0{package} v0.1.0\n1{bad} v1.0.0\n"));
-        for rule in RULES.iter().filter(|rule| rule.package != "d365-emulator") {
+        // The emulator is a server and the test support a test helper: neither is a library.
+        let libraries = RULES
+            .iter()
+            .filter(|rule| !["d365-emulator", "d365-test-support"].contains(&rule.package));
+        for rule in libraries {
             for bad in LIBRARY_FORBIDDEN {
                 let violations = evaluate(rule, &nodes_with(rule.package, bad)).unwrap();
                 assert_eq!(violations.len(), 1, "{} must forbid {bad}", rule.package);
@@ -430,12 +465,12 @@ mod tests {
     }
 
     #[test]
-    fn flow_crates_may_depend_on_auth_core_and_no_other_d365_crate() {
-        for flow in FLOW_CRATES {
+    fn grant_crates_may_depend_on_auth_core_and_no_other_d365_crate() {
+        for flow in GRANT_CRATES {
             let rule = rule_for(flow, Features::Default);
             let ok = tree(&format!("0{flow} v0.1.0\n1d365-auth-core v0.1.0\n"));
             assert_eq!(evaluate(&rule, &ok).unwrap(), []);
-            let other_flow = FLOW_CRATES.iter().find(|other| *other != flow).unwrap();
+            let other_flow = GRANT_CRATES.iter().find(|other| *other != flow).unwrap();
             let bad = tree(&format!(
                 "0{flow} v0.1.0\n1d365-auth-core v0.1.0\n1{other_flow} v0.1.0\n"
             ));
@@ -460,19 +495,32 @@ mod tests {
     }
 
     #[test]
-    fn webapi_reaches_the_flow_crates_only_with_default_features() {
+    fn webapi_never_reaches_a_grant_and_connect_only_with_its_features() {
         let nodes = tree(
             "0d365-webapi v0.1.0\n\
              1d365-auth-core v0.1.0\n\
              1d365-auth-ropc v0.1.0\n\
              2d365-auth-core v0.1.0 (*)\n",
         );
-        let with_defaults = rule_for("d365-webapi", Features::Default);
-        assert_eq!(evaluate(&with_defaults, &nodes).unwrap(), []);
-        let without = rule_for("d365-webapi", Features::NoDefault);
-        let violations = evaluate(&without, &nodes).unwrap();
-        assert_eq!(violations.len(), 1);
-        assert_eq!(violations[0].forbidden, "d365-auth-ropc");
+        let webapi = rule_for("d365-webapi", Features::Default);
+        assert_eq!(
+            evaluate(&webapi, &nodes).unwrap()[0].forbidden,
+            "d365-auth-ropc"
+        );
+
+        let connect = tree(
+            "0d365-connect v0.1.0\n\
+             1d365-auth-core v0.1.0\n\
+             1d365-auth-ropc v0.1.0\n\
+             2d365-auth-core v0.1.0 (*)\n\
+             1d365-webapi v0.1.0\n",
+        );
+        let with_defaults = rule_for("d365-connect", Features::Default);
+        assert_eq!(evaluate(&with_defaults, &connect).unwrap(), []);
+        let without = rule_for("d365-connect", Features::NoDefault);
+        let violations = evaluate(&without, &connect).unwrap();
+        let forbidden: Vec<_> = violations.iter().map(|v| v.forbidden.as_str()).collect();
+        assert_eq!(forbidden, ["d365-auth-ropc", "d365-webapi"]);
         assert!(violations[0].to_string().contains("(no default features)"));
     }
 
@@ -498,7 +546,7 @@ mod tests {
 
     #[test]
     fn no_default_features_is_passed_to_cargo_tree() {
-        let without = rule_for("d365-webapi", Features::NoDefault);
+        let without = rule_for("d365-connect", Features::NoDefault);
         assert!(tree_args(&without).contains(&"--no-default-features"));
         assert!(!tree_args(&CORE_RULE).contains(&"--no-default-features"));
     }

@@ -8,6 +8,7 @@
 mod bench;
 mod cmd;
 mod deps;
+mod grant_names;
 mod install;
 mod metadata;
 mod release;
@@ -32,7 +33,8 @@ commands:
                                   --no-install  skip installing the interop tools
                                   --quick       run only the tests (skip fmt..doc)
   lint                            fmt check, clippy -D warnings, deps, rustdoc -D warnings
-  deps                            check each crate's dependency boundaries
+  deps                            check each crate's dependency boundaries, and that
+                                  auth-core, webapi and the stores name no grant
   snapshots [--accept]            run the insta snapshot tests; --accept writes new and
                                   changed snapshots in place; lists changed .snap files
   release <version> [--dry-run] [--allow-dirty]

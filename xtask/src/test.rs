@@ -24,7 +24,9 @@ const STANDALONE_BUILDS: &[&[&str]] = &[
     &["--package", "d365-auth-client-credentials"],
     &["--package", "d365-auth-ropc"],
     &["--package", "d365-auth-device-code"],
-    &["--package", "d365-webapi", "--no-default-features"],
+    &["--package", "d365-webapi"],
+    &["--package", "d365-connect", "--no-default-features"],
+    &["--package", "d365-connect"],
     &["--package", "d365-token-store-redis"],
 ];
 
