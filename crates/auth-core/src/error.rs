@@ -281,6 +281,10 @@ pub enum ErrorKind {
     Network,
     /// The grant's own credential could not be produced (a certificate, an assertion file).
     Credential,
+    /// The credential does not exist where the program runs: no managed identity endpoint
+    /// answers, a command-line tool is missing or signed out, no sign-in was remembered.
+    /// A chain of credentials tries the next one.
+    CredentialUnavailable,
 }
 
 /// An error from getting a token.
@@ -361,6 +365,18 @@ pub enum AuthError {
         /// What was cancelled, such as "the device code sign-in".
         operation: String,
     },
+    /// The credential does not exist where the program runs: an identity endpoint that does
+    /// not answer, a tool that is not installed or not signed in, no remembered sign-in.
+    /// Nothing was refused: a chain of credentials goes on to the next one.
+    #[error("{credential} is not available here: {reason}; {fix}")]
+    Unavailable {
+        /// The credential, as people name it ("managed identity", "the Azure CLI").
+        credential: String,
+        /// Why it is not available (never a secret).
+        reason: String,
+        /// What would make it available.
+        fix: String,
+    },
     /// The code a person had to enter expired, by the grant's own clock, before they
     /// finished signing in. (When the identity provider says so first, the error is an
     /// [`AuthError::Identity`] with `expired_token`; both have [`ErrorKind::CodeExpired`].)
@@ -390,7 +406,8 @@ impl ErrorKind {
             | Self::ResourceParameterOnV2
             | Self::MissingParameter
             | Self::UnsupportedGrantType
-            | Self::UnauthorizedClient => C::Configuration,
+            | Self::UnauthorizedClient
+            | Self::CredentialUnavailable => C::Configuration,
             Self::InvalidClientSecret
             | Self::ClientSecretExpired
             | Self::InvalidClientAssertion
@@ -445,6 +462,7 @@ impl AuthError {
             Self::Credential { .. } => ErrorKind::Credential,
             Self::Cancelled { .. } => ErrorKind::Cancelled,
             Self::CodeExpired { .. } => ErrorKind::CodeExpired,
+            Self::Unavailable { .. } => ErrorKind::CredentialUnavailable,
         }
     }
 
@@ -511,6 +529,27 @@ impl AuthError {
             }
             _ => false,
         }
+    }
+
+    /// A credential that does not exist where the program runs (see
+    /// [`AuthError::Unavailable`]).
+    pub fn unavailable(
+        credential: impl Into<String>,
+        reason: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self::Unavailable {
+            credential: credential.into(),
+            reason: reason.into(),
+            fix: fix.into(),
+        }
+    }
+
+    /// Whether the credential does not exist where the program runs
+    /// ([`ErrorKind::CredentialUnavailable`]): a chain of credentials tries the next.
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        self.kind() == ErrorKind::CredentialUnavailable
     }
 
     /// A failure of the grant's own credential (reading a key, signing an assertion).
@@ -758,6 +797,23 @@ impl std::error::Error for IdentityError {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unavailable_credential_says_why_and_what_would_make_it_work() {
+        let error = AuthError::unavailable(
+            "managed identity",
+            "no endpoint answered at 127.0.0.1:1 within 1 s",
+            "run in Azure with an identity assigned",
+        );
+        assert!(error.is_unavailable());
+        assert_eq!(error.kind(), ErrorKind::CredentialUnavailable);
+        assert_eq!(error.category(), ErrorCategory::Configuration);
+        assert_eq!(
+            error.to_string(),
+            "managed identity is not available here: no endpoint answered at 127.0.0.1:1 within 1 s; run in Azure with an identity assigned"
+        );
+        assert!(!AuthError::credential("x", None).is_unavailable());
+    }
+
     use super::*;
 
     fn refusal(error: &str, codes: &[u32]) -> IdentityError {

@@ -198,6 +198,78 @@ impl TokenEndpointClient {
     }
 }
 
+impl TokenEndpointClient {
+    /// GETs a token from an identity endpoint that issues one on a GET — a managed identity
+    /// endpoint (`…/metadata/identity/oauth2/token?api-version=…&resource=…`), a local token
+    /// service — sending `headers` (mark a secret one with
+    /// [`HeaderValue::set_sensitive`](http::HeaderValue::set_sensitive): it is then never
+    /// shown). The rules of [`send`](Self::send) apply: no redirect is followed, the
+    /// timeout holds, the answer is capped, and every answer but a 200 token response is a
+    /// typed [`AuthError`] — read the status of an identity error with
+    /// [`IdentityError::status`](crate::grant::IdentityError::status) to decide on a retry.
+    ///
+    /// # Errors
+    ///
+    /// As for [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use d365_auth_core::grant::TokenEndpointClient;
+    /// use http::{HeaderName, HeaderValue};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let url = url::Url::parse(
+    ///     "http://127.0.0.1:50342/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://contoso.crm.dynamics.com/",
+    /// )?;
+    /// let answer = TokenEndpointClient::new()
+    ///     .get_token(&url, &[(HeaderName::from_static("metadata"), HeaderValue::from_static("true"))])
+    ///     .await?;
+    /// println!("valid until {:?}", answer.expiry());
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_token(
+        &self,
+        url: &url::Url,
+        headers: &[(http::HeaderName, http::HeaderValue)],
+    ) -> Result<TokenResponse, AuthError> {
+        let started = Instant::now();
+        let span = tracing::debug_span!(
+            "identity_token_request",
+            endpoint = %url.as_str().split('?').next().unwrap_or_default()
+        );
+        async {
+            let mut request = http::Request::builder()
+                .method(http::Method::GET)
+                .uri(url.as_str())
+                .header(http::header::ACCEPT, "application/json");
+            for (name, value) in headers {
+                request = request.header(name, value.clone());
+            }
+            let transport = Transport {
+                http: &self.http,
+                endpoint: url,
+                timeout: self.timeout,
+            };
+            let outcome = match request.body(Vec::new()) {
+                Ok(request) => match transport.receive(request).await {
+                    Ok(received) => parse_success(url, &received.body, received.at),
+                    Err(error) => Err(error),
+                },
+                Err(_) => Err(bad_form("the token request could not be built")),
+            };
+            let elapsed_ms = started.elapsed().as_millis();
+            match &outcome {
+                Ok(_) => tracing::debug!(elapsed_ms, "identity endpoint answered with a token"),
+                Err(error) => tracing::debug!(elapsed_ms, %error, "identity endpoint refused"),
+            }
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+}
+
 /// A form POST asking for JSON, built outside any `async` block: the serializer is not
 /// `Send`, and the futures of this client must be.
 fn form_request(

@@ -30,6 +30,7 @@ pub struct TokenResponse {
     ext_expires_in: Option<Duration>,
     refresh_in: Option<Duration>,
     refresh_token: Option<SecretString>,
+    id_token: Option<SecretString>,
     scope: Option<String>,
     resource: Option<String>,
     received_at: SystemTime,
@@ -55,6 +56,7 @@ impl TokenResponse {
             ext_expires_in: seconds(wire.ext_expires_in),
             refresh_in: seconds(wire.refresh_in),
             refresh_token: wire.refresh_token.map(|token| token.0),
+            id_token: wire.id_token.map(|token| token.0),
             scope: wire.scope,
             resource: wire.resource,
             received_at,
@@ -101,6 +103,13 @@ impl TokenResponse {
     #[must_use]
     pub fn refresh_token(&self) -> Option<&SecretString> {
         self.refresh_token.as_ref()
+    }
+
+    /// The OpenID Connect ID token, when the request asked for `openid`: who signed in,
+    /// and the `nonce` a grant sent. A credential: it is never shown.
+    #[must_use]
+    pub fn id_token(&self) -> Option<&SecretString> {
+        self.id_token.as_ref()
     }
 
     /// The scopes granted (v2 user grants).
@@ -232,6 +241,8 @@ pub(crate) struct WireTokenResponse {
     refresh_in: Option<u64>,
     #[serde(default)]
     refresh_token: Option<WireSecret>,
+    #[serde(default)]
+    id_token: Option<WireSecret>,
     #[serde(default)]
     scope: Option<String>,
     #[serde(default)]

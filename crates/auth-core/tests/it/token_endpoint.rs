@@ -500,3 +500,59 @@ async fn a_silent_server_times_out_and_a_closed_port_is_a_network_error() {
             .contains("could not reach the token endpoint")
     );
 }
+
+#[tokio::test]
+async fn a_token_is_read_from_a_get_with_headers_and_string_numbers() {
+    // The shape of a managed identity endpoint's answer: numbers as strings, no
+    // `expires_in` at App Service, an `expires_on` epoch instead.
+    let expires_on = SystemTime::now() + Duration::from_secs(3000);
+    let epoch = expires_on
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = format!(
+        r#"{{"access_token":"eyJ.mi.token","expires_on":"{epoch}","resource":"https://contoso.crm.dynamics.com/","token_type":"Bearer","client_id":"{CLIENT}"}}"#
+    );
+    let server = CannedServer::start(vec![Canned::json(200, &body)]).await;
+    let url = url::Url::parse(&format!(
+        "{}/msi/token?api-version=2019-08-01&resource=https://contoso.crm.dynamics.com/",
+        server.base
+    ))
+    .unwrap();
+    let mut secret = http::HeaderValue::from_static("rotated-header-secret");
+    secret.set_sensitive(true);
+    let answer = TokenEndpointClient::new()
+        .get_token(
+            &url,
+            &[(http::HeaderName::from_static("x-identity-header"), secret)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.access_token().expose_secret(), "eyJ.mi.token");
+    let skew = answer
+        .expiry()
+        .duration_since(expires_on)
+        .unwrap_or_else(|error| error.duration());
+    assert!(skew < Duration::from_secs(2), "{skew:?}");
+    let sent = &server.requests()[0];
+    assert_eq!(sent.method, "GET");
+    assert_eq!(
+        sent.header("x-identity-header"),
+        Some("rotated-header-secret")
+    );
+    assert_eq!(sent.path(), "/msi/token");
+    assert!(sent.target.contains("api-version=2019-08-01"));
+
+    // A refusal is read like any other, with its status for a retry decision.
+    let server = CannedServer::start(vec![Canned::json(
+        410,
+        r#"{"error":"unavailable","error_description":"the identity is being updated"}"#,
+    )])
+    .await;
+    let url = url::Url::parse(&format!("{}/msi/token", server.base)).unwrap();
+    let error = TokenEndpointClient::new()
+        .get_token(&url, &[])
+        .await
+        .unwrap_err();
+    assert_eq!(error.identity().map(|e| e.status().as_u16()), Some(410));
+}
