@@ -75,6 +75,14 @@ impl GrantRegistration for PasswordRegistration {
     }
 
     fn check(&self, config: &GrantConfig) -> Result<(), ConfigError> {
+        // azure-identity's EnvironmentCredential needs the client id; only ServiceClient's
+        // AuthType=OAuth falls back to the sample client.
+        if config.auth_type.is_none() && config.client_id.is_none() {
+            return Err(ConfigError::Missing {
+                setting: "ClientId",
+                fix: "give the application (client) id of an app registration that allows public client flows".to_owned(),
+            });
+        }
         if !config.has(PASSWORD.name) {
             return Err(ConfigError::Missing {
                 setting: PASSWORD.name,

@@ -137,13 +137,6 @@ impl EnvironmentSettings {
                 .select(&config)
                 .ok_or_else(|| no_credential(&config, registry))?,
         };
-        if config.client_id.is_none() {
-            return Err(ConnectError::Environment {
-                problem: "AZURE_CLIENT_ID is not set".to_owned(),
-                fix: "set AZURE_CLIENT_ID to the application (client) id of the app registration"
-                    .to_owned(),
-            });
-        }
         Ok(Self {
             credential: Credential::checked(grant, config, Origin::Environment, registry, 0)?,
         })
