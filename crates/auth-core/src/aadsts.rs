@@ -180,6 +180,30 @@ pub(crate) static KNOWN_CODES: &[KnownCode] = &[
         "grant admin consent for the Dynamics CRM user_impersonation permission under App registrations > API permissions; app-only grants need no consent but an application user in the environment",
     ),
     row(
+        &[50011],
+        ErrorKind::UnauthorizedClient,
+        "the redirect URI the sign-in sent is not one registered for the application",
+        "add it under App registrations > Authentication: for a desktop tool, a Mobile and desktop applications redirect URI http://localhost (any port matches)",
+    ),
+    row(
+        &[501481, 50148],
+        ErrorKind::InvalidGrant,
+        "the PKCE code verifier does not match the code challenge of the sign-in",
+        "sign in again; if it repeats, the code was redeemed by another process than the one that started the sign-in",
+    ),
+    row(
+        &[54005],
+        ErrorKind::InvalidGrant,
+        "the authorization code was already redeemed",
+        "sign in again: a code is good for one redemption",
+    ),
+    row(
+        &[50058],
+        ErrorKind::InteractionRequired,
+        "a silent sign-in (prompt=none) found no session in the browser",
+        "sign in with a prompt (LoginPrompt=Auto or Always)",
+    ),
+    row(
         &[650057],
         ErrorKind::PermissionMissing,
         "the application does not list the requested API among its permissions",

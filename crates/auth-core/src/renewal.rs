@@ -79,6 +79,16 @@ impl<'a> RefreshTokenRenewal<'a> {
         self
     }
 
+    /// Which form of the organization's scope to ask for, when it is not the one the
+    /// credential implies (public: `{org}/user_impersonation`, confidential:
+    /// `{org}/.default`): a public client that signs in with `{org}/.default`, as MSAL and
+    /// azure-identity do, redeems with the same. Call it after [`credential`](Self::credential),
+    /// which sets the kind from the credential.
+    pub fn client_kind(mut self, kind: ClientKind) -> Self {
+        self.client_kind = kind;
+        self
+    }
+
     /// Scopes to ask for beyond the request's own and `offline_access`.
     pub fn scopes(mut self, scopes: &'a [String]) -> Self {
         self.scopes = scopes;
