@@ -39,6 +39,7 @@ const GRANT_CRATES: &[&str] = &[
     "d365-auth-client-credentials",
     "d365-auth-ropc",
     "d365-auth-device-code",
+    "d365-auth-authorization-code",
 ];
 
 /// Workspace members with no boundary to keep: they may depend on anything.
@@ -100,6 +101,13 @@ pub(crate) const RULES: &[Rule] = &[
         reason: "a grant crate depends on auth-core alone; device code is the worked example of adding one (docs/extending.md)",
     },
     Rule {
+        package: "d365-auth-authorization-code",
+        features: Features::Default,
+        forbidden: LIBRARY_FORBIDDEN,
+        allowed_internal: &["d365-auth-core"],
+        reason: "a grant crate depends on auth-core alone",
+    },
+    Rule {
         package: "d365-webapi",
         features: Features::Default,
         forbidden: LIBRARY_FORBIDDEN,
@@ -122,6 +130,7 @@ pub(crate) const RULES: &[Rule] = &[
             GRANT_CRATES[0],
             GRANT_CRATES[1],
             GRANT_CRATES[2],
+            GRANT_CRATES[3],
             "d365-webapi",
         ],
         reason: "connect brings the grant crates and webapi, and nothing else of d365",

@@ -66,10 +66,12 @@ impl GrantRegistration for PasswordRegistration {
     }
 
     fn accepts(&self, config: &GrantConfig) -> bool {
+        // A password is what makes a configuration this grant's: `AuthType=OAuth` with a
+        // user name alone is ServiceClient's interactive sign-in.
         let has_user = config.has(USERNAME.name);
         let has_password = config.has(PASSWORD.name);
         match &config.auth_type {
-            Some(_) => config.auth_type_is("OAuth") && (has_user || has_password),
+            Some(_) => config.auth_type_is("OAuth") && has_password,
             None => has_user && has_password,
         }
     }

@@ -67,9 +67,10 @@ pub enum ConnectError {
         /// What to use instead.
         alternative: &'static str,
     },
-    /// `AuthType=OAuth` without a user name and password asks for interactive sign-in.
+    /// `AuthType=OAuth` without a password asks for interactive sign-in, and no enabled
+    /// grant does it.
     #[error(
-        "AuthType=OAuth without Username and Password means interactive sign-in, which d365 does not do (there is no browser or prompt in a library); give Username and Password for the password grant (users without multi-factor authentication), or use AuthType=ClientSecret or AuthType=Certificate with an application user for unattended work"
+        "AuthType=OAuth without a Password means interactive sign-in, and this build of d365 has no grant that signs a person in through a browser; enable the `interactive` feature of d365-connect, name Grant=device-code for a sign-in on another device, give Username and Password for the password grant (users without multi-factor authentication), or use AuthType=ClientSecret or AuthType=Certificate with an application user for unattended work"
     )]
     InteractiveSignIn,
     /// `Integrated Security=true` asks for the signed-in Windows user.

@@ -41,8 +41,20 @@ impl Registry {
         grants.push(&d365_auth_ropc::REGISTRATION);
         #[cfg(feature = "device-code")]
         grants.push(&d365_auth_device_code::REGISTRATION);
+        #[cfg(feature = "interactive")]
+        grants.push(&d365_auth_authorization_code::REGISTRATION);
         grants.push(&EXTERNAL_TOKEN);
         Self { grants }
+    }
+
+    /// No grant but the external-token provider of `AuthType=ExternalTokenManagement`:
+    /// start from here and add the grants a program allows with [`with`](Self::with) —
+    /// a service that must never take a password, say.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            grants: vec![&EXTERNAL_TOKEN],
+        }
     }
 
     /// This registry with one more grant, asked last: a grant of your own.

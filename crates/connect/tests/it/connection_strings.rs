@@ -223,12 +223,10 @@ fn table() -> Vec<(&'static str, Expect)> {
                 "check its spelling",
             ),
         ),
+        // With a user name alone: ServiceClient's interactive sign-in, the name a hint.
         (
             "AuthType=OAuth;Url=https://contoso.crm.dynamics.com;Username=ana@contoso.com",
-            Invalid(
-                |e| matches!(e, ConnectError::MissingKey { .. }),
-                "no Password",
-            ),
+            Valid("AuthType=OAuth;Url=https://contoso.crm.dynamics.com;Username=ana@contoso.com"),
         ),
         (
             "AuthType=OAuth;Url=https://contoso.crm.dynamics.com;Password='p@ss;word'",
@@ -338,9 +336,8 @@ fn table() -> Vec<(&'static str, Expect)> {
         ),
         (
             "AuthType=OAuth;Url=https://contoso.crm.dynamics.com;AppId=51f81489-12ee-4a9e-aaae-a2591f45987d;RedirectUri=app://58145B91-0C36-4500-8554-080854F2AC97;LoginPrompt=Auto",
-            Invalid(
-                |e| matches!(e, ConnectError::InteractiveSignIn),
-                "interactive sign-in, which d365 does not do",
+            Valid(
+                "AuthType=OAuth;Url=https://contoso.crm.dynamics.com;ClientId=51f81489-12ee-4a9e-aaae-a2591f45987d;RedirectUri=app://58145B91-0C36-4500-8554-080854F2AC97;LoginPrompt=Auto",
             ),
         ),
         (
@@ -1344,4 +1341,21 @@ async fn environment_variables_get_tokens_from_the_emulator() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
     emulator.shutdown().await;
+}
+
+#[test]
+fn a_build_without_the_browser_sign_in_says_what_to_enable() {
+    let password_only = d365_connect::Registry::empty().with(&d365_auth_ropc::REGISTRATION);
+    let interactive = "AuthType=OAuth;Url=https://contoso.crm.dynamics.com;LoginPrompt=Auto";
+    let error = ConnectionString::parse_with(interactive, &password_only).unwrap_err();
+    assert!(matches!(error, ConnectError::InteractiveSignIn), "{error}");
+    assert!(
+        error.to_string().contains("`interactive` feature"),
+        "{error}"
+    );
+    let half = "AuthType=OAuth;Url=https://contoso.crm.dynamics.com;Username=ana@contoso.com";
+    let error = ConnectionString::parse_with(half, &password_only).unwrap_err();
+    assert!(error.to_string().contains("no Password"), "{error}");
+    let parsed = ConnectionString::parse(interactive).unwrap();
+    assert_eq!(parsed.grant().name(), "interactive");
 }
