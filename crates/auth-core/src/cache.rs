@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use crate::error::AuthError;
 use crate::provider::{Grant, TokenProvider};
 use crate::resource::TokenRequest;
-use crate::store::{MemoryStore, TokenStore};
+use crate::store::{MemoryStore, StoreError, TokenStore};
 use crate::token::AccessToken;
 
 /// Renew this long before expiry, as MSAL does.
@@ -375,6 +375,39 @@ impl<P: TokenProvider> TokenCache<P> {
             tracing::debug!(grant = %self.shared.provider.grant(), "token invalidated after the resource rejected it");
         }
         !found.is_empty()
+    }
+
+    /// The token this cache holds for `request` without asking the provider: the one in
+    /// memory, else the one in the store — expired ones too, since they may carry a refresh
+    /// token. For showing who is signed in, or deciding whether a sign-in is remembered.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be read.
+    pub async fn stored(&self, request: &TokenRequest) -> Result<Option<AccessToken>, StoreError> {
+        let in_memory = read(&self.shared.slots)
+            .get(request)
+            .and_then(|slot| slot.current())
+            .map(|entry| entry.token);
+        match in_memory {
+            Some(token) => Ok(Some(token)),
+            None => self.shared.store.load(&self.store_key(request)).await,
+        }
+    }
+
+    /// Forgets the token for `request` in memory and in the store: a sign-out. The next
+    /// [`get`](Self::get) asks the provider.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be written (memory is cleared anyway).
+    pub async fn forget(&self, request: &TokenRequest) -> Result<(), StoreError> {
+        let slot = write(&self.shared.slots).remove(request);
+        if let Some(slot) = slot {
+            self.update_entry(request, &slot, |entry| *entry = None);
+        }
+        self.shared.hits.rcu(|hits| hits.with(request, None));
+        self.shared.store.remove(&self.store_key(request)).await
     }
 
     /// Forgets every token held in memory (the store is left as it is).

@@ -13,12 +13,6 @@ pub enum RedisStoreError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The encryption key cannot be used.
-    #[error("invalid encryption key: {reason}")]
-    InvalidKey {
-        /// What is wrong with it.
-        reason: &'static str,
-    },
     /// A setting is out of range.
     #[error("invalid Redis store setting `{setting}`: {reason}")]
     InvalidSetting {

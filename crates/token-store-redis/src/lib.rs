@@ -28,10 +28,10 @@
 //! # Ok(()) }
 //! ```
 
-mod crypto;
 mod error;
 mod store;
 
-pub use crypto::EncryptionKey;
+/// The encryption key of persistent token stores (from `d365-auth-core`).
+pub use d365_auth_core::store::EncryptionKey;
 pub use error::RedisStoreError;
 pub use store::{DEFAULT_KEY_PREFIX, RedisStore, RedisStoreBuilder};

@@ -12,8 +12,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::crypto::{EncryptionKey, SEALED_PREFIX};
 use crate::error::RedisStoreError;
+use d365_auth_core::store::EncryptionKey;
 
 /// The prefix of every key the store writes, unless [`RedisStoreBuilder::key_prefix`]
 /// says otherwise: keys are `d365:token:{provider cache key}|{request key}`.
@@ -201,7 +201,7 @@ impl Inner {
     /// The token in a value read from `key`, or `None` with a warning when it cannot be
     /// used. Never logs a value.
     fn read_value(&self, key: &str, value: &[u8]) -> Option<AccessToken> {
-        let sealed = value.starts_with(SEALED_PREFIX);
+        let sealed = EncryptionKey::is_sealed(value);
         let plain = match (&self.encryption, sealed) {
             (Some(encryption), true) => {
                 let Some(plain) = encryption.open(key, value) else {
@@ -262,9 +262,7 @@ impl TokenStore for RedisStore {
         };
         let record = encode_token(token);
         let value = match &self.inner.encryption {
-            Some(encryption) => encryption
-                .seal(&key, record.expose_secret().as_bytes())
-                .map_err(|reason| StoreError::new(reason, None))?,
+            Some(encryption) => encryption.seal(&key, record.expose_secret().as_bytes())?,
             None => record.expose_secret().as_bytes().to_vec(),
         };
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);

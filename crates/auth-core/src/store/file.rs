@@ -4,8 +4,10 @@
 //! # The file
 //!
 //! `{"format": "d365-token-store", "entries": {"<store key>": <record>, ...}}`, where a
-//! record is what [`encode_token`](crate::encode_token) writes. It holds access and refresh
-//! tokens in clear text, so it is created with mode `0600` on Unix (inside a directory
+//! record is what [`encode_token`](crate::store::encode_token) writes — or, with an
+//! [`EncryptionKey`], that record sealed with AES-256-GCM and in base64. Without a key it
+//! holds access and refresh tokens in clear text. Either way it is created with mode
+//! `0600` on Unix (inside a directory
 //! created `0700` when missing); elsewhere it inherits the directory's access control.
 //! A file with looser permissions is reported with a warning and rewritten `0600` on the
 //! next save.
@@ -62,6 +64,9 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use base64::Engine as _;
+
+use crate::store::crypto::EncryptionKey;
 use crate::store::private_file::create_private_dir;
 use crate::store::record::{Record, json_error_kind};
 use crate::store::{StoreError, TokenStore, read_private_file, replace_private_file};
@@ -111,6 +116,7 @@ struct Settings {
     lock_path: PathBuf,
     lock_timeout: Duration,
     keep_refresh_tokens_for: Duration,
+    encryption: Option<EncryptionKey>,
 }
 
 /// Configures a [`FileStore`]; see [`FileStore::builder`].
@@ -120,6 +126,7 @@ pub struct FileStoreBuilder {
     path: PathBuf,
     lock_timeout: Duration,
     keep_refresh_tokens_for: Duration,
+    encryption: Option<EncryptionKey>,
 }
 
 impl FileStore {
@@ -148,6 +155,7 @@ impl FileStore {
             path: path.into(),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             keep_refresh_tokens_for: DEFAULT_KEEP_REFRESH_TOKENS_FOR,
+            encryption: None,
         }
     }
 
@@ -204,6 +212,16 @@ impl FileStoreBuilder {
         self
     }
 
+    /// Encrypts every entry with `key` (AES-256-GCM, the entry's key as associated data),
+    /// so the file holds no token in clear text: keep the key apart from the file (an OS
+    /// keyring). Entries written without a key are still read, and encrypted on the next
+    /// write; entries that do not open with this key are skipped with a warning and
+    /// dropped on the next write.
+    pub fn encryption_key(mut self, key: EncryptionKey) -> Self {
+        self.encryption = Some(key);
+        self
+    }
+
     /// The store.
     pub fn build(self) -> FileStore {
         let sibling = |suffix: &str| {
@@ -217,6 +235,7 @@ impl FileStoreBuilder {
                 path: self.path,
                 lock_timeout: self.lock_timeout,
                 keep_refresh_tokens_for: self.keep_refresh_tokens_for,
+                encryption: self.encryption,
             }),
         }
     }
@@ -231,6 +250,7 @@ impl fmt::Debug for FileStore {
                 "keep_refresh_tokens_for",
                 &self.settings.keep_refresh_tokens_for,
             )
+            .field("encrypted", &self.settings.encryption.is_some())
             .finish()
     }
 }
@@ -285,11 +305,12 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// The file as written.
+/// The file as written: each entry a record, or with an encryption key the record sealed
+/// and in base64.
 #[derive(Serialize)]
 struct Contents<'a> {
     format: &'a str,
-    entries: &'a BTreeMap<String, Record>,
+    entries: BTreeMap<&'a str, serde_json::Value>,
 }
 
 /// The file as read: entries stay JSON values until each is checked, so that one bad
@@ -312,16 +333,58 @@ impl Settings {
         let Some(value) = entries.remove(key) else {
             return Ok(None);
         };
-        match serde_json::from_value::<Record>(value).map(Record::into_token) {
+        match self.decode_entry(key, value).map(Record::into_token) {
             Ok(Ok(token)) => Ok(Some(token)),
             Ok(Err(error)) => {
                 tracing::warn!(path = %self.path.display(), %error, "skipping an unreadable entry of the token file");
                 Ok(None)
             }
-            Err(error) => {
-                let problem = json_error_kind(&error);
+            Err(problem) => {
                 tracing::warn!(path = %self.path.display(), problem, "skipping an unreadable entry of the token file");
                 Ok(None)
+            }
+        }
+    }
+
+    /// An entry as a record: a JSON object, or a sealed record in base64 opened with the
+    /// encryption key. The error says what is wrong, never a value.
+    fn decode_entry(&self, key: &str, value: serde_json::Value) -> Result<Record, &'static str> {
+        let serde_json::Value::String(text) = value else {
+            return serde_json::from_value::<Record>(value)
+                .map_err(|error| json_error_kind(&error));
+        };
+        let encryption = self
+            .encryption
+            .as_ref()
+            .ok_or("the entry is encrypted, and this store has no encryption key")?;
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|_| "the entry is not base64")?;
+        let plain = encryption
+            .open(key, &sealed)
+            .ok_or("the entry does not open with this encryption key (another key, or altered)")?;
+        serde_json::from_slice::<Record>(&plain).map_err(|error| json_error_kind(&error))
+    }
+
+    /// An entry as written: the record, sealed when there is an encryption key.
+    fn encode_entry(&self, key: &str, record: &Record) -> Result<serde_json::Value, StoreError> {
+        let unwritable = |error: &serde_json::Error| {
+            StoreError::new(
+                format!(
+                    "cannot serialize the token file ({})",
+                    json_error_kind(error)
+                ),
+                None,
+            )
+        };
+        match &self.encryption {
+            None => serde_json::to_value(record).map_err(|error| unwritable(&error)),
+            Some(encryption) => {
+                let plain = serde_json::to_vec(record).map_err(|error| unwritable(&error))?;
+                let sealed = encryption.seal(key, &plain)?;
+                Ok(serde_json::Value::String(
+                    base64::engine::general_purpose::STANDARD.encode(sealed),
+                ))
             }
         }
     }
@@ -376,7 +439,7 @@ impl Settings {
         let mut entries = BTreeMap::new();
         let mut skipped = 0_usize;
         for (key, value) in existing.unwrap_or_default() {
-            match serde_json::from_value::<Record>(value) {
+            match self.decode_entry(&key, value) {
                 Ok(record) => {
                     entries.insert(key, record);
                 }
@@ -449,9 +512,13 @@ impl Settings {
 
     /// Replaces the file with `entries`, atomically.
     fn replace(&self, entries: &BTreeMap<String, Record>) -> Result<(), StoreError> {
+        let mut written = BTreeMap::new();
+        for (key, record) in entries {
+            written.insert(key.as_str(), self.encode_entry(key, record)?);
+        }
         let json = serde_json::to_vec_pretty(&Contents {
             format: FORMAT,
-            entries,
+            entries: written,
         })
         .map_err(|error| {
             StoreError::new(

@@ -4,7 +4,8 @@
 //! [`MemoryStore`], the default; [`FileStore`], a JSON file for command lines; and
 //! [`encode_token`]/[`decode_token`], the record format persistent stores share (the
 //! Redis store in `d365-token-store-redis` writes it too); [`read_private_file`] and
-//! [`replace_private_file`], how every file holding secrets is read and written.
+//! [`replace_private_file`], how every file holding secrets is read and written;
+//! [`EncryptionKey`], encryption at rest for persistent stores.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,10 +16,12 @@ use async_trait::async_trait;
 use crate::error::ErrorSource;
 use crate::token::AccessToken;
 
+mod crypto;
 mod file;
 mod private_file;
 mod record;
 
+pub use crypto::EncryptionKey;
 pub use file::{FileStore, FileStoreBuilder};
 pub use private_file::{read_private_file, replace_private_file};
 pub use record::{decode_token, encode_token};

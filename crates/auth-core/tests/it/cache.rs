@@ -284,3 +284,45 @@ fn the_trait_is_object_safe_and_the_cache_is_a_provider() {
     let provider: Arc<dyn TokenProvider> = Arc::new(Counting::new(Duration::from_secs(1)));
     takes(Arc::new(TokenCache::new(provider)));
 }
+
+#[tokio::test]
+async fn stored_tokens_are_seen_without_the_provider_and_forgotten_on_sign_out() {
+    let store = Arc::new(MemoryStore::new());
+    let provider = Arc::new(Counting::new(Duration::from_secs(3600)));
+    let cache = TokenCache::builder(Arc::clone(&provider))
+        .store(store.clone())
+        .build();
+    assert!(cache.stored(&request()).await.unwrap().is_none());
+    let token = cache.get(&request()).await.unwrap();
+    assert!(
+        cache
+            .stored(&request())
+            .await
+            .unwrap()
+            .unwrap()
+            .same_token(&token)
+    );
+
+    // Another process (a new cache on the same store) sees it without asking anyone.
+    let later = TokenCache::builder(Arc::new(Counting::new(Duration::from_secs(3600))))
+        .store(store.clone())
+        .build();
+    assert!(
+        later
+            .stored(&request())
+            .await
+            .unwrap()
+            .unwrap()
+            .same_token(&token)
+    );
+
+    cache.forget(&request()).await.unwrap();
+    assert!(cache.stored(&request()).await.unwrap().is_none());
+    assert!(
+        later.stored(&request()).await.unwrap().is_none(),
+        "gone from the store too"
+    );
+    let again = cache.get(&request()).await.unwrap();
+    assert!(!again.same_token(&token));
+    assert_eq!(provider.calls(), 2);
+}

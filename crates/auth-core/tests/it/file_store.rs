@@ -634,3 +634,68 @@ fn child_process_entry() {
         }
     });
 }
+
+#[tokio::test]
+async fn with_an_encryption_key_the_file_holds_no_token_in_clear_text() {
+    use d365_auth_core::store::EncryptionKey;
+    let dir = TempDir::new();
+    let key = EncryptionKey::generate().unwrap();
+    let store = FileStore::builder(dir.file())
+        .encryption_key(key.clone())
+        .build();
+    store
+        .save(
+            "k1",
+            &token("ACCESS-IN-THE-CLEAR", 3600, Some("REFRESH-IN-THE-CLEAR")),
+        )
+        .await
+        .unwrap();
+    let text = fs::read_to_string(dir.file()).unwrap();
+    assert!(
+        !text.contains("ACCESS-IN-THE-CLEAR") && !text.contains("REFRESH-IN-THE-CLEAR"),
+        "{text}"
+    );
+    assert!(text.contains("\"k1\""), "keys stay readable: {text}");
+    let again = FileStore::builder(dir.file()).encryption_key(key).build();
+    let loaded = again.load("k1").await.unwrap().unwrap();
+    assert_eq!(loaded.secret().expose_secret(), "ACCESS-IN-THE-CLEAR");
+    assert_eq!(
+        loaded.refresh_token().unwrap().expose_secret(),
+        "REFRESH-IN-THE-CLEAR"
+    );
+
+    // Another key (a lost keyring entry), or none, reads nothing: skipped, not an error.
+    let logs = LogCapture::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
+    let other = FileStore::builder(dir.file())
+        .encryption_key(EncryptionKey::generate().unwrap())
+        .build();
+    assert!(other.load("k1").await.unwrap().is_none());
+    assert!(
+        FileStore::new(dir.file())
+            .load("k1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(logs.text().contains("encryption key"), "{}", logs.text());
+    assert!(!logs.text().contains("CLEAR"));
+
+    // A plain entry written before the key is read, and sealed on the next write.
+    let plain_dir = TempDir::new();
+    FileStore::new(plain_dir.file())
+        .save("old", &token("OLD-PLAIN", 3600, None))
+        .await
+        .unwrap();
+    let key = EncryptionKey::generate().unwrap();
+    let sealed = FileStore::builder(plain_dir.file())
+        .encryption_key(key)
+        .build();
+    assert!(sealed.load("old").await.unwrap().is_some());
+    sealed.save("new", &token("NEW", 3600, None)).await.unwrap();
+    assert!(
+        !fs::read_to_string(plain_dir.file())
+            .unwrap()
+            .contains("OLD-PLAIN")
+    );
+}
