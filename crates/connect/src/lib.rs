@@ -32,6 +32,7 @@
 
 mod auth_type;
 mod build;
+mod chain;
 mod challenge;
 #[cfg(feature = "webapi")]
 mod client;
@@ -46,6 +47,7 @@ mod string;
 
 pub use auth_type::{AuthType, AuthTypeParseError};
 pub use build::{ConnectOptions, provider_from_connection_string};
+pub use chain::{DefaultChain, RememberedSignIn};
 pub use challenge::{BearerChallenge, discover_authority, discover_challenge};
 #[cfg(feature = "webapi")]
 pub use client::{connect, connect_from_environment, connect_with};

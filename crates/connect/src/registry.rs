@@ -7,6 +7,7 @@ use std::fmt;
 
 use d365_auth_core::grant::{GrantConfig, GrantRegistration, SettingKey};
 
+use crate::chain::DEFAULT_CHAIN;
 use crate::error::ConnectError;
 use crate::external::EXTERNAL_TOKEN;
 use crate::keys;
@@ -43,6 +44,7 @@ impl Registry {
         grants.push(&d365_auth_device_code::REGISTRATION);
         #[cfg(feature = "interactive")]
         grants.push(&d365_auth_authorization_code::REGISTRATION);
+        grants.push(&DEFAULT_CHAIN);
         grants.push(&EXTERNAL_TOKEN);
         Self { grants }
     }

@@ -2,5 +2,6 @@
 //! errors, secrets, every grant end to end on the emulator), environment variables, grants
 //! of one's own in a registry, and property tests of the parser.
 
+mod chain;
 mod connection_strings;
 mod proptest_parsers;
