@@ -147,6 +147,12 @@ pub(crate) enum Command {
         #[arg(long)]
         raw: bool,
     },
+    /// Sign a person in once, in the browser (or with a code), and remember it in a
+    /// profile: later commands run without a prompt while the refresh token lives.
+    Login(LoginArgs),
+    /// Forget a remembered sign-in: its tokens and its profile (and the token file's key
+    /// when no profile is left).
+    Logout,
     /// Compare grants and diagnose connections.
     #[command(subcommand)]
     Auth(AuthCommand),
@@ -189,8 +195,41 @@ pub(crate) enum AuthCommand {
     Compare,
     /// The grants this build can sign in with, and the settings each reads.
     Grants,
+    /// Every saved profile: who is signed in, until when, and where the tokens are kept.
+    Status,
     /// Check the connection step by step and say how to fix what fails.
     Doctor,
+}
+
+/// `d365 login`.
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// The organization URL, such as https://contoso.crm.dynamics.com (default: D365_URL).
+    #[arg(long, env = "D365_URL")]
+    pub(crate) url: Option<String>,
+    /// The directory (tenant); discovered from the organization when not given.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// A host speaking Entra ID's protocol other than the organization's cloud's (another
+    /// cloud, the d365 emulator).
+    #[arg(long, value_name = "URL")]
+    pub(crate) authority_host: Option<String>,
+    /// The application (client) id: a public client with a http://localhost redirect URI
+    /// (default: the Azure CLI's public client, as azure-identity uses).
+    #[arg(long)]
+    pub(crate) client_id: Option<String>,
+    /// The account to preselect, such as ana@contoso.onmicrosoft.com.
+    #[arg(long)]
+    pub(crate) user: Option<String>,
+    /// Sign in with a code on any device instead of a browser here (SSH, containers).
+    #[arg(long)]
+    pub(crate) device_code: bool,
+    /// Do not open a browser: print the sign-in address to open by hand.
+    #[arg(long)]
+    pub(crate) no_browser: bool,
+    /// Where the token file's key is kept (see `d365 auth status`).
+    #[arg(long, value_enum, env = "D365_TOKEN_KEY_STORE")]
+    pub(crate) key_store: Option<crate::token_key::KeyStoreChoice>,
 }
 
 /// `d365 get`.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use d365_auth_core::grant::GrantConfig;
-use d365_auth_core::store::{FileStore, TokenStore};
+use d365_auth_core::store::TokenStore;
 use d365_auth_core::{Resource, Tenant, TokenProvider};
 use d365_auth_device_code::{DeviceCodeMessage, ShowDeviceCode};
 use d365_connect::{ConnectOptions, ConnectionString, Credential, EnvironmentSettings, Registry};
@@ -90,6 +90,13 @@ pub(crate) struct Connection {
 pub(crate) fn token_file() -> PathBuf {
     std::env::var_os("D365_TOKEN_CACHE")
         .map_or_else(|| profiles::config_dir().join("tokens.json"), PathBuf::from)
+}
+
+/// The token file, encrypted with its key (see [`token_key`](crate::token_key)).
+pub(crate) fn token_store() -> anyhow::Result<Arc<dyn TokenStore>> {
+    let (store, _) =
+        crate::token_key::open_store(&token_file(), crate::token_key::choice_from_environment()?)?;
+    Ok(Arc::new(store))
 }
 
 /// The most a connection string read from standard input or a file may hold.
@@ -190,8 +197,7 @@ fn client_for(
         .retry(retry)
         .max_pages(global.max_pages);
     if token_file_allowed && !global.no_token_cache {
-        builder =
-            builder.token_store(Arc::new(FileStore::new(token_file())) as Arc<dyn TokenStore>);
+        builder = builder.token_store(token_store()?);
     }
     Ok(builder.build()?)
 }
@@ -292,7 +298,14 @@ impl Connection {
                 seeded.user.password.expose_secret()
             )
         });
-        let provider = credential.provider(&connect_options(note)).await?;
+        let mut options = connect_options(note);
+        if credential.grant().name() == "default"
+            && let Some(org) = credential.organization()
+            && let Some(remembered) = crate::commands::login::remembered_sign_in(org).await
+        {
+            options = options.extension(remembered);
+        }
+        let provider = credential.provider(&options).await?;
         let org = credential
             .organization()
             .context("the connection names its organization")?;

@@ -13,6 +13,7 @@ mod exit;
 mod keys;
 mod output;
 mod profiles;
+mod token_key;
 
 use std::process::ExitCode;
 

@@ -6,6 +6,7 @@ mod batch;
 mod data;
 mod demo;
 mod emulator;
+pub(crate) mod login;
 mod profile;
 mod request;
 mod token;
@@ -30,6 +31,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Auth(AuthCommand::Compare) => auth::compare(global).await,
         Command::Auth(AuthCommand::Doctor) => auth::doctor(global).await,
         Command::Auth(AuthCommand::Grants) => auth::grants(global),
+        Command::Auth(AuthCommand::Status) => login::status(global).await,
+        Command::Login(args) => login::login(global, &args).await,
+        Command::Logout => login::logout(global).await,
         command => {
             let connection = Connection::resolve(global).await?;
             match command {
@@ -47,6 +51,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 | Command::Emulator(_)
                 | Command::Profile(_)
                 | Command::Completions { .. }
+                | Command::Login(_)
+                | Command::Logout
                 | Command::Auth(_) => unreachable!("handled above"),
             }
         }

@@ -3,5 +3,6 @@
 
 mod cli;
 mod hostile;
+mod login;
 mod no_secrets;
 mod support;

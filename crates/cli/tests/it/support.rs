@@ -20,6 +20,8 @@ pub(crate) fn d365_process(config: &Path) -> std::process::Command {
         .env("D365_CONFIG_DIR", config)
         .env("D365_TOKEN_CACHE", config.join("tokens.json"))
         .env("NO_COLOR", "1")
+        // Never the real OS keyring: the token file's key goes to a file in `config`.
+        .env("D365_TOKEN_KEY_STORE", "file")
         .env_remove("D365_CONNECTION_STRING")
         .env_remove("D365_PROFILE")
         .env_remove("D365_URL")

@@ -106,7 +106,11 @@ async fn with_nothing_here_one_error_says_why_each_link_could_not() {
         Arc::new(Person::default()),
         Arc::new(MemoryStore::new()),
     ));
-    let chain = chain(&org_config("https://contoso.crm.dynamics.com"), &options, &[]);
+    let chain = chain(
+        &org_config("https://contoso.crm.dynamics.com"),
+        &options,
+        &[],
+    );
     let request = TokenRequest::for_url("https://contoso.crm.dynamics.com").unwrap();
     let error = chain.request_token(&request).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::CredentialUnavailable, "{error}");
@@ -131,7 +135,11 @@ async fn the_remembered_sign_in_answers_from_its_store_without_a_prompt() {
         .unwrap();
     assert_eq!(person.sign_ins.load(Ordering::SeqCst), 1);
     let options = ConnectOptions::new().extension(RememberedSignIn::new(person.clone(), store));
-    let chain = chain(&org_config("https://contoso.crm.dynamics.com"), &options, &[]);
+    let chain = chain(
+        &org_config("https://contoso.crm.dynamics.com"),
+        &options,
+        &[],
+    );
     let token = chain.request_token(&request).await.unwrap();
     assert_eq!(token.secret().expose_secret(), "a-person-token");
     assert_eq!(person.sign_ins.load(Ordering::SeqCst), 1, "no new sign-in");
@@ -158,7 +166,11 @@ async fn a_real_failure_stops_the_chain() {
     let error = chain.request_token(&request).await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::InvalidClientSecret, "{error}");
     assert!(!error.to_string().contains("a-wrong-secret"));
-    assert_eq!(person.sign_ins.load(Ordering::SeqCst), 0, "nothing after a real failure");
+    assert_eq!(
+        person.sign_ins.load(Ordering::SeqCst),
+        0,
+        "nothing after a real failure"
+    );
     emulator.shutdown().await;
 }
 
