@@ -29,11 +29,9 @@ pub(crate) fn router(state: Arc<AppState>, dv: Arc<DvState>) -> Router {
             Arc::clone(&dv),
             faults::layer,
         ));
-    let admin = admin::routes()
-        .with_state(state)
-        .merge(dataverse::admin::routes().with_state(dv))
-        .layer(axum::middleware::from_fn(admin::loopback_only));
-    Router::new().nest("/_emulator", admin).merge(public)
+    Router::new()
+        .nest("/_emulator", admin::routes(state, dv))
+        .merge(public)
 }
 
 /// Accepts connections until `stopped` fires, serving each on its own task (after the TLS

@@ -7,7 +7,6 @@
 //! user and roles (`org`, 403) → the operation (`ops`, or `batch`) → a [`DvResponse`] with
 //! `x-ms-dop-hint` and the rate-limit headers.
 
-pub(crate) mod admin;
 mod auth;
 mod batch;
 mod errors;
@@ -22,7 +21,7 @@ mod ops;
 pub(crate) mod org;
 mod response;
 pub(crate) mod schema;
-mod store;
+pub(crate) mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
