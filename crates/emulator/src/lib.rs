@@ -35,19 +35,24 @@
 //! Entra behaviours it reproduces.
 
 mod admin;
+mod builder;
 mod config;
 mod connection;
+mod credentials;
 mod dataverse;
 mod device_codes;
 mod directory;
+mod emulator;
 mod error;
 mod identity;
 mod keys;
 mod seed;
 mod server;
 mod state;
+mod tls;
 mod validation;
 
+pub use builder::EmulatorBuilder;
 pub use config::{
     AppConfig, CertificateConfig, EmulatorConfig, SecretConfig, TenantConfig, UserConfig,
 };
@@ -59,10 +64,10 @@ pub use dataverse::schema::{
     ColumnConfig, ColumnType, KeyConfig, OptionConfig, SchemaConfig, TableConfig,
 };
 pub use device_codes::{DeviceCodeInfo, DeviceCodeStatus, DeviceCodes};
+pub use emulator::Emulator;
 pub use error::EmulatorError;
 pub use seed::{
     SeededCertificateApp, SeededIdentities, SeededOrganization, SeededPublicApp, SeededSecretApp,
     SeededTenant, SeededUser,
 };
-pub use server::{Emulator, EmulatorBuilder};
 pub use validation::{TokenRejection, TokenValidator, TokenVersion, ValidatedToken};

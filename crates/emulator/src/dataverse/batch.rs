@@ -1,4 +1,4 @@
-//! `$batch`: a strict multipart/mixed parser (every framing line must end in CRLF, at most
+//! `$batch`, the only request that comes here: a strict multipart/mixed parser (every framing line must end in CRLF, at most
 //! 1000 requests, no GET inside a change set), execution with atomic change sets (an SQLite
 //! savepoint per change set), Content-ID references (`$1` in URLs and in `@odata.bind` /
 //! `@odata.id` values), `odata.continue-on-error`, and the response in Dataverse's wire format
@@ -7,16 +7,36 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 
+use super::dispatch;
 use super::errors::{ApiError, ApiResult};
-use super::ops::{self, Ctx, DvRequest};
+use super::odata::Prefer;
+use super::request::{Ctx, DvRequest};
 use super::response::{DvResponse, JSON};
 use super::store::Db;
 
 /// Dataverse's limit on requests in one batch.
 pub(crate) const MAX_REQUESTS: usize = 1000;
+
+/// Answers a request to `$batch`: parses the multipart body, runs its parts (each through
+/// the same dispatcher as a plain request) and renders the multipart answer.
+pub(crate) fn respond(ctx: &Ctx<'_>, db: &mut Db, request: &DvRequest) -> DvResponse {
+    if request.method != Method::POST {
+        return ApiError::no_resource(&format!("{}$batch", ctx.api_root)).into_response();
+    }
+    let content_type = request
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let continue_on_error = Prefer::from_headers(&request.headers).continue_on_error;
+    match parse(content_type, &request.body) {
+        Ok(items) => execute(ctx, db, &items, continue_on_error),
+        Err(err) => err.into_response(),
+    }
+}
 
 /// One request of a batch.
 #[derive(Debug, Clone)]
@@ -160,7 +180,7 @@ fn http_part(part_headers: &[(String, String)], lines: &[&str]) -> ApiResult<Par
 }
 
 /// Parses a batch body.
-pub(crate) fn parse(content_type: &str, body: &[u8]) -> ApiResult<Vec<Item>> {
+fn parse(content_type: &str, body: &[u8]) -> ApiResult<Vec<Item>> {
     let outer = boundary(content_type).ok_or_else(|| {
         ApiError::bad_request(
             "0x80048d19",
@@ -278,7 +298,7 @@ fn request_of(ctx: &Ctx<'_>, part: &Part, ids: &HashMap<String, String>) -> ApiR
 
 fn run(ctx: &Ctx<'_>, db: &mut Db, part: &Part, ids: &mut HashMap<String, String>) -> DvResponse {
     let response = match request_of(ctx, part, ids) {
-        Ok(request) => ops::execute(ctx, db, &request),
+        Ok(request) => dispatch::execute(ctx, db, &request),
         Err(err) => err.into_response(),
     };
     if let (Some(id), Some(url)) = (&part.content_id, response.header_value("OData-EntityId")) {
@@ -325,12 +345,7 @@ fn write_part(out: &mut String, content_id: Option<&str>, response: &DvResponse)
 }
 
 /// Runs the batch and renders Dataverse's multipart answer.
-pub(crate) fn execute(
-    ctx: &Ctx<'_>,
-    db: &mut Db,
-    items: &[Item],
-    continue_on_error: bool,
-) -> DvResponse {
+fn execute(ctx: &Ctx<'_>, db: &mut Db, items: &[Item], continue_on_error: bool) -> DvResponse {
     let batch = format!("batchresponse_{}", uuid::Uuid::new_v4());
     let mut out = String::new();
     let mut ids: HashMap<String, String> = HashMap::new();

@@ -1,10 +1,31 @@
-//! `$metadata`: the CSDL (OData v4 XML) of the served tables — entity types with their key,
-//! typed properties, `_x_value` lookup properties, single- and collection-valued navigation
-//! properties and alternate keys — plus the WhoAmI function.
+//! What the service says about itself: the service document (`GET /api/data/v9.2/`, the
+//! entity sets) and `$metadata`, the CSDL (OData v4 XML) of the served tables — entity types
+//! with their key, typed properties, `_x_value` lookup properties, single- and
+//! collection-valued navigation properties and alternate keys — plus the WhoAmI function.
 
 use std::fmt::Write as _;
 
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use super::response::{DvResponse, Ordered};
 use super::schema::{Kind, Schema, Table};
+
+/// The service document: every entity set, by name and URL.
+pub(crate) fn service_document(schema: &Schema, api_root: &str) -> DvResponse {
+    let value: Vec<Value> = schema
+        .tables
+        .iter()
+        .map(|t| json!({"name": t.entity_set, "kind": "EntitySet", "url": t.entity_set}))
+        .collect();
+    let mut body = Ordered::default();
+    body.push(
+        "@odata.context",
+        Value::String(format!("{api_root}$metadata")),
+    );
+    body.push("value", Value::Array(value));
+    DvResponse::json(StatusCode::OK, &body)
+}
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")

@@ -4,12 +4,17 @@
 //!
 //! A request goes: fault injection (`faults`) → authentication (`auth`, 401 challenge) →
 //! service protection limits (`limits`, 429) → on the store's thread: the caller's system
-//! user and roles (`org`, 403) → the operation (`ops`, or `batch`) → a [`DvResponse`] with
-//! `x-ms-dop-hint` and the rate-limit headers.
+//! user and roles (`org`, 403) → `dispatch`, which hands it to its resource family
+//! (`metadata`, `queries`, `records`, `associations`), or, for `$batch` alone, `batch`, which
+//! runs each part through `dispatch` → a [`DvResponse`] with `x-ms-dop-hint` and the
+//! rate-limit headers.
+//!
+//! [`DvResponse`]: response::DvResponse
 
-pub(crate) mod admin;
+mod associations;
 mod auth;
 mod batch;
+mod dispatch;
 mod errors;
 pub(crate) mod faults;
 mod fetchxml;
@@ -18,11 +23,13 @@ pub(crate) mod ledger;
 pub(crate) mod limits;
 mod metadata;
 mod odata;
-mod ops;
 pub(crate) mod org;
+mod queries;
+mod records;
+mod request;
 mod response;
 pub(crate) mod schema;
-mod store;
+pub(crate) mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::any;
 
@@ -40,9 +47,8 @@ use self::errors::ApiError;
 use self::faults::{FaultConfig, Faults};
 use self::ledger::{CLIENT_REQUEST_ID, DataverseStats, RetryLedger};
 use self::limits::{Limiter, ServiceLimits};
-use self::odata::Prefer;
-use self::ops::{Ctx, DvRequest};
 use self::org::NewUser;
+use self::request::{Ctx, DvRequest};
 use self::schema::{Schema, TableConfig};
 use self::store::{Db, Store};
 use crate::error::EmulatorError;
@@ -266,21 +272,10 @@ async fn handle(State(state): State<Arc<DvState>>, request: Request) -> Response
                 caller: &caller,
             };
             if request.path == "$batch" {
-                if request.method != Method::POST {
-                    return ApiError::no_resource(&format!("{api_root}$batch")).into_response();
-                }
-                let content_type = request
-                    .headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                let continue_on_error = Prefer::from_headers(&request.headers).continue_on_error;
-                return match batch::parse(content_type, &request.body) {
-                    Ok(items) => batch::execute(&ctx, db, &items, continue_on_error),
-                    Err(err) => err.into_response(),
-                };
+                batch::respond(&ctx, db, &request)
+            } else {
+                dispatch::execute(&ctx, db, &request)
             }
-            ops::execute(&ctx, db, &request)
         })
         .await;
     let response = match outcome {

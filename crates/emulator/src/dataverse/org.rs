@@ -1,15 +1,17 @@
 //! The organization model: one organization, its root business unit, system users
 //! (application users by app id, users by Entra object id) and security roles with
-//! per-table create/read/write/delete privileges. Who calls is decided here: no system user
-//! → 0x80072560; a role without the privilege → 0x80040220.
+//! per-table create/read/write/delete privileges. Who calls is decided here (and answered,
+//! by WhoAmI): no system user → 0x80072560; a role without the privilege → 0x80040220.
 
 use std::collections::HashMap;
 
+use axum::http::StatusCode;
 use rusqlite::OptionalExtension as _;
 use rusqlite::types::Value as Sql;
 use serde_json::{Value, json};
 
 use super::errors::{ApiError, ApiResult};
+use super::response::{DvResponse, Ordered};
 use super::schema::{Schema, Table};
 use super::store::{Db, target_column};
 
@@ -87,6 +89,27 @@ impl Caller {
             ))
         }
     }
+}
+
+/// The WhoAmI function's answer: the caller's system user, business unit and organization.
+pub(crate) fn who_am_i(caller: &Caller, api_root: &str) -> DvResponse {
+    let mut body = Ordered::default();
+    body.push(
+        "@odata.context",
+        Value::String(format!(
+            "{api_root}$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse"
+        )),
+    );
+    body.push(
+        "BusinessUnitId",
+        Value::String(caller.business_unit_id.clone()),
+    );
+    body.push("UserId", Value::String(caller.user_id.clone()));
+    body.push(
+        "OrganizationId",
+        Value::String(caller.organization_id.clone()),
+    );
+    DvResponse::json(StatusCode::OK, &body)
 }
 
 /// A security role as stored.

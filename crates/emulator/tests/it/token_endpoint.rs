@@ -2,15 +2,14 @@
 //! authentication method, both endpoint versions, with the response shapes and claims Entra
 //! produces.
 
-mod common;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{Thumbprint, assertion, claims, client, header, now, post_form};
 use d365_emulator::Emulator;
 use jsonwebtoken::Algorithm;
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
+
+use crate::common::{self, Thumbprint, assertion, claims, client, header, now, post_form};
 
 const DATAVERSE: &str = "https://contoso.crm.dynamics.com";
 

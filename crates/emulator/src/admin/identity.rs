@@ -1,13 +1,13 @@
-//! The admin API under `/_emulator/`: inspect and change the directory and the settings of a
-//! running emulator with JSON requests, and approve or decline device codes. No secret is
-//! ever returned except a secret value the caller asked the emulator to generate, once, in
-//! the response that created it (device codes themselves are never shown).
+//! The identity part of the admin API: the settings of the Entra half (token lifetime,
+//! device code interval and lifetime) and the directory (tenants, apps with their secrets
+//! and certificates, users). A secret value is returned only when the emulator generated
+//! it, once, in the response that created it.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use secrecy::SecretString;
@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::{AdminError, AdminResult, out_of_range};
 use crate::config::{AppConfig, UserConfig};
-use crate::device_codes::{self, DeviceCodeInfo, DeviceCodeProblem};
 use crate::directory::{
     App, ClientCertificate, ClientSecret, DirectoryError, Tenant, User, parse_guid, parse_time,
 };
@@ -26,9 +26,9 @@ use crate::state::AppState;
 
 type Shared = State<Arc<AppState>>;
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
+/// The settings and directory routes.
+pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/health", get(health))
         .route("/settings", get(get_settings).patch(patch_settings))
         .route("/tenants", get(list_tenants).post(add_tenant))
         .route("/tenants/{tenant}", get(get_tenant).delete(remove_tenant))
@@ -51,110 +51,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             "/tenants/{tenant}/users/{upn}",
             delete(remove_user).patch(patch_user),
         )
-        .route("/device-codes", get(list_device_codes))
-        .route("/device-codes/approve", post(approve_device_code))
-        .route("/device-codes/decline", post(decline_device_code))
-        .route("/device-codes/slow-down", post(slow_down_device_code))
-        .route("/device-codes/expire", post(expire_device_code))
 }
-
-/// Lets only loopback callers through: the `Host` header must name a loopback address
-/// (`127.0.0.1`, `localhost`, `[::1]`, any port). The emulator listens on loopback alone,
-/// but a web page can still reach it through DNS rebinding (a name of the attacker's that
-/// resolves to 127.0.0.1): such a request carries the attacker's name in `Host`, and is
-/// refused with `403` before it can change the directory or read what it holds.
-pub(crate) async fn loopback_only(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let host = request
-        .headers()
-        .get(axum::http::header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    if is_loopback_host(host) {
-        return next.run(request).await;
-    }
-    (
-        StatusCode::FORBIDDEN,
-        Json(json!({
-            "error": "forbidden",
-            "message": format!(
-                "the admin API answers loopback callers only: Host `{}` is not 127.0.0.1, localhost or [::1]",
-                host.escape_debug()
-            ),
-        })),
-    )
-        .into_response()
-}
-
-/// Whether `host` (a `Host` header: a name and an optional port) is a loopback address.
-fn is_loopback_host(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((inside, port)) if port.is_empty() || is_port(port) => inside,
-            _ => return false,
-        }
-    } else {
-        match host.rsplit_once(':') {
-            Some((name, port)) if is_port(port) => name,
-            Some(_) => return false,
-            None => host,
-        }
-    };
-    let name = name.to_ascii_lowercase();
-    name == "localhost"
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|address| address.is_loopback())
-}
-
-fn is_port(text: &str) -> bool {
-    text.strip_prefix(':')
-        .unwrap_or(text)
-        .parse::<u16>()
-        .is_ok()
-}
-
-/// The message for a number outside `min..=max`, or `None` when it is inside: the admin
-/// API refuses absurd values (negative or enormous lifetimes, counts, delays) with a `400`
-/// instead of overflowing a clock or filling memory.
-pub(crate) fn out_of_range<T: PartialOrd + std::fmt::Display>(
-    name: &str,
-    value: T,
-    min: T,
-    max: T,
-) -> Option<String> {
-    (value < min || value > max)
-        .then(|| format!("{name} must be between {min} and {max} (got {value})"))
-}
-
-/// An admin API failure as JSON: `{"error": "not_found", "message": "..."}`.
-struct AdminError(DirectoryError);
-
-impl From<DirectoryError> for AdminError {
-    fn from(err: DirectoryError) -> Self {
-        Self(err)
-    }
-}
-
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        let (status, kind) = match &self.0 {
-            DirectoryError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            DirectoryError::Duplicate(_) => (StatusCode::CONFLICT, "conflict"),
-            DirectoryError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
-            DirectoryError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-        };
-        (
-            status,
-            Json(json!({"error": kind, "message": self.0.to_string()})),
-        )
-            .into_response()
-    }
-}
-
-type AdminResult = Result<Response, AdminError>;
 
 fn created(body: Value) -> AdminResult {
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -210,10 +107,6 @@ fn user_summary(user: &User) -> Value {
 
 fn not_found(what: &str) -> DirectoryError {
     DirectoryError::NotFound(what.to_owned())
-}
-
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
 }
 
 fn settings_body(state: &AppState) -> Value {
@@ -531,80 +424,4 @@ async fn remove_user(
         Ok(())
     })?;
     no_content()
-}
-
-impl From<DeviceCodeProblem> for AdminError {
-    fn from(problem: DeviceCodeProblem) -> Self {
-        let message = problem.to_string();
-        Self(match problem {
-            DeviceCodeProblem::Unknown(_) | DeviceCodeProblem::UnknownUser { .. } => {
-                DirectoryError::NotFound(message)
-            }
-            _ => DirectoryError::Conflict(message),
-        })
-    }
-}
-
-fn device_code_body(info: &DeviceCodeInfo) -> Value {
-    json!({
-        "user_code": info.user_code,
-        "client_id": info.client_id,
-        "tenant_id": info.tenant_id,
-        "scope": info.scope,
-        "status": info.status.as_str(),
-        "approved_by": info.approved_by,
-        "interval_secs": info.interval.as_secs(),
-        "expires_in_secs": info.expires_in.as_secs(),
-        "polls": info.polls,
-        "slow_downs": info.slow_downs,
-    })
-}
-
-async fn list_device_codes(State(state): Shared) -> Json<Value> {
-    Json(json!(
-        device_codes::list(&state)
-            .iter()
-            .map(device_code_body)
-            .collect::<Vec<_>>()
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeviceCodeApproval {
-    user_code: String,
-    /// The approving user's UPN.
-    user: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeviceCodeRef {
-    user_code: String,
-}
-
-async fn approve_device_code(
-    State(state): Shared,
-    Json(body): Json<DeviceCodeApproval>,
-) -> AdminResult {
-    let info = device_codes::approve(&state, &body.user_code, &body.user)?;
-    Ok(Json(device_code_body(&info)).into_response())
-}
-
-async fn decline_device_code(State(state): Shared, Json(body): Json<DeviceCodeRef>) -> AdminResult {
-    let info = device_codes::decline(&state, &body.user_code)?;
-    Ok(Json(device_code_body(&info)).into_response())
-}
-
-async fn slow_down_device_code(
-    State(state): Shared,
-    Json(body): Json<DeviceCodeRef>,
-) -> AdminResult {
-    let info = device_codes::slow_down(&state, &body.user_code)?;
-    Ok(Json(device_code_body(&info)).into_response())
-}
-
-async fn expire_device_code(State(state): Shared, Json(body): Json<DeviceCodeRef>) -> AdminResult {
-    let info = device_codes::expire(&state, &body.user_code)?;
-    Ok(Json(device_code_body(&info)).into_response())
 }

@@ -1,10 +1,9 @@
 //! The admin API under `/_emulator/`: changing the directory of a running emulator.
 
-mod common;
-
-use common::{client, post_form, send};
 use d365_emulator::Emulator;
 use serde_json::json;
+
+use crate::common::{self, client, post_form, send};
 
 #[tokio::test]
 async fn apps_secrets_users_and_tenants_can_be_managed_at_runtime() {

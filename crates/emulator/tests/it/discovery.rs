@@ -1,10 +1,9 @@
 //! Discovery endpoints: what MSAL and azure-identity read before they ask for a token.
 
-mod common;
-
-use common::client;
 use d365_emulator::Emulator;
 use serde_json::Value;
+
+use crate::common::{self, client};
 
 async fn get(url: &str) -> (u16, Value) {
     let reply = common::send(client().get(url)).await;

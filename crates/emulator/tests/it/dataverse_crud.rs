@@ -2,12 +2,11 @@
 //! upsert with `If-Match`/`If-None-Match`, delete, ETags, `@odata.bind` and `_x_value`
 //! lookups, `$ref` associations, single properties and the failure cases of each.
 
-mod common;
-
-use common::{Api, assert_error, entity_id, send};
 use d365_emulator::Emulator;
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::common::{Api, assert_error, entity_id, send};
 
 #[tokio::test]
 async fn create_retrieve_update_delete() {

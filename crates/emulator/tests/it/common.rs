@@ -1,9 +1,6 @@
 //! Helpers shared by the integration tests: an HTTP client, form posts, JWT inspection and
 //! client assertions built the way Microsoft's SDKs build them.
 
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use d365_emulator::SeededCertificateApp;

@@ -2,12 +2,11 @@
 //! references, then a GET) answered in Dataverse's wire format, atomic change sets,
 //! `odata.continue-on-error`, and the framing errors.
 
-mod common;
-
-use common::{Api, assert_error, send};
 use d365_emulator::Emulator;
 use reqwest::Method;
 use serde_json::Value;
+
+use crate::common::{Api, assert_error, send};
 
 fn batch(api: &Api, boundary: &str, body: String) -> reqwest::RequestBuilder {
     api.request(Method::POST, "$batch")

@@ -15,11 +15,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::DvState;
-use super::faults::FaultConfig;
-use super::limits::ServiceLimits;
-use super::org::{self, NewUser, OrgError};
-use crate::admin::out_of_range;
+use super::out_of_range;
+use crate::dataverse::faults::FaultConfig;
+use crate::dataverse::limits::ServiceLimits;
+use crate::dataverse::org::{self, NewUser, OrgError};
+use crate::dataverse::schema::Schema;
+use crate::dataverse::store::Db;
+use crate::dataverse::{self, DvState};
 
 type Shared = State<Arc<DvState>>;
 
@@ -28,7 +30,8 @@ const MAX_GENERATED: u64 = 5_000_000;
 /// The longest injected delay: ten minutes.
 const MAX_DELAY_MS: u64 = 600_000;
 
-pub(crate) fn routes() -> Router<Arc<DvState>> {
+/// The Dataverse routes.
+pub(super) fn routes() -> Router<Arc<DvState>> {
     Router::new()
         .route("/dataverse/users", get(list_users).post(add_user))
         .route("/dataverse/users/{id}", delete(remove_user))
@@ -69,9 +72,7 @@ impl IntoResponse for OrgError {
 
 async fn on_store<T: Send + 'static>(
     state: &Arc<DvState>,
-    work: impl FnOnce(&mut super::store::Db, &super::schema::Schema) -> Result<T, OrgError>
-    + Send
-    + 'static,
+    work: impl FnOnce(&mut Db, &Schema) -> Result<T, OrgError> + Send + 'static,
 ) -> Result<T, Response> {
     match state.with_store(work).await {
         Ok(Ok(value)) => Ok(value),
@@ -284,7 +285,7 @@ async fn generate(State(state): Shared, Json(body): Json<GenerateBody>) -> Respo
         return error(StatusCode::BAD_REQUEST, "invalid", problem);
     }
     match on_store(&state, move |db, schema| {
-        super::generate::accounts(db, schema, count).map_err(OrgError::from)
+        dataverse::generate_accounts(db, schema, count).map_err(OrgError::from)
     })
     .await
     {
@@ -297,7 +298,7 @@ async fn generate(State(state): Shared, Json(body): Json<GenerateBody>) -> Respo
     }
 }
 
-/// The counters of [`super::ledger::DataverseStats`], by their field names.
+/// The counters of [`DataverseStats`](crate::DataverseStats), by their field names.
 async fn get_stats(State(state): Shared) -> Json<Value> {
     let stats = state.stats();
     Json(json!({

@@ -2,14 +2,13 @@
 //! `odata.maxpagesize` and a keyset `$skiptoken` that stays correct while rows are inserted
 //! between pages, annotations, FetchXML with paging cookies, and refused options.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{Api, assert_error, send};
 use d365_emulator::Emulator;
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use crate::common::{self, Api, assert_error, send};
 
 fn names(reply: &common::Reply) -> Vec<String> {
     reply.body["value"]

@@ -6,8 +6,6 @@
 //! `target/interop`), which `cargo xtask test` installs. Without it the test is skipped,
 //! except on CI (`CI=true`) where it fails.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 

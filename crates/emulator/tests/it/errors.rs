@@ -1,13 +1,12 @@
 //! One row per token endpoint failure: the request, and the HTTP status, `error` value and
 //! AADSTS code Entra answers it with, in Entra's JSON error shape.
 
-mod common;
-
-use common::{Thumbprint, assertion, client, now};
 use d365_emulator::{Emulator, EmulatorConfig};
 use jsonwebtoken::Algorithm;
 use secrecy::ExposeSecret as _;
 use serde_json::json;
+
+use crate::common::{self, Thumbprint, assertion, client, now};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const SCOPE: &str = "https://contoso.crm.dynamics.com/.default";

@@ -1,12 +1,12 @@
 //! Starting and stopping: ports, https with the generated CA, configuration files, the
 //! credentials directory, and secrets kept out of `Debug`.
 
-mod common;
-
 use std::time::Duration;
 
 use d365_emulator::{Emulator, EmulatorConfig, EmulatorError};
 use secrecy::ExposeSecret as _;
+
+use crate::common;
 
 #[tokio::test]
 async fn shutdown_and_drop_stop_the_server() {

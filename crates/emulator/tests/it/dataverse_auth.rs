@@ -2,12 +2,11 @@
 //! challenge, 403 for an app without an application user, 403 for a missing privilege, and
 //! WhoAmI for application users and users.
 
-mod common;
-
-use common::{Api, app_token, assert_error, client, post_form, send};
 use d365_emulator::Emulator;
 use secrecy::ExposeSecret as _;
 use serde_json::json;
+
+use crate::common::{self, Api, app_token, assert_error, client, post_form, send};
 
 #[tokio::test]
 async fn unauthenticated_requests_get_the_challenge() {

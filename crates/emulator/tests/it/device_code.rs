@@ -3,14 +3,13 @@
 //! declined, expired, unknown, redeemed), approval through the admin API, the Rust handle
 //! and the verification page, and the token a person's approval produces.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Reply, claims, client, post_form, send};
 use d365_emulator::{DeviceCodeStatus, Emulator, EmulatorError};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
+
+use crate::common::{Reply, claims, client, post_form, send};
 
 const SCOPE: &str = "https://contoso.crm.dynamics.com/user_impersonation offline_access";
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

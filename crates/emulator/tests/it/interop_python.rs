@@ -5,13 +5,13 @@
 //! `target/interop/venv`), which `cargo xtask test` creates. Without it the test is skipped,
 //! except on CI (`CI=true`) where it fails.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
 use d365_emulator::Emulator;
 use secrecy::ExposeSecret as _;
+
+use crate::common;
 
 fn interpreter() -> PathBuf {
     let dir = std::env::var_os("D365_INTEROP_DIR").map_or_else(

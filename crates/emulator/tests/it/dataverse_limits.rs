@@ -2,13 +2,12 @@
 //! the builder or through the admin API), `x-ms-dop-hint`, and deterministic fault injection
 //! (503, delays, responses cut mid-body) that never touches `/_emulator/`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Api, assert_error, client, send};
 use d365_emulator::{Emulator, FaultConfig, ServiceLimits};
 use serde_json::json;
+
+use crate::common::{self, Api, assert_error, client, send};
 
 #[tokio::test]
 async fn request_limits_answer_429_with_retry_after() {

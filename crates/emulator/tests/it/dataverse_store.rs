@@ -2,12 +2,11 @@
 //! served with typed columns, option set labels, lookups and alternate keys, and appear in
 //! the service document and `$metadata`.
 
-mod common;
-
-use common::{Api, assert_error, send};
 use d365_emulator::{Emulator, SchemaConfig};
 use reqwest::Method;
 use serde_json::json;
+
+use crate::common::{Api, assert_error, send};
 
 const SCHEMA: &str = r#"
 [[tables]]

@@ -1,14 +1,14 @@
 //! The token validation API the Dataverse half relies on: every rejection reason, including
 //! the classic algorithm-confusion attacks.
 
-mod common;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use d365_emulator::{Emulator, TokenRejection, TokenVersion};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
+
+use crate::common;
 
 const AUDIENCE: &str = "https://contoso.crm.dynamics.com";
 

@@ -3,13 +3,12 @@
 //! from one that waited, read through `Emulator::dataverse_stats` and
 //! `GET /_emulator/dataverse/stats`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Api, client, send};
 use d365_emulator::{DataverseStats, Emulator, ServiceLimits};
 use serde_json::json;
+
+use crate::common::{Api, client, send};
 
 #[tokio::test]
 async fn early_and_patient_retries_are_told_apart() {

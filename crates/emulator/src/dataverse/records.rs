@@ -1,0 +1,333 @@
+//! Records: create (`POST /{set}`), retrieve (`GET /{set}(<key>)`, with `If-None-Match`),
+//! update and upsert (`PATCH`, with `If-Match` / `If-None-Match`), delete, and a single
+//! property (`GET`, `PUT` or `DELETE /{set}(<key>)/<property>`), by primary or alternate key,
+//! with the caller's privileges checked and ETags on every answer that has a body.
+
+use axum::http::{Method, StatusCode};
+use rusqlite::types::Value as Sql;
+use serde_json::Value;
+
+use super::errors::{ApiError, ApiResult};
+use super::odata::FORMATTED;
+use super::odata::json::{self, Changes, Shape, etag, json_to_sql, parse_body, parse_select};
+use super::odata::path::Key;
+use super::org::Access;
+use super::request::{Call, Ctx};
+use super::response::{DvResponse, Ordered};
+use super::schema::{Column, Kind, Table};
+use super::store::Db;
+
+/// An existing record a path addresses: `accounts(<id>)`, or an alternate key that found one.
+#[derive(Debug)]
+pub(crate) struct Record<'a> {
+    pub(crate) table: &'a Table,
+    pub(crate) id: String,
+}
+
+impl<'a> Record<'a> {
+    /// The record `key` finds in `table`, or Dataverse's not-found error for that key.
+    pub(crate) fn existing(db: &Db, table: &'a Table, key: &Key) -> ApiResult<Self> {
+        Ok(Self {
+            table,
+            id: existing_id(db, table, key)?,
+        })
+    }
+}
+
+/// A single property of a record's table, as the path names it (`name`, `_x_value`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Property<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) column: &'a Column,
+}
+
+/// The primary id `key` finds, when that record exists.
+pub(crate) fn existing_id(db: &Db, table: &Table, key: &Key) -> ApiResult<String> {
+    match &key.id {
+        Some(id) if db.exists(table, id)? => Ok(id.clone()),
+        _ => Err(key.not_found(table)),
+    }
+}
+
+fn entity_url(ctx: &Ctx<'_>, table: &Table, id: &str) -> String {
+    format!("{}{}({id})", ctx.api_root, table.entity_set)
+}
+
+/// A single record with `@odata.context` first, and its version for the ETag.
+pub(crate) fn entity_body(
+    call: &Call<'_>,
+    db: &Db,
+    table: &Table,
+    id: &str,
+    select: Option<&[String]>,
+) -> ApiResult<(Ordered, i64)> {
+    let ctx = call.ctx;
+    let prefer = &call.prefer;
+    let row = db
+        .fetch(ctx.schema, table, id, prefer.wants(FORMATTED))?
+        .ok_or_else(|| ApiError::record_not_found(&table.logical_name, id))?;
+    let context = match select {
+        Some(names) => format!(
+            "{}$metadata#{}({})/$entity",
+            ctx.api_root,
+            table.entity_set,
+            names.join(",")
+        ),
+        None => format!("{}$metadata#{}/$entity", ctx.api_root, table.entity_set),
+    };
+    let mut body = Ordered::default();
+    body.push("@odata.context", Value::String(context));
+    let shape = Shape {
+        select,
+        prefer,
+        omit_nulls: false,
+    };
+    body.0.extend(json::record(table, &row, shape).0);
+    Ok((body, row.version(table)))
+}
+
+/// `GET /{set}(<key>)`.
+pub(crate) fn retrieve(
+    call: &Call<'_>,
+    db: &Db,
+    table: &Table,
+    key: &Key,
+) -> ApiResult<DvResponse> {
+    call.ctx.caller.require(table, Access::Read)?;
+    let select = parse_select(table, call.options.select.as_deref())?;
+    let id = existing_id(db, table, key)?;
+    let (body, version) = entity_body(call, db, table, &id, select.as_deref())?;
+    let tag = etag(version);
+    // Dataverse never answers 304 when annotations were asked for.
+    if call.request.if_none_match() == Some(tag.as_str()) && !call.prefer.any_annotations() {
+        return Ok(DvResponse::empty(StatusCode::NOT_MODIFIED).header("ETag", tag));
+    }
+    Ok(DvResponse::json(StatusCode::OK, &body).header("ETag", tag))
+}
+
+/// Dataverse computes a contact's full name.
+fn computed_columns(db: &Db, table: &Table, id: &str, changes: &Changes) -> ApiResult<()> {
+    if table.logical_name == "contact" && (changes.has("firstname") || changes.has("lastname")) {
+        db.conn.execute(
+            "UPDATE contact SET fullname = trim(coalesce(firstname, '') || ' ' || coalesce(lastname, '')) WHERE contactid = ?1",
+            [id],
+        )?;
+    }
+    Ok(())
+}
+
+/// The answer to a create or an update: `204` with `OData-EntityId`, or the record with
+/// `return=representation`.
+fn written(
+    call: &Call<'_>,
+    db: &Db,
+    table: &Table,
+    id: &str,
+    created: bool,
+) -> ApiResult<DvResponse> {
+    let url = entity_url(call.ctx, table, id);
+    if call.prefer.return_representation {
+        let select = parse_select(table, call.options.select.as_deref())?;
+        let (body, version) = entity_body(call, db, table, id, select.as_deref())?;
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let mut response = DvResponse::json(status, &body)
+            .header("ETag", etag(version))
+            .header("Preference-Applied", "return=representation");
+        if !created {
+            response = response.header("OData-EntityId", url);
+        }
+        return Ok(response);
+    }
+    Ok(DvResponse::empty(StatusCode::NO_CONTENT).header("OData-EntityId", url))
+}
+
+/// `POST /{set}`.
+pub(crate) fn create(call: &Call<'_>, db: &mut Db, table: &Table) -> ApiResult<DvResponse> {
+    let ctx = call.ctx;
+    ctx.caller.require(table, Access::Create)?;
+    let body = call.request.json_object()?;
+    let changes = parse_body(db, ctx.schema, ctx.api_root, table, &body)?;
+    let id = changes
+        .id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if db.exists(table, &id)? {
+        return Err(ApiError::duplicate());
+    }
+    db.insert(table, &id, &changes.values)?;
+    computed_columns(db, table, &id, &changes)?;
+    written(call, db, table, &id, true)
+}
+
+/// `PATCH /{set}(<key>)`: an update when the record exists, else a create (upsert), as
+/// `If-Match` and `If-None-Match` allow.
+pub(crate) fn upsert(
+    call: &Call<'_>,
+    db: &mut Db,
+    table: &Table,
+    key: &Key,
+) -> ApiResult<DvResponse> {
+    let ctx = call.ctx;
+    let existing = match &key.id {
+        Some(id) => db.fetch(ctx.schema, table, id, false)?,
+        None => None,
+    };
+    let if_match = call.request.header("if-match");
+    let if_none_match = call.request.if_none_match();
+    match existing {
+        Some(row) => {
+            if if_none_match == Some("*") {
+                return Err(ApiError::duplicate());
+            }
+            if let Some(expected) = if_match
+                && expected != "*"
+                && expected != etag(row.version(table))
+            {
+                return Err(ApiError::version_mismatch());
+            }
+            ctx.caller.require(table, Access::Write)?;
+            let id = key.id.clone().unwrap_or_default();
+            let body = call.request.json_object()?;
+            let changes = parse_body(db, ctx.schema, ctx.api_root, table, &body)?;
+            db.update(table, &id, &changes.values)?;
+            computed_columns(db, table, &id, &changes)?;
+            written(call, db, table, &id, false)
+        }
+        None => {
+            if if_match.is_some() {
+                return Err(key.not_found(table));
+            }
+            ctx.caller.require(table, Access::Create)?;
+            let body = call.request.json_object()?;
+            let mut changes = parse_body(db, ctx.schema, ctx.api_root, table, &body)?;
+            for (column, value) in &key.values {
+                if !changes.has(column) {
+                    changes.set(column, value.clone());
+                }
+            }
+            let id = key
+                .id
+                .clone()
+                .or_else(|| changes.id.clone())
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            db.insert(table, &id, &changes.values)?;
+            computed_columns(db, table, &id, &changes)?;
+            let mut response = written(call, db, table, &id, true)?;
+            if call.prefer.return_representation {
+                response = response.header("OData-EntityId", entity_url(ctx, table, &id));
+            }
+            Ok(response)
+        }
+    }
+}
+
+/// `DELETE /{set}(<key>)`, as `If-Match` allows.
+pub(crate) fn delete(
+    call: &Call<'_>,
+    db: &mut Db,
+    table: &Table,
+    key: &Key,
+) -> ApiResult<DvResponse> {
+    let ctx = call.ctx;
+    ctx.caller.require(table, Access::Delete)?;
+    let id = key.id.clone().ok_or_else(|| key.not_found(table))?;
+    let row = db
+        .fetch(ctx.schema, table, &id, false)?
+        .ok_or_else(|| key.not_found(table))?;
+    if let Some(expected) = call.request.header("if-match")
+        && expected != "*"
+        && expected != etag(row.version(table))
+    {
+        return Err(ApiError::version_mismatch());
+    }
+    db.delete(table, &id)?;
+    Ok(DvResponse::empty(StatusCode::NO_CONTENT))
+}
+
+/// `/{set}(<key>)/<property>`: read it, set it (`PUT`) or clear it (`DELETE`).
+pub(crate) fn property(
+    call: &Call<'_>,
+    db: &mut Db,
+    record: &Record<'_>,
+    property: Property<'_>,
+) -> ApiResult<DvResponse> {
+    match call.method() {
+        &Method::GET => read_property(call, db, record, property),
+        &Method::PUT | &Method::DELETE => write_property(call, db, record, property),
+        _ => Err(call.no_resource()),
+    }
+}
+
+/// `GET …/<property>`: `{"value": …}`, or `204` when it is null.
+fn read_property(
+    call: &Call<'_>,
+    db: &Db,
+    record: &Record<'_>,
+    property: Property<'_>,
+) -> ApiResult<DvResponse> {
+    let ctx = call.ctx;
+    let (table, id, name) = (record.table, &record.id, property.name);
+    ctx.caller.require(table, Access::Read)?;
+    let row = db
+        .fetch(ctx.schema, table, id, false)?
+        .ok_or_else(|| ApiError::record_not_found(&table.logical_name, id))?;
+    let name = name.to_owned();
+    let shape = Shape {
+        select: Some(std::slice::from_ref(&name)),
+        prefer: &call.prefer,
+        omit_nulls: false,
+    };
+    let value = json::record(table, &row, shape)
+        .0
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map_or(Value::Null, |(_, v)| v);
+    if value.is_null() {
+        return Ok(DvResponse::empty(StatusCode::NO_CONTENT));
+    }
+    let mut body = Ordered::default();
+    body.push(
+        "@odata.context",
+        Value::String(format!(
+            "{}$metadata#{}({id})/{name}",
+            ctx.api_root, table.entity_set
+        )),
+    );
+    body.push("value", value);
+    Ok(DvResponse::json(StatusCode::OK, &body))
+}
+
+/// `PUT …/<property>` with `{"value": …}`, or `DELETE …/<property>` to clear it; lookups,
+/// the primary id and read-only columns cannot be set this way.
+fn write_property(
+    call: &Call<'_>,
+    db: &mut Db,
+    record: &Record<'_>,
+    property: Property<'_>,
+) -> ApiResult<DvResponse> {
+    let (table, id, column) = (record.table, &record.id, property.column);
+    if matches!(column.kind, Kind::Lookup(_)) || column.name == table.primary_id || column.read_only
+    {
+        return Err(ApiError::bad_request(
+            "0x80060888",
+            format!("The property '{}' cannot be set this way.", property.name),
+        ));
+    }
+    call.ctx.caller.require(table, Access::Write)?;
+    let value = if call.method() == Method::PUT {
+        let body = call.request.json_object()?;
+        let value = body.get("value").cloned().unwrap_or(Value::Null);
+        json_to_sql(table, column, &value)?
+    } else {
+        Sql::Null
+    };
+    let mut changes = Changes::default();
+    changes.set(&column.name, value);
+    db.update(table, id, &changes.values)?;
+    computed_columns(db, table, id, &changes)?;
+    Ok(DvResponse::empty(StatusCode::NO_CONTENT))
+}
