@@ -84,6 +84,18 @@ pub(crate) const TOOLS: &[Tool] = &[
         package: "redis-server",
         version: DISTRIBUTION_VERSION,
     },
+    // A real browser for the browser sign-in's end-to-end test (d365 login against the
+    // emulator's sign-in page), driven headless through WebDriver.
+    Tool {
+        source: Source::Apt,
+        package: "chromium",
+        version: DISTRIBUTION_VERSION,
+    },
+    Tool {
+        source: Source::Apt,
+        package: "chromium-driver",
+        version: DISTRIBUTION_VERSION,
+    },
 ];
 
 /// The directory every interop tool is installed under (absolute): `target/interop`, or
