@@ -1,6 +1,7 @@
 //! The `d365` binary's tests, one binary: commands end to end against the emulator and
 //! their snapshots, a hostile organization, and the no-secrets sweep.
 
+mod browser;
 mod cli;
 mod hostile;
 mod login;
