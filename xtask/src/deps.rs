@@ -100,6 +100,13 @@ pub(crate) const RULES: &[Rule] = &[
         reason: "a grant crate depends on auth-core alone; device code is the worked example of adding one (docs/extending.md)",
     },
     Rule {
+        package: "d365-auth-azure-cli",
+        features: Features::Default,
+        forbidden: LIBRARY_FORBIDDEN,
+        allowed_internal: &["d365-auth-core"],
+        reason: "a grant crate depends on auth-core alone",
+    },
+    Rule {
         package: "d365-webapi",
         features: Features::Default,
         forbidden: LIBRARY_FORBIDDEN,
