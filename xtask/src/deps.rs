@@ -39,6 +39,7 @@ const GRANT_CRATES: &[&str] = &[
     "d365-auth-client-credentials",
     "d365-auth-ropc",
     "d365-auth-device-code",
+    "d365-auth-azure-cli",
 ];
 
 /// Workspace members with no boundary to keep: they may depend on anything.
@@ -129,6 +130,7 @@ pub(crate) const RULES: &[Rule] = &[
             GRANT_CRATES[0],
             GRANT_CRATES[1],
             GRANT_CRATES[2],
+            GRANT_CRATES[3],
             "d365-webapi",
         ],
         reason: "connect brings the grant crates and webapi, and nothing else of d365",
