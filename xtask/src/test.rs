@@ -25,6 +25,7 @@ const STANDALONE_BUILDS: &[&[&str]] = &[
     &["--package", "d365-auth-ropc"],
     &["--package", "d365-auth-device-code"],
     &["--package", "d365-auth-authorization-code"],
+    &["--package", "d365-auth-azure-cli"],
     &["--package", "d365-webapi"],
     &["--package", "d365-connect", "--no-default-features"],
     &["--package", "d365-connect"],

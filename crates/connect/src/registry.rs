@@ -44,6 +44,8 @@ impl Registry {
         grants.push(&d365_auth_device_code::REGISTRATION);
         #[cfg(feature = "interactive")]
         grants.push(&d365_auth_authorization_code::REGISTRATION);
+        #[cfg(feature = "azure-cli")]
+        grants.push(&d365_auth_azure_cli::REGISTRATION);
         grants.push(&DEFAULT_CHAIN);
         grants.push(&EXTERNAL_TOKEN);
         Self { grants }

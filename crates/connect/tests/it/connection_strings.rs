@@ -1097,6 +1097,48 @@ async fn oauth_with_a_user_and_password_uses_the_password_grant() {
 }
 
 #[tokio::test]
+async fn grant_azure_cli_is_named_and_needs_no_authority() {
+    // No tenant and an organization nobody can reach: a grant that needed an authority
+    // would try discovery from the 401 challenge here and fail.
+    let provider = provider_from_connection_string(
+        "AuthType=OAuth;Url=https://unreachable.invalid;Grant=azure-cli",
+    )
+    .await
+    .unwrap();
+    assert_eq!(provider.grant(), Grant::new("azure_cli"));
+    assert_eq!(provider.cache_key(), "azure_cli|default|default");
+
+    let text = "AuthType=OAuth;Url=https://contoso.crm.dynamics.com;Grant=Azure-CLI;TenantId=contoso.onmicrosoft.com";
+    let parsed = ConnectionString::parse(text).unwrap();
+    assert_eq!(parsed.credential().grant().name(), "azure-cli");
+    let provider = provider_from_connection_string(text).await.unwrap();
+    assert_eq!(
+        provider.cache_key(),
+        "azure_cli|contoso.onmicrosoft.com|default"
+    );
+
+    // From the environment: no AZURE_CLIENT_ID needed, AZURE_TENANT_ID passed on.
+    let variables = HashMap::from([
+        ("D365_URL", "https://contoso.crm.dynamics.com"),
+        ("D365_GRANT", "azure-cli"),
+        ("AZURE_TENANT_ID", "contoso.onmicrosoft.com"),
+    ]);
+    let settings =
+        EnvironmentSettings::from_variables(|name| variables.get(name).map(|v| (*v).to_owned()))
+            .unwrap();
+    assert_eq!(settings.grant().name(), "azure-cli");
+    let provider = settings
+        .credential()
+        .provider(&ConnectOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        provider.cache_key(),
+        "azure_cli|contoso.onmicrosoft.com|default"
+    );
+}
+
+#[tokio::test]
 async fn external_token_management_uses_the_callback() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&calls);
