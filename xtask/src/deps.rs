@@ -39,6 +39,7 @@ const GRANT_CRATES: &[&str] = &[
     "d365-auth-client-credentials",
     "d365-auth-ropc",
     "d365-auth-device-code",
+    "d365-auth-managed-identity",
 ];
 
 /// Workspace members with no boundary to keep: they may depend on anything.
@@ -98,6 +99,13 @@ pub(crate) const RULES: &[Rule] = &[
         forbidden: LIBRARY_FORBIDDEN,
         allowed_internal: &["d365-auth-core"],
         reason: "a grant crate depends on auth-core alone; device code is the worked example of adding one (docs/extending.md)",
+    },
+    Rule {
+        package: "d365-auth-managed-identity",
+        features: Features::Default,
+        forbidden: LIBRARY_FORBIDDEN,
+        allowed_internal: &["d365-auth-core"],
+        reason: "a grant crate depends on auth-core alone",
     },
     Rule {
         package: "d365-webapi",
