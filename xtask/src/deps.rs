@@ -130,6 +130,7 @@ pub(crate) const RULES: &[Rule] = &[
             GRANT_CRATES[0],
             GRANT_CRATES[1],
             GRANT_CRATES[2],
+            GRANT_CRATES[3],
             "d365-webapi",
         ],
         reason: "connect brings the grant crates and webapi, and nothing else of d365",

@@ -41,6 +41,8 @@ impl Registry {
         grants.push(&d365_auth_ropc::REGISTRATION);
         #[cfg(feature = "device-code")]
         grants.push(&d365_auth_device_code::REGISTRATION);
+        #[cfg(feature = "managed-identity")]
+        grants.push(&d365_auth_managed_identity::REGISTRATION);
         grants.push(&EXTERNAL_TOKEN);
         Self { grants }
     }

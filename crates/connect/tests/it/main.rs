@@ -3,4 +3,5 @@
 //! of one's own in a registry, and property tests of the parser.
 
 mod connection_strings;
+mod managed_identity;
 mod proptest_parsers;
