@@ -41,6 +41,7 @@ const GRANT_CRATES: &[&str] = &[
     "d365-auth-device-code",
     "d365-auth-authorization-code",
     "d365-auth-azure-cli",
+    "d365-auth-managed-identity",
 ];
 
 /// Workspace members with no boundary to keep: they may depend on anything.
@@ -116,6 +117,13 @@ pub(crate) const RULES: &[Rule] = &[
         reason: "a grant crate depends on auth-core alone",
     },
     Rule {
+        package: "d365-auth-managed-identity",
+        features: Features::Default,
+        forbidden: LIBRARY_FORBIDDEN,
+        allowed_internal: &["d365-auth-core"],
+        reason: "a grant crate depends on auth-core alone",
+    },
+    Rule {
         package: "d365-webapi",
         features: Features::Default,
         forbidden: LIBRARY_FORBIDDEN,
@@ -140,6 +148,7 @@ pub(crate) const RULES: &[Rule] = &[
             GRANT_CRATES[2],
             GRANT_CRATES[3],
             GRANT_CRATES[4],
+            GRANT_CRATES[5],
             "d365-webapi",
         ],
         reason: "connect brings the grant crates and webapi, and nothing else of d365",

@@ -26,6 +26,7 @@ const STANDALONE_BUILDS: &[&[&str]] = &[
     &["--package", "d365-auth-device-code"],
     &["--package", "d365-auth-authorization-code"],
     &["--package", "d365-auth-azure-cli"],
+    &["--package", "d365-auth-managed-identity"],
     &["--package", "d365-webapi"],
     &["--package", "d365-connect", "--no-default-features"],
     &["--package", "d365-connect"],

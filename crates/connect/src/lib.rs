@@ -10,8 +10,8 @@
 //! Each grant crate contributes its part — its keys, its checks, its construction —
 //! through its [`GrantRegistration`](d365_auth_core::grant::GrantRegistration), and this
 //! crate's cargo features decide which are registered: `client-credentials`, `password`,
-//! `device-code`, `interactive` (all on by default). Nothing here lists what a grant needs: adding a
-//! grant adds a crate and a feature line.
+//! `device-code`, `interactive`, `azure-cli`, `managed-identity` (all on by default).
+//! Nothing here lists what a grant needs: adding a grant adds a crate and a feature line.
 //!
 //! With the `webapi` feature (on by default), [`connect`] and friends hand back a
 //! `d365_webapi::Client`:

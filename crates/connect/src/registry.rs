@@ -46,6 +46,8 @@ impl Registry {
         grants.push(&d365_auth_authorization_code::REGISTRATION);
         #[cfg(feature = "azure-cli")]
         grants.push(&d365_auth_azure_cli::REGISTRATION);
+        #[cfg(feature = "managed-identity")]
+        grants.push(&d365_auth_managed_identity::REGISTRATION);
         grants.push(&DEFAULT_CHAIN);
         grants.push(&EXTERNAL_TOKEN);
         Self { grants }

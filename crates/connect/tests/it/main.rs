@@ -4,4 +4,5 @@
 
 mod chain;
 mod connection_strings;
+mod managed_identity;
 mod proptest_parsers;
