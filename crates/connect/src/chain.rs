@@ -222,7 +222,7 @@ impl DefaultChain {
             let Some(registration) = registry.get(grant) else {
                 continue;
             };
-            links.push(grant_link(name, registration, config));
+            links.push(grant_link(name, registration, config, &lookup));
         }
         if let Some(remembered) = options.extensions.get::<RememberedSignIn>() {
             links.push(Link {
@@ -273,15 +273,35 @@ fn environment_link(
     }
 }
 
-/// A registered grant asked with the chain's organization, tenant and client id.
+/// A registered grant asked with the chain's organization, tenant and client id, and the
+/// variables of its own keys read through `lookup` (a managed identity's endpoint), so the
+/// chain never reads the process environment behind its caller's back.
 fn grant_link(
     name: &'static str,
     registration: &'static dyn GrantRegistration,
     config: &GrantConfig,
+    lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Link {
     let mut own = config.clone();
     own.grant = Some(registration.name().to_owned());
     own.auth_type = None;
+    for key in registration.keys() {
+        let Some(value) = key
+            .variable
+            .and_then(|variable| lookup(variable))
+            .filter(|value| !value.trim().is_empty())
+        else {
+            continue;
+        };
+        if own.has(key.name) {
+            continue;
+        }
+        if key.is_secret {
+            own.set_secret(key.name, value.into());
+        } else {
+            own.set_text(key.name, value);
+        }
+    }
     let source = match Credential::from_config(own, &Registry::enabled()) {
         Ok(credential) => Source::Credential(Box::new(credential)),
         Err(error) => Source::Unavailable(AuthError::unavailable(

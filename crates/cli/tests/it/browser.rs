@@ -45,7 +45,10 @@ impl ChromeDriver {
         };
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "chromedriver did not listen");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "chromedriver did not listen"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         driver
@@ -62,9 +65,8 @@ impl Drop for ChromeDriver {
 /// Whether Chromium and chromedriver are installed; under CI their absence fails.
 fn browser_available() -> bool {
     let found = ["chromedriver", "chromium"].iter().all(|program| {
-        std::env::var_os("PATH").is_some_and(|path| {
-            std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
-        })
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
     });
     if !found {
         let message = "chromium and chromedriver are not installed; `cargo xtask test` installs them (Debian's chromium, chromium-driver)";
@@ -81,7 +83,10 @@ fn sign_in_address(child: &mut Child) -> (String, std::thread::JoinHandle<String
     let mut seen = String::new();
     let address = loop {
         line.clear();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "no sign-in address: {seen}");
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "no sign-in address: {seen}"
+        );
         seen.push_str(&line);
         if let Some((_, url)) = line.split_once("open this page in a browser on this machine: ") {
             break url.trim().to_owned();
@@ -184,7 +189,10 @@ async fn a_person_signs_in_in_a_real_browser_and_is_remembered() {
         if page.contains("You are signed in to d365") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "never came back: {page}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never came back: {page}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let final_url = browser.current_url().await.unwrap();
@@ -198,7 +206,10 @@ async fn a_person_signs_in_in_a_real_browser_and_is_remembered() {
     let login_stderr = login_stderr.join().unwrap();
     assert!(output.status.success(), "{login_stderr}");
     let facts: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(facts["signed in as"], "alice@contoso.onmicrosoft.com", "{facts}");
+    assert_eq!(
+        facts["signed in as"], "alice@contoso.onmicrosoft.com",
+        "{facts}"
+    );
 
     // Remembered: no prompt, no browser.
     let output = d365(&config)
@@ -206,7 +217,11 @@ async fn a_person_signs_in_in_a_real_browser_and_is_remembered() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(!stderr(&output).contains("open this page"), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("open this page"),
+        "{}",
+        stderr(&output)
+    );
     assert!(stdout(&output).contains(ALICE_SYSTEMUSER_ID));
     drop(driver);
     emulator.stop();

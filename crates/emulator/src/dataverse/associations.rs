@@ -246,9 +246,7 @@ fn list_related(call: &Call<'_>, db: &Db, related: &Related<'_>) -> ApiResult<Dv
         call.ctx.schema,
         other,
         restrict,
-        &call.options,
-        &call.prefer,
-        &call.origin(),
+        &call.collection_request(),
     )
 }
 

@@ -1,8 +1,10 @@
-//! `$batch`, the only request that comes here: a strict multipart/mixed parser (every framing line must end in CRLF, at most
-//! 1000 requests, no GET inside a change set), execution with atomic change sets (an SQLite
-//! savepoint per change set), Content-ID references (`$1` in URLs and in `@odata.bind` /
-//! `@odata.id` values), `odata.continue-on-error`, and the response in Dataverse's wire format
-//! (`batchresponse_…` / `changesetresponse_…` boundaries, `HTTP/1.1 204 No Content` lines).
+//! `$batch` (`POST /api/data/v9.2/$batch`): a strict multipart/mixed parser (every framing
+//! line must end in CRLF, at most 1000 requests, no GET inside a change set), execution with
+//! atomic change sets (an SQLite savepoint per change set), each part answered by the same
+//! dispatcher as a plain request, Content-ID references (`$1` in URLs and in `@odata.bind` /
+//! `@odata.id` values), `odata.continue-on-error`, and the response in Dataverse's wire
+//! format (`batchresponse_…` / `changesetresponse_…` boundaries, `HTTP/1.1 204 No Content`
+//! lines).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

@@ -13,10 +13,10 @@ use super::odata::filter::{
 };
 use super::odata::json::{Shape, record};
 use super::odata::paging;
-use super::odata::query::{MAX_PAGE, Plan, SortKey};
+use super::odata::query::{CollectionRequest, MAX_PAGE, Plan, SortKey};
 use super::odata::{
     FETCH_PAGING_COOKIE, FORMATTED, MAX_FILTER_DEPTH, MAX_FILTER_TERMS, MAX_IN_VALUES, MAX_SELECT,
-    MORE_RECORDS, Prefer, TOTAL_COUNT,
+    MORE_RECORDS, TOTAL_COUNT,
 };
 use super::response::{Collection, DvResponse, Ordered};
 use super::schema::{Kind, Schema, Table};
@@ -216,15 +216,16 @@ fn number(node: roxmltree::Node<'_, '_>, name: &str) -> ApiResult<Option<usize>>
         .transpose()
 }
 
-/// Runs a FetchXML query against `table` (the entity set of the URL).
+/// Runs the FetchXML query `xml` (the `fetchXml` option of `request`) against `table`, the
+/// entity set of the URL; `request` also gives the `Prefer` header and the service root.
 pub(crate) fn execute(
     db: &Db,
     schema: &Schema,
     table: &Table,
     xml: &str,
-    prefer: &Prefer,
-    api_root: &str,
+    request: &CollectionRequest<'_>,
 ) -> ApiResult<DvResponse> {
+    let (prefer, api_root) = (request.prefer, request.origin.api_root);
     let document = roxmltree::Document::parse(xml)
         .map_err(|err| invalid(format!("The FetchXML is not well-formed XML: {err}")))?;
     let fetch = document.root_element();
@@ -374,6 +375,8 @@ pub(crate) fn execute(
 #[cfg(test)]
 mod proptests {
     use super::*;
+    use crate::dataverse::odata::query::Origin;
+    use crate::dataverse::odata::{Prefer, QueryOptions};
     use crate::dataverse::store::Store;
     use proptest::prelude::*;
     use proptest::test_runner::Config;
@@ -507,14 +510,15 @@ mod proptests {
         let table = schema.by_set("accounts").expect("accounts");
         let store = Store::open(None, &schema).expect("store");
         let db = store.lock();
-        execute(
-            &db,
-            &schema,
-            table,
-            xml,
-            &Prefer::default(),
-            "http://127.0.0.1/api/data/v9.2/",
-        )
+        let request = CollectionRequest {
+            options: &QueryOptions::default(),
+            prefer: &Prefer::default(),
+            origin: Origin {
+                api_root: "http://127.0.0.1/api/data/v9.2/",
+                path: "accounts",
+            },
+        };
+        execute(&db, &schema, table, xml, &request)
     }
 
     /// One condition inside `depth` nested `<filter type="kind">`s.

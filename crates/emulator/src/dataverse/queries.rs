@@ -19,17 +19,10 @@ use super::store::Db;
 pub(crate) fn collection(call: &Call<'_>, db: &Db, table: &Table) -> ApiResult<DvResponse> {
     let ctx = call.ctx;
     ctx.caller.require(table, Access::Read)?;
+    let request = call.collection_request();
     match &call.options.fetch_xml {
-        Some(xml) => fetchxml::execute(db, ctx.schema, table, xml, &call.prefer, ctx.api_root),
-        None => query::collection(
-            db,
-            ctx.schema,
-            table,
-            Vec::new(),
-            &call.options,
-            &call.prefer,
-            &call.origin(),
-        ),
+        Some(xml) => fetchxml::execute(db, ctx.schema, table, xml, &request),
+        None => query::collection(db, ctx.schema, table, Vec::new(), &request),
     }
 }
 

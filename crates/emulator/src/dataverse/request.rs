@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, Method};
 use serde_json::{Map, Value};
 
 use super::errors::{ApiError, ApiResult};
-use super::odata::query::Origin;
+use super::odata::query::{CollectionRequest, Origin};
 use super::odata::{Prefer, QueryOptions};
 use super::org::Caller;
 use super::schema::Schema;
@@ -97,11 +97,16 @@ impl<'a> Call<'a> {
         &self.request.method
     }
 
-    /// Where a collection answer came from, for `@odata.context` and `@odata.nextLink`.
-    pub(crate) fn origin(&self) -> Origin<'_> {
-        Origin {
-            api_root: self.ctx.api_root,
-            path: &self.request.path,
+    /// This request as the query engine sees a collection request: its query options, its
+    /// `Prefer` header, and where it came from (for `@odata.context` and `@odata.nextLink`).
+    pub(crate) fn collection_request(&self) -> CollectionRequest<'_> {
+        CollectionRequest {
+            options: &self.options,
+            prefer: &self.prefer,
+            origin: Origin {
+                api_root: self.ctx.api_root,
+                path: &self.request.path,
+            },
         }
     }
 

@@ -265,7 +265,7 @@ pub(crate) fn page_size(prefer: &Prefer) -> ApiResult<Option<usize>> {
 }
 
 /// Where a collection request came from, for `@odata.context` and `@odata.nextLink`.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Origin<'a> {
     /// `{base}/api/data/v9.2/`.
     pub(crate) api_root: &'a str,
@@ -273,16 +273,30 @@ pub(crate) struct Origin<'a> {
     pub(crate) path: &'a str,
 }
 
-/// Answers an OData collection request.
+/// A collection request as the query engine answers it: the query options and `Prefer`
+/// header it came with, and where it came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CollectionRequest<'a> {
+    pub(crate) options: &'a QueryOptions,
+    pub(crate) prefer: &'a Prefer,
+    pub(crate) origin: Origin<'a>,
+}
+
+/// Answers an OData collection request over `table`, restricted to the rows where each
+/// `restrict` column holds its value (the rows of a collection-valued navigation property)
+/// besides `$filter`.
 pub(crate) fn collection(
     db: &Db,
     schema: &Schema,
     table: &Table,
     restrict: Vec<(String, Sql)>,
-    options: &QueryOptions,
-    prefer: &Prefer,
-    origin: &Origin<'_>,
+    request: &CollectionRequest<'_>,
 ) -> ApiResult<DvResponse> {
+    let CollectionRequest {
+        options,
+        prefer,
+        origin,
+    } = *request;
     let select = parse_select(table, options.select.as_deref())?;
     let condition = options
         .filter
