@@ -143,12 +143,12 @@ impl ConnectionString {
         F: Fn(String) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<SecretString, AuthError>> + Send + 'static,
     {
-        if self.auth_type() != AuthType::ExternalTokenManagement {
+        if self.auth_type() != Some(AuthType::ExternalTokenManagement) {
             return Err(ConnectError::InvalidValue {
                 key: "AuthType",
                 problem: format!(
                     "a token callback is for AuthType=ExternalTokenManagement, and this string has AuthType={}",
-                    self.auth_type()
+                    self.auth_type().map_or("none", AuthType::as_str)
                 ),
                 fix: "write AuthType=ExternalTokenManagement, or connect without a callback"
                     .to_owned(),

@@ -40,7 +40,7 @@ use crate::registry::Registry;
 /// let parsed = ConnectionString::parse(
 ///     "AuthType=ClientSecret; url=https://contoso.crm.dynamics.com; AppId=00000000-0000-0000-0000-0000000000c1; Secret='a;b=c'",
 /// )?;
-/// assert_eq!(parsed.auth_type(), AuthType::ClientSecret);
+/// assert_eq!(parsed.auth_type(), Some(AuthType::ClientSecret));
 /// assert_eq!(parsed.grant().name(), "client-credentials");
 /// assert_eq!(parsed.url().as_str(), "https://contoso.crm.dynamics.com");
 /// assert_eq!(parsed.client_id(), Some("00000000-0000-0000-0000-0000000000c1"));
@@ -53,7 +53,7 @@ use crate::registry::Registry;
 #[derive(Clone)]
 pub struct ConnectionString {
     url: Resource,
-    auth_type: AuthType,
+    auth_type: Option<AuthType>,
     credential: Credential,
     unknown_keys: Vec<String>,
     /// The settings as written (secrets as `None`), in key order, for `Display`.
@@ -115,7 +115,14 @@ impl ConnectionString {
     }
 
     fn from_resolved(resolved: &Resolved, registry: &Registry) -> Result<Self, ConnectError> {
-        let auth_type = parse_auth_type(resolved)?;
+        // A string that names its grant needs no ServiceClient `AuthType` (a managed
+        // identity has none).
+        let auth_type =
+            if resolved.get(&keys::AUTH_TYPE).is_none() && resolved.get(&keys::GRANT).is_some() {
+                None
+            } else {
+                Some(parse_auth_type(resolved)?)
+            };
         let url_text = resolved.get(&keys::URL).ok_or_else(|| {
             resolved.missing(
                 &keys::URL,
@@ -167,7 +174,7 @@ impl ConnectionString {
         }
 
         let mut config = GrantConfig::default();
-        config.auth_type = Some(auth_type.as_str().to_owned());
+        config.auth_type = auth_type.map(|auth_type| auth_type.as_str().to_owned());
         config.organization = url.as_ref().ok().cloned();
         config.tenant = tenant;
         config.authority = authority;
@@ -199,7 +206,7 @@ impl ConnectionString {
             }
             let value = if key.name == keys::AUTH_TYPE.name {
                 // As ServiceClient (case-sensitively) requires it.
-                Some(auth_type.as_str())
+                auth_type.map(AuthType::as_str)
             } else {
                 resolved.get(&key)
             };
@@ -235,9 +242,10 @@ impl ConnectionString {
         &self.url
     }
 
-    /// The authentication type.
+    /// The authentication type; `None` for a string that names its grant (`Grant=`) and
+    /// gives no `AuthType`.
     #[must_use]
-    pub fn auth_type(&self) -> AuthType {
+    pub fn auth_type(&self) -> Option<AuthType> {
         self.auth_type
     }
 
@@ -290,7 +298,7 @@ impl ConnectionString {
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
         match name {
-            "AuthType" => Some(self.auth_type.as_str()),
+            "AuthType" => self.auth_type.map(AuthType::as_str),
             "Url" => Some(self.url.as_str()),
             "ClientId" => self.client_id(),
             _ => self
@@ -379,7 +387,7 @@ impl fmt::Debug for ConnectionString {
 fn select_grant(
     registry: &Registry,
     config: &GrantConfig,
-    auth_type: AuthType,
+    auth_type: Option<AuthType>,
     resolved: &Resolved,
 ) -> Result<&'static dyn GrantRegistration, ConnectError> {
     if let Some(name) = &config.grant {
@@ -388,6 +396,8 @@ fn select_grant(
     if let Some(grant) = registry.select(config) {
         return Ok(grant);
     }
+    // Without `Grant=`, the `AuthType` was required and parsed.
+    let auth_type = auth_type.unwrap_or(AuthType::OAuth);
     Err(match auth_type {
         AuthType::OAuth => {
             let user = config.has("Username");

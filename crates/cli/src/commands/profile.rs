@@ -31,7 +31,9 @@ pub(crate) fn run(global: &Global, command: ProfileCommand) -> anyhow::Result<()
             let parsed = d365_connect::ConnectionString::parse(&connection_string)?;
             let info = ProfileInfo {
                 url: parsed.url().to_string(),
-                auth_type: parsed.auth_type().to_string(),
+                auth_type: parsed
+                    .auth_type()
+                    .map_or_else(|| parsed.grant().name().to_owned(), |auth| auth.to_string()),
                 summary: parsed.to_redacted_string(),
             };
             profiles::add(&dir, &name, &connection_string, info.clone(), use_it)?;

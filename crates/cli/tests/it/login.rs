@@ -85,9 +85,16 @@ fn a_person_signs_in_once_and_logout_removes_every_trace() {
     assert_eq!(rows[0]["signed in as"], "alice@contoso.onmicrosoft.com");
     assert_eq!(rows[0]["current"], "*");
 
-    // The default chain ends with the remembered sign-in.
+    // The default chain ends with the remembered sign-in. No managed identity here (its
+    // endpoint a loopback port nobody listens on, never the link-local one), no `az`.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let imds = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let empty = tempfile::tempdir().unwrap();
     let output = d365(&config)
         .args(["whoami", "-o", "json", "-p", "alice", "--grant", "default"])
+        .env("AZURE_POD_IDENTITY_AUTHORITY_HOST", &imds)
+        .env("PATH", empty.path())
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));

@@ -518,7 +518,7 @@ fn accessors_give_the_typed_values() {
     )
     .unwrap();
     assert_eq!(parsed.url().as_str(), "https://contoso.crm.dynamics.com");
-    assert_eq!(parsed.auth_type(), AuthType::OAuth);
+    assert_eq!(parsed.auth_type(), Some(AuthType::OAuth));
     assert_eq!(parsed.get("Username"), Some("ana@contoso.com"));
     assert_eq!(
         parsed.config().secret("Password").unwrap().expose_secret(),
@@ -702,7 +702,7 @@ fn every_alias_of_the_reference_names_its_setting() {
             "{alias}={auth_type};Url=https://contoso.crm.dynamics.com;ClientId=c1;ClientSecret=s"
         ))
         .unwrap();
-        assert_eq!(parsed.auth_type(), AuthType::ClientSecret);
+        assert_eq!(parsed.auth_type(), Some(AuthType::ClientSecret));
     }
     for alias in [
         "ServiceUri",
@@ -1400,4 +1400,20 @@ fn a_build_without_the_browser_sign_in_says_what_to_enable() {
     assert!(error.to_string().contains("no Password"), "{error}");
     let parsed = ConnectionString::parse(interactive).unwrap();
     assert_eq!(parsed.grant().name(), "interactive");
+}
+
+#[test]
+fn a_string_that_names_its_grant_needs_no_auth_type() {
+    let parsed = ConnectionString::parse(
+        "Grant=managed-identity;Url=https://contoso.crm.dynamics.com;ClientId=00000000-0000-0000-0000-0000000000c1",
+    )
+    .unwrap();
+    assert_eq!(parsed.auth_type(), None);
+    assert_eq!(parsed.grant().name(), "managed-identity");
+    assert_eq!(
+        parsed.to_string(),
+        "Url=https://contoso.crm.dynamics.com;ClientId=00000000-0000-0000-0000-0000000000c1;Grant=managed-identity"
+    );
+    let error = ConnectionString::parse("Url=https://contoso.crm.dynamics.com").unwrap_err();
+    assert!(error.to_string().contains("no AuthType"), "{error}");
 }
