@@ -2,7 +2,8 @@
 //! an application with a client secret, shows what happens before the application has a
 //! user in the environment, creates the application user with a security role, gets tokens
 //! by client credentials and by the password grant, calls WhoAmI with each, creates and
-//! queries accounts, and prints the grant comparison. Every step says what it did.
+//! queries accounts, prints the grant comparison, and signs a person in once with a device
+//! code — remembered, so a second run asks nobody. Every step says what it did.
 
 use anyhow::Context as _;
 use d365_auth_core::{Resource, TokenRequest};
@@ -185,11 +186,78 @@ pub(crate) async fn run(global: &Global) -> anyhow::Result<()> {
         COMPARE_COLUMNS,
     )?;
 
+    step(
+        9,
+        "A person signs in once without a browser (a device code), and is remembered (d365 login --device-code)",
+    );
+    remembered_sign_in(&emulator, &base, &tenant, format).await?;
+
     println!(
         "\nDone. Run the emulator yourself with `d365 emulator`, or any command with --emulator."
     );
     emulator.shutdown().await;
     Ok(())
+}
+
+/// The device code sign-in, approved at the emulator's page as alice, its tokens kept in an
+/// encrypted token file; then a second run of the same connection — a new process, in
+/// real life — gets its token from the file and the refresh token, with no sign-in.
+async fn remembered_sign_in(
+    emulator: &d365_emulator::Emulator,
+    base: &str,
+    tenant: &str,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    let seeded = emulator.seeded().context("the emulator seeds users")?.clone();
+    let text = format!(
+        "AuthType=OAuth;Url={base};TenantId={tenant};AuthorityHost={base};ClientId={};Grant=device-code",
+        seeded.public_app.client_id
+    );
+    done(&format!("connection string: {text}"));
+    let dir = tempfile::tempdir().context("a temporary directory for the demo's token file")?;
+    let file = dir.path().join("tokens.json");
+    let key = d365_auth_core::store::EncryptionKey::generate()?;
+    let prompts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let credential = ConnectionString::parse(&text)?.into_credential();
+    let run = |counter: std::sync::Arc<std::sync::atomic::AtomicUsize>| {
+        let codes = emulator.device_codes();
+        let person = seeded.user.upn.clone();
+        let options = d365_connect::ConnectOptions::new().extension(
+            d365_auth_device_code::ShowDeviceCode::new(move |message| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                println!("    {}", crate::output::printable(&message.to_string(), true));
+                println!("    (the emulator approves it as {person}, as a person at that page would)");
+                if let Err(error) = codes.approve(&message.user_code, &person) {
+                    tracing::warn!(%error, "the emulator did not approve the device code");
+                }
+            }),
+        );
+        let credential = credential.clone();
+        let store = d365_auth_core::store::FileStore::builder(&file)
+            .encryption_key(key.clone())
+            .build();
+        async move {
+            let provider = credential.provider(&options).await?;
+            let client = d365_webapi::Client::builder_shared(base, provider)
+                .token_store(std::sync::Arc::new(store))
+                .build()?;
+            anyhow::Ok(client.who_am_i().await?.user_id)
+        }
+    };
+    let first = run(std::sync::Arc::clone(&prompts)).await?;
+    done(&format!("signed in; WhoAmI: UserId {first}; the tokens are in an encrypted token file"));
+    let again = run(std::sync::Arc::clone(&prompts)).await?;
+    done(&format!(
+        "a second run of the same connection: WhoAmI: UserId {again}, with {} sign-in in all — the token file answered",
+        prompts.load(std::sync::atomic::Ordering::SeqCst)
+    ));
+    print_facts(
+        format,
+        &[
+            ("sign-ins", json!(prompts.load(std::sync::atomic::Ordering::SeqCst))),
+            ("same person", json!(first == again)),
+        ],
+    )
 }
 
 fn print_facts(format: OutputFormat, facts: &[(&str, Value)]) -> anyhow::Result<()> {
