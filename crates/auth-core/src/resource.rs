@@ -27,8 +27,13 @@ pub enum ClientKind {
     Public,
 }
 
-/// The API a token is requested for, as a canonical origin such as
-/// `https://contoso.crm.dynamics.com`.
+/// The organization a token is requested for: a canonical origin such as
+/// `https://contoso.crm.dynamics.com` — the token's audience — and, on-premises, the
+/// organization's path on its server (`https://crm.contoso.local/Contoso`).
+///
+/// [`as_str`](Self::as_str), the scope and the resource name the origin, which is what a
+/// token's audience is; `Display` and [`organization_url`](Self::organization_url) give the
+/// whole organization URL, under which the Web API lives.
 ///
 /// # Examples
 ///
@@ -41,27 +46,46 @@ pub enum ClientKind {
 /// assert_eq!(org.v2_scope(ClientKind::Confidential), "https://contoso.crm4.dynamics.com/.default");
 /// assert_eq!(org.v2_scope(ClientKind::Public), "https://contoso.crm4.dynamics.com/user_impersonation");
 /// assert_eq!(org.v1_resource(), "https://contoso.crm4.dynamics.com/");
+///
+/// // On-premises, the organization is the first segment of the path.
+/// let onprem = Resource::parse("https://crm.contoso.com:444/Contoso/api/data/v8.2/")?;
+/// assert_eq!(onprem.as_str(), "https://crm.contoso.com:444");
+/// assert_eq!(onprem.path(), "/Contoso");
+/// assert_eq!(onprem.to_string(), "https://crm.contoso.com:444/Contoso");
 /// # Ok::<(), d365_auth_core::ConfigError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Resource {
     origin: String,
+    /// `""`, or the on-premises organization's path segment with its slash (`/Contoso`).
+    path: String,
 }
 
 /// Paths that users copy along with the organization URL and that say nothing about the
 /// resource: the Web API root, the SOAP endpoint, and the app's start page.
 const IGNORED_PATH_PREFIXES: &[&str] = &["/api/data", "/xrmservices/", "/main.aspx", "/apps/"];
 
+/// Hosts of Dataverse online, whose organization URLs have no path.
+const ONLINE_HOST_SUFFIXES: &[&str] = &[
+    ".dynamics.com",
+    ".microsoftdynamics.us",
+    ".appsplatform.us",
+    ".dynamics.cn",
+    ".microsoftdynamics.de",
+];
+
 impl Resource {
     /// Parses an organization URL in any common form: with or without a trailing slash,
-    /// with the `/api/data/v9.2` path, with an upper-case host, in any cloud, or a loopback
-    /// address with a port (the emulator).
+    /// with the `/api/data/v9.2` path, with an upper-case host, in any cloud, a loopback
+    /// address with a port (the emulator), or an on-premises server with the organization
+    /// as the first path segment (`https://crm.contoso.local/Contoso`, any port).
     ///
     /// # Errors
     ///
     /// [`ConfigError`] when the input is not an absolute URL, has no host, uses plain
     /// `http` for a host that is not loopback, carries a query string, fragment or user
-    /// name, or has a path that is not part of an organization URL.
+    /// name, or has a path that is not part of an organization URL (more than one segment
+    /// before the Web API's).
     pub fn parse(input: &str) -> Result<Self, ConfigError> {
         Self::from_url(&parse_url(input, "organization URL")?)
     }
@@ -73,20 +97,66 @@ impl Resource {
     /// As for [`Resource::parse`].
     pub fn from_url(url: &Url) -> Result<Self, ConfigError> {
         let origin = checked_origin(url, "organization URL")?;
-        let path = url.path().to_ascii_lowercase();
-        let path_is_noise = path == "/"
-            || path.is_empty()
-            || IGNORED_PATH_PREFIXES
+        let path = url.path();
+        let lower = path.to_ascii_lowercase();
+        // What comes before the Web API root, the SOAP endpoint or the app's pages.
+        let cut = IGNORED_PATH_PREFIXES
+            .iter()
+            .filter_map(|prefix| lower.find(prefix))
+            .min()
+            .unwrap_or(path.len());
+        let organization = path[..cut].trim_end_matches('/');
+        let segments: Vec<&str> = organization.split('/').filter(|s| !s.is_empty()).collect();
+        // Dataverse online names the organization by its host alone.
+        let online = url.host_str().is_some_and(|host| {
+            ONLINE_HOST_SUFFIXES
                 .iter()
-                .any(|prefix| path.starts_with(prefix));
-        if !path_is_noise {
-            return Err(ConfigError::UnexpectedPath {
-                what: "organization URL",
-                origin,
-                path: url.path().to_owned(),
-            });
+                .any(|suffix| host.to_ascii_lowercase().ends_with(suffix))
+        });
+        let organization = match segments.as_slice() {
+            [] => String::new(),
+            [name]
+                if !online
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) =>
+            {
+                format!("/{name}")
+            }
+            _ => {
+                return Err(ConfigError::UnexpectedPath {
+                    what: "organization URL",
+                    origin,
+                    path: path.to_owned(),
+                });
+            }
+        };
+        Ok(Self {
+            origin,
+            path: organization,
+        })
+    }
+
+    /// The resource of an organization at `origin` itself (online, or IFD), whatever
+    /// path this one has.
+    #[must_use]
+    pub fn without_path(&self) -> Self {
+        Self {
+            origin: self.origin.clone(),
+            path: String::new(),
         }
-        Ok(Self { origin })
+    }
+
+    /// The on-premises organization's path (`/Contoso`), or `""`.
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The organization URL: the origin and the organization's path, no trailing slash.
+    #[must_use]
+    pub fn organization_url(&self) -> String {
+        format!("{}{}", self.origin, self.path)
     }
 
     /// The canonical origin: scheme, lower-case host and (non-default) port, no slash.
@@ -123,13 +193,16 @@ impl Resource {
 
 impl fmt::Debug for Resource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Resource").field(&self.origin).finish()
+        f.debug_tuple("Resource")
+            .field(&self.organization_url())
+            .finish()
     }
 }
 
 impl fmt::Display for Resource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.origin)
+        f.write_str(&self.origin)?;
+        f.write_str(&self.path)
     }
 }
 
@@ -328,6 +401,56 @@ mod tests {
                 }
                 _ => panic!("input {input:?}: expected {expected:?}, got {actual:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn on_premises_organizations_keep_their_path_and_name_the_origin_as_audience() {
+        for (input, origin, path) in [
+            (
+                "https://crm.contoso.com:444/Contoso",
+                "https://crm.contoso.com:444",
+                "/Contoso",
+            ),
+            (
+                "https://crm.contoso.com/Contoso/",
+                "https://crm.contoso.com",
+                "/Contoso",
+            ),
+            (
+                "https://crm.contoso.com/Contoso/api/data/v8.2/",
+                "https://crm.contoso.com",
+                "/Contoso",
+            ),
+            (
+                "https://crm.contoso.com/Contoso/main.aspx",
+                "https://crm.contoso.com",
+                "/Contoso",
+            ),
+            (
+                "https://contoso.crm.contoso.com/api/data/v9.0",
+                "https://contoso.crm.contoso.com",
+                "",
+            ),
+            (
+                "http://127.0.0.1:5555/Test",
+                "http://127.0.0.1:5555",
+                "/Test",
+            ),
+        ] {
+            let resource = Resource::parse(input).unwrap();
+            assert_eq!(resource.as_str(), origin, "{input}");
+            assert_eq!(resource.path(), path, "{input}");
+            assert_eq!(resource.to_string(), format!("{origin}{path}"));
+            assert_eq!(resource.v1_resource(), format!("{origin}/"));
+            assert_eq!(Resource::parse(&resource.to_string()).unwrap(), resource);
+        }
+        for bad in [
+            "https://crm.contoso.com/a/b",
+            "https://crm.contoso.com/Con toso",
+            "https://contoso.crm.dynamics.com/contoso",
+        ] {
+            assert!(Resource::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -106,6 +106,10 @@ pub(crate) struct Global {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub(crate) max_pages: u32,
+    /// The Web API version to speak (`v8.2`), instead of asking an on-premises server
+    /// (`RetrieveVersion`); online it is always v9.2.
+    #[arg(long, global = true, env = "D365_API_VERSION", value_name = "VERSION")]
+    pub(crate) api_version: Option<String>,
     /// In CSV output, prefix a `'` to text cells that start with `=`, `+`, `-`, `@`, a tab
     /// or a carriage return, so a spreadsheet shows them instead of running them as
     /// formulas. Off by default: CSV is exact data for scripts.

@@ -184,22 +184,26 @@ pub(crate) fn warn_if_secret_on_command_line(text: &str) {
 
 /// The Web API client for `url` with `grant`, the retry, deadline and paging bounds of
 /// the options, and the token file unless `--no-token-cache` (or `token_file` is false).
-fn client_for(
+async fn client_for(
     url: &Resource,
     grant: Arc<dyn TokenProvider>,
     global: &Global,
+    api_version: Option<&str>,
     token_file_allowed: bool,
 ) -> anyhow::Result<Client> {
     let retry = RetrySettings::default()
         .max_retries(global.max_retries)
         .deadline(Duration::from_secs(global.timeout));
-    let mut builder = Client::builder_shared(url.as_str(), grant)
+    let mut builder = Client::builder_shared(url.to_string(), grant)
         .retry(retry)
         .max_pages(global.max_pages);
+    if let Some(version) = global.api_version.as_deref().or(api_version) {
+        builder = builder.api_version(version);
+    }
     if token_file_allowed && !global.no_token_cache {
         builder = builder.token_store(token_store()?);
     }
-    Ok(builder.build()?)
+    Ok(builder.build()?.discover_api_version().await?)
 }
 
 impl Connection {
@@ -309,7 +313,15 @@ impl Connection {
         let org = credential
             .organization()
             .context("the connection names its organization")?;
-        let client = client_for(org, Arc::clone(&provider), global, emulator.is_none())?;
+        let api_version = credential.config().text("ApiVersion");
+        let client = client_for(
+            org,
+            Arc::clone(&provider),
+            global,
+            api_version,
+            emulator.is_none(),
+        )
+        .await?;
         Ok(Self {
             provider: Arc::new(client.token_cache().clone()),
             client,

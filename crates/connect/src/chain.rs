@@ -288,7 +288,7 @@ fn grant_link(
     for key in registration.keys() {
         let Some(value) = key
             .variable
-            .and_then(|variable| lookup(variable))
+            .and_then(lookup)
             .filter(|value| !value.trim().is_empty())
         else {
             continue;

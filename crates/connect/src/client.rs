@@ -88,7 +88,10 @@ impl ConnectionString {
         options: &ConnectOptions,
     ) -> Result<ClientBuilder, ConnectError> {
         let provider = self.credential().provider(options).await?;
-        let mut builder = Client::builder_shared(self.url().as_str(), provider);
+        let mut builder = Client::builder_shared(self.url().to_string(), provider);
+        if let Some(version) = self.get("ApiVersion") {
+            builder = builder.api_version(version);
+        }
         if let Some(http) = &options.http {
             builder = builder.http_client(http.clone());
         }
@@ -111,7 +114,12 @@ impl ConnectionString {
     /// As for [`Credential::provider`](crate::Credential::provider), and [`ConnectError::WebApi`] when the
     /// client cannot be built.
     pub async fn client_with(&self, options: &ConnectOptions) -> Result<Client, ConnectError> {
-        Ok(self.client_builder(options).await?.build()?)
+        Ok(self
+            .client_builder(options)
+            .await?
+            .build()?
+            .discover_api_version()
+            .await?)
     }
 
     /// A [`Client`] for an `AuthType=ExternalTokenManagement` string, with `callback`
@@ -155,7 +163,7 @@ impl ConnectionString {
             });
         }
         let provider = ExternalTokenProvider::new(callback);
-        Ok(Client::builder(self.url().as_str(), provider).build()?)
+        Ok(Client::builder(self.url().to_string(), provider).build()?)
     }
 }
 
@@ -172,10 +180,13 @@ impl EnvironmentSettings {
             fix: format!("set {URL_VARIABLE} to the organization URL, such as https://contoso.crm.dynamics.com"),
         })?;
         let provider = self.credential().provider(options).await?;
-        let mut builder = Client::builder_shared(url.as_str(), provider);
+        let mut builder = Client::builder_shared(url.to_string(), provider);
+        if let Some(version) = self.credential().config().text("ApiVersion") {
+            builder = builder.api_version(version);
+        }
         if let Some(http) = &options.http {
             builder = builder.http_client(http.clone());
         }
-        Ok(builder.build()?)
+        Ok(builder.build()?.discover_api_version().await?)
     }
 }

@@ -131,6 +131,9 @@ impl EnvironmentSettings {
             }
         }
         config.grant = var(GRANT_VARIABLE).map(|name| name.trim().to_owned());
+        if let Some(version) = var("D365_API_VERSION") {
+            config.set_text(keys::API_VERSION.name, version);
+        }
         let grant = match &config.grant {
             Some(name) => registry.named(name)?,
             None => registry

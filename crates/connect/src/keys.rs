@@ -27,6 +27,10 @@ pub(crate) const AUTHORITY_HOST: SettingKey =
 /// d365's `Grant`: the grant to sign in with, by its registered name (`device-code`).
 pub(crate) const GRANT: SettingKey =
     SettingKey::new("Grant", &["Grant"]).environment(crate::GRANT_VARIABLE);
+/// d365's `ApiVersion`: the Web API version to speak (`v8.2`), instead of asking an
+/// on-premises server.
+pub(crate) const API_VERSION: SettingKey =
+    SettingKey::new("ApiVersion", &["ApiVersion", "Api Version"]).environment("D365_API_VERSION");
 /// `Integrated Security=true`: the signed-in Windows user, refused.
 pub(crate) const INTEGRATED_SECURITY: SettingKey =
     SettingKey::new("Integrated Security", &["Integrated Security"]);
@@ -47,6 +51,7 @@ pub(crate) const TRAILING: &[SettingKey] = &[
     SettingKey::new("RequireNewInstance", &["RequireNewInstance"]),
     SettingKey::new("SkipDiscovery", &["SkipDiscovery"]),
     INTEGRATED_SECURITY,
+    API_VERSION,
     TENANT_ID,
     AUTHORITY,
     AUTHORITY_HOST,

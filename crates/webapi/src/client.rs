@@ -68,6 +68,31 @@ pub(crate) struct Inner {
     pub(crate) max_parallelism: usize,
     pub(crate) max_pages: u32,
     pub(crate) max_response_size: usize,
+    /// The Web API version (`v9.2`), and whether the caller chose it.
+    pub(crate) api_version: String,
+    pub(crate) version_chosen: bool,
+}
+
+/// `v9.2` as `(9, 2)`.
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.strip_prefix('v')?.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().map_or(Some(0), |minor| minor.parse().ok())?;
+    Some((major, minor))
+}
+
+/// Whether `origin` is Dataverse online, where the Web API is `v9.2`.
+fn is_online_host(origin: &str) -> bool {
+    let host = origin.split("://").nth(1).unwrap_or(origin);
+    let host = host.split(':').next().unwrap_or(host);
+    [
+        ".dynamics.com",
+        ".microsoftdynamics.us",
+        ".appsplatform.us",
+        ".dynamics.cn",
+    ]
+    .iter()
+    .any(|suffix| host.ends_with(suffix))
 }
 
 /// How failed requests are retried, and how long one operation may take in all.
@@ -174,6 +199,7 @@ impl Client {
             org_url: org_url.into(),
             provider,
             api_version: DEFAULT_API_VERSION.to_owned(),
+            version_chosen: false,
             timeout: DEFAULT_TIMEOUT,
             user_agent: None,
             retry: RetrySettings::default(),
@@ -189,6 +215,140 @@ impl Client {
     #[must_use]
     pub fn org(&self) -> &Resource {
         &self.inner.org
+    }
+
+    /// The Web API version of [`api_root`](Self::api_root) (`v9.2`).
+    #[must_use]
+    pub fn api_version(&self) -> &str {
+        &self.inner.api_version
+    }
+
+    /// The API version as numbers, `(9, 2)`.
+    fn version_numbers(&self) -> (u32, u32) {
+        parse_version(&self.inner.api_version).unwrap_or((9, 2))
+    }
+
+    /// Fails with [`WebApiError::VersionTooOld`] when this client speaks a Web API version
+    /// older than `(major, minor)`, which `feature` needs.
+    pub(crate) fn require_version(
+        &self,
+        (major, minor): (u32, u32),
+        feature: &'static str,
+    ) -> Result<(), WebApiError> {
+        if self.version_numbers() >= (major, minor) {
+            Ok(())
+        } else {
+            Err(WebApiError::VersionTooOld {
+                feature,
+                needs: format!("v{major}.{minor}"),
+                speaks: self.inner.api_version.clone(),
+            })
+        }
+    }
+
+    /// This client, speaking the Web API version the server speaks: unchanged online (where
+    /// it is `v9.2`), on a loopback host without an organization path, or when [`ClientBuilder::api_version`] chose one; on an
+    /// on-premises server, `RetrieveVersion()` is asked at `v9.0`, then at `v8.0` (every
+    /// 8.x server answers there), and the client moves to the newest version the server's
+    /// own (`9.1.0.14134` → `v9.1`, `8.2.x` → `v8.2`).
+    ///
+    /// # Errors
+    ///
+    /// [`WebApiError`] when neither version answers, or the first answer is an error
+    /// other than "not found" (a refused token, say).
+    pub async fn discover_api_version(self) -> Result<Self, WebApiError> {
+        let online = is_online_host(self.inner.org.as_str());
+        // Online is v9.2; so is a loopback organization without a path (the emulator's
+        // online mode). A server with an organization path, or any other host, is asked.
+        let plain_loopback = self.inner.org.is_loopback() && self.inner.org.path().is_empty();
+        if self.inner.version_chosen || online || plain_loopback {
+            return Ok(self);
+        }
+        let mut last = None;
+        for probe in ["v9.0", "v8.0"] {
+            let candidate = self.at_version(probe)?;
+            match candidate.retrieve_version().await {
+                Ok(version) => {
+                    let (major, minor) =
+                        parse_version(&format!("v{version}")).ok_or_else(|| {
+                            WebApiError::InvalidInput(format!(
+                                "the server's version `{version}` is not a version number"
+                            ))
+                        })?;
+                    // The newest minor version the Web API has for the server's major one.
+                    let chosen = format!("v{major}.{}", minor.min(2));
+                    tracing::debug!(server = %version, api = %chosen, "Web API version discovered");
+                    return candidate.at_version(&chosen);
+                }
+                Err(error) if error.kind() == crate::ErrorKind::NotFound => last = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| WebApiError::InvalidInput("no Web API version answered".to_owned())))
+    }
+
+    /// `RetrieveVersion()`: the server's version, such as `9.1.0.14134`.
+    ///
+    /// # Errors
+    ///
+    /// [`WebApiError`].
+    pub async fn retrieve_version(&self) -> Result<String, WebApiError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            #[serde(rename = "Version")]
+            version: String,
+        }
+        let answer: Answer = serde_json::from_value(self.function("RetrieveVersion", &[]).await?)
+            .map_err(|error| {
+            WebApiError::Decode(format!(
+                "RetrieveVersion answered without a Version ({error})"
+            ))
+        })?;
+        Ok(answer.version)
+    }
+
+    /// `options`' headers on `request`, once the server's version allows them (a record
+    /// returned from a write needs Web API 8.2).
+    pub(crate) fn apply_options(
+        &self,
+        options: &crate::options::RequestOptions,
+        request: crate::pipeline::Prepared,
+        extra_prefer: &[String],
+    ) -> Result<crate::pipeline::Prepared, WebApiError> {
+        if options.returns_representation() {
+            self.require_version(
+                (8, 2),
+                "returning the record from a write (Prefer: return=representation)",
+            )?;
+        }
+        options.apply(request, extra_prefer)
+    }
+
+    /// A client like this one at another API version, sharing its HTTP client and tokens.
+    fn at_version(&self, version: &str) -> Result<Self, WebApiError> {
+        let inner = &*self.inner;
+        let api_root = Url::parse(&format!("{}/api/data/{version}/", inner.org))
+            .map_err(|error| WebApiError::InvalidInput(error.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http: inner.http.clone(),
+                api_root,
+                org: inner.org.clone(),
+                tokens: inner.tokens.clone(),
+                token_request: inner.token_request.clone(),
+                retry: inner.retry,
+                timeout: inner.timeout,
+                dop_hint: AtomicUsize::new(
+                    inner.dop_hint.load(std::sync::atomic::Ordering::Relaxed),
+                ),
+                max_parallelism: inner.max_parallelism,
+                max_pages: inner.max_pages,
+                max_response_size: inner.max_response_size,
+                api_version: version.to_owned(),
+                version_chosen: true,
+            }),
+        })
     }
 
     /// The Web API root, such as `https://contoso.crm.dynamics.com/api/data/v9.2/`.
@@ -286,6 +446,7 @@ pub struct ClientBuilder {
     org_url: String,
     provider: Arc<dyn TokenProvider>,
     api_version: String,
+    version_chosen: bool,
     timeout: Duration,
     user_agent: Option<String>,
     retry: RetrySettings,
@@ -304,9 +465,12 @@ impl ClientBuilder {
         self
     }
 
-    /// The Web API version (`v9.2` unless set).
+    /// The Web API version: `v9.2` unless set, or the one
+    /// [`Client::discover_api_version`] finds on an on-premises server (`v8.0` … `v9.1`).
+    /// Setting it turns discovery off.
     pub fn api_version(mut self, version: impl Into<String>) -> Self {
         self.api_version = version.into();
+        self.version_chosen = true;
         self
     }
 
@@ -418,6 +582,8 @@ impl ClientBuilder {
                 timeout: self.timeout,
                 dop_hint: AtomicUsize::new(DEFAULT_PARALLELISM),
                 max_parallelism: self.max_parallelism,
+                api_version: self.api_version.clone(),
+                version_chosen: self.version_chosen,
                 max_pages: self.max_pages,
                 max_response_size: self.max_response_size,
             }),

@@ -175,6 +175,19 @@ pub enum WebApiError {
         /// The cap in bytes.
         limit: usize,
     },
+    /// The server speaks a Web API version older than a feature needs (an on-premises
+    /// server).
+    #[error(
+        "{feature} needs Web API {needs} or later, and this organization speaks {speaks}; upgrade the server, or do without it"
+    )]
+    VersionTooOld {
+        /// What was asked for.
+        feature: &'static str,
+        /// The version it needs (`v9.0`).
+        needs: String,
+        /// The version the client speaks (`v8.2`).
+        speaks: String,
+    },
 }
 
 /// `host[:port] (url)` for a message about reaching a host.
@@ -214,7 +227,7 @@ impl WebApiError {
             Self::MaybeApplied { .. } => ErrorKind::MaybeApplied,
             Self::Network { .. } => ErrorKind::Network,
             Self::Timeout { .. } => ErrorKind::Timeout,
-            Self::InvalidInput(_) => ErrorKind::InvalidInput,
+            Self::InvalidInput(_) | Self::VersionTooOld { .. } => ErrorKind::InvalidInput,
             Self::UnexpectedResponse { .. } => ErrorKind::UnexpectedResponse,
             Self::Decode(_) => ErrorKind::Decode,
             Self::ForeignUrl { .. } => ErrorKind::ForeignUrl,

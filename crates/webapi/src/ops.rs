@@ -120,7 +120,8 @@ impl Client {
     ) -> Result<serde_json::Value, WebApiError> {
         let key = key.into();
         let path = with_query(&entity_path(entity_set, &key)?, &options.query_string());
-        let request = options.apply(
+        let request = self.apply_options(
+            options,
             Prepared::new(Method::GET, self.url(&path)?, Replay::Safe),
             &[],
         )?;
@@ -157,7 +158,8 @@ impl Client {
         let options = options.clone().if_none_match(etag);
         let key = key.into();
         let path = with_query(&entity_path(entity_set, &key)?, &options.query_string());
-        let request = options.apply(
+        let request = self.apply_options(
+            &options,
             Prepared::new(Method::GET, self.url(&path)?, Replay::Safe),
             &[],
         )?;
@@ -185,7 +187,8 @@ impl Client {
         options: &RequestOptions,
     ) -> Result<Created, WebApiError> {
         let path = with_query(&entity_path_only(entity_set)?, &options.query_string());
-        let request = options.apply(
+        let request = self.apply_options(
+            options,
             Prepared::new(Method::POST, self.url(&path)?, Replay::Unsafe).json_body(record),
             &[],
         )?;
@@ -213,7 +216,8 @@ impl Client {
             &options.query_string(),
         );
         let options = options.clone().if_none_match("*");
-        let request = options.apply(
+        let request = self.apply_options(
+            &options,
             Prepared::new(
                 Method::PATCH,
                 self.url(&path)?,
@@ -277,7 +281,8 @@ impl Client {
         options: &RequestOptions,
     ) -> Result<Option<serde_json::Value>, WebApiError> {
         let path = with_query(&entity_path(entity_set, key)?, &options.query_string());
-        let request = options.apply(
+        let request = self.apply_options(
+            options,
             Prepared::new(Method::PATCH, self.url(&path)?, Replay::Unsafe).json_body(body),
             &[],
         )?;
@@ -302,7 +307,8 @@ impl Client {
         options: &RequestOptions,
     ) -> Result<(), WebApiError> {
         let path = entity_path(entity_set, &key.into())?;
-        let request = options.apply(
+        let request = self.apply_options(
+            options,
             Prepared::new(
                 Method::DELETE,
                 self.url(&path)?,

@@ -122,6 +122,10 @@ impl RequestOptions {
         self
     }
 
+    pub(crate) fn returns_representation(&self) -> bool {
+        self.return_representation
+    }
+
     pub(crate) fn has_if_match(&self) -> bool {
         self.if_match.is_some()
     }

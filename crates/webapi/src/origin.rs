@@ -63,14 +63,21 @@ pub(crate) fn resolve(api_root: &Url, reference: &str) -> Result<OrgUrl, WebApiE
         )));
     }
     let joined = join(api_root, reference)?;
-    let joined = if is_rooted_path(reference) && !is_under(&joined, "/api/") {
-        // `/accounts` means the API's `accounts`, as `az rest`-style tools read it.
+    let api_prefix = api_prefix(api_root);
+    let organization_path = api_prefix.trim_end_matches("/api/");
+    let joined = if !is_rooted_path(reference) || is_under(&joined, api_prefix) {
+        joined
+    } else {
         let relative = reference
             .trim_start()
             .trim_start_matches(['/', '\\'].as_slice());
-        join(api_root, relative)?
-    } else {
-        joined
+        if !organization_path.is_empty() && is_under(&joined, "/api/") {
+            // `/api/data/…` on an on-premises organization means its own `/{org}/api/…`.
+            join(api_root, &format!("{organization_path}/{relative}"))?
+        } else {
+            // `/accounts` means the API's `accounts`, as `az rest`-style tools read it.
+            join(api_root, relative)?
+        }
     };
     on_organization(api_root, joined)
 }
@@ -106,6 +113,14 @@ fn join(api_root: &Url, reference: &str) -> Result<Url, WebApiError> {
 fn is_rooted_path(reference: &str) -> bool {
     let mut chars = reference.trim_start().chars();
     matches!(chars.next(), Some('/' | '\\')) && !matches!(chars.next(), Some('/' | '\\'))
+}
+
+/// The path of the API root up to its `/api/`: `/api/`, or `/Contoso/api/` for an
+/// on-premises organization.
+fn api_prefix(api_root: &Url) -> &str {
+    let path = api_root.path();
+    path.find("/api/")
+        .map_or("/api/", |at| &path[..at + "/api/".len()])
 }
 
 fn is_under(url: &Url, prefix: &str) -> bool {
@@ -329,6 +344,40 @@ mod tests {
                 "{other}"
             );
         }
+    }
+
+    #[test]
+    fn an_on_premises_organization_keeps_its_path() {
+        let api_root = Url::parse("https://crm.contoso.com:444/Contoso/api/data/v8.2/").unwrap();
+        for (reference, expected) in [
+            (
+                "accounts",
+                "https://crm.contoso.com:444/Contoso/api/data/v8.2/accounts",
+            ),
+            (
+                "/accounts",
+                "https://crm.contoso.com:444/Contoso/api/data/v8.2/accounts",
+            ),
+            (
+                "/Contoso/api/data/v8.2/WhoAmI",
+                "https://crm.contoso.com:444/Contoso/api/data/v8.2/WhoAmI",
+            ),
+            (
+                "/api/data/v8.2/WhoAmI",
+                "https://crm.contoso.com:444/Contoso/api/data/v8.2/WhoAmI",
+            ),
+            (
+                "https://crm.contoso.com:444/Contoso/api/data/v8.2/accounts?$skiptoken=2",
+                "https://crm.contoso.com:444/Contoso/api/data/v8.2/accounts?$skiptoken=2",
+            ),
+        ] {
+            assert_eq!(
+                resolve(&api_root, reference).unwrap().as_str(),
+                expected,
+                "{reference}"
+            );
+        }
+        assert!(resolve(&api_root, "https://crm.contoso.com/Contoso/api/data/v8.2/x").is_err());
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl EncryptionKey {
     /// # Examples
     ///
     /// ```
-    /// let key = d365_token_store_redis::EncryptionKey::from_bytes([7; 32]);
+    /// let key = d365_auth_core::store::EncryptionKey::from_bytes([7; 32]);
     /// ```
     #[must_use]
     pub fn from_bytes(bytes: [u8; 32]) -> Self {

@@ -352,14 +352,7 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
             return steps;
         }
     };
-    let probe = format!(
-        "{}api/data/v9.2/",
-        connection
-            .client
-            .api_root()
-            .as_str()
-            .trim_end_matches("api/data/v9.2/")
-    );
+    let probe = connection.client.api_root().to_string();
     let challenge = match http.get(&probe).send().await {
         Err(error) => {
             let fix = if error.is_connect() {

@@ -208,7 +208,10 @@ async fn remembered_sign_in(
     tenant: &str,
     format: OutputFormat,
 ) -> anyhow::Result<()> {
-    let seeded = emulator.seeded().context("the emulator seeds users")?.clone();
+    let seeded = emulator
+        .seeded()
+        .context("the emulator seeds users")?
+        .clone();
     let text = format!(
         "AuthType=OAuth;Url={base};TenantId={tenant};AuthorityHost={base};ClientId={};Grant=device-code",
         seeded.public_app.client_id
@@ -225,8 +228,13 @@ async fn remembered_sign_in(
         let options = d365_connect::ConnectOptions::new().extension(
             d365_auth_device_code::ShowDeviceCode::new(move |message| {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                println!("    {}", crate::output::printable(&message.to_string(), true));
-                println!("    (the emulator approves it as {person}, as a person at that page would)");
+                println!(
+                    "    {}",
+                    crate::output::printable(&message.to_string(), true)
+                );
+                println!(
+                    "    (the emulator approves it as {person}, as a person at that page would)"
+                );
                 if let Err(error) = codes.approve(&message.user_code, &person) {
                     tracing::warn!(%error, "the emulator did not approve the device code");
                 }
@@ -245,7 +253,9 @@ async fn remembered_sign_in(
         }
     };
     let first = run(std::sync::Arc::clone(&prompts)).await?;
-    done(&format!("signed in; WhoAmI: UserId {first}; the tokens are in an encrypted token file"));
+    done(&format!(
+        "signed in; WhoAmI: UserId {first}; the tokens are in an encrypted token file"
+    ));
     let again = run(std::sync::Arc::clone(&prompts)).await?;
     done(&format!(
         "a second run of the same connection: WhoAmI: UserId {again}, with {} sign-in in all — the token file answered",
@@ -254,7 +264,10 @@ async fn remembered_sign_in(
     print_facts(
         format,
         &[
-            ("sign-ins", json!(prompts.load(std::sync::atomic::Ordering::SeqCst))),
+            (
+                "sign-ins",
+                json!(prompts.load(std::sync::atomic::Ordering::SeqCst)),
+            ),
             ("same person", json!(first == again)),
         ],
     )

@@ -709,3 +709,71 @@ fn assert_paging_loop_after_two_pages(
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn an_on_premises_organization_keeps_its_path_and_finds_its_api_version() {
+    let not_found = Canned::json(
+        404,
+        r#"{"error":{"code":"0x8006088a","message":"Resource not found for the segment 'RetrieveVersion'."}}"#,
+    );
+    let server = CannedServer::start(vec![
+        not_found,
+        Canned::json(
+            200,
+            r#"{"@odata.context":"…#Microsoft.Dynamics.CRM.RetrieveVersionResponse","Version":"8.2.0.749"}"#,
+        ),
+        Canned::json(200, r#"{"UserId":"6c1d2e3f-0000-0000-0000-000000000001","BusinessUnitId":"6c1d2e3f-0000-0000-0000-000000000002","OrganizationId":"6c1d2e3f-0000-0000-0000-000000000003"}"#),
+    ])
+    .await;
+    let client = Client::builder_shared(
+        format!("{}/Contoso", server.base),
+        Arc::new(Numbered::default()),
+    )
+    .retry(quick_retries(0))
+    .build()
+    .unwrap()
+    .discover_api_version()
+    .await
+    .unwrap();
+    assert_eq!(client.api_version(), "v8.2");
+    assert_eq!(
+        client.api_root().as_str(),
+        format!("{}/Contoso/api/data/v8.2/", server.base)
+    );
+    client.who_am_i().await.unwrap();
+    let paths: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|request| request.path().to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/Contoso/api/data/v9.0/RetrieveVersion()",
+            "/Contoso/api/data/v8.0/RetrieveVersion()",
+            "/Contoso/api/data/v8.2/WhoAmI",
+        ]
+    );
+    // A feature newer than the server says so instead of a 404, before sending anything.
+    let old = Client::builder_shared(
+        format!("{}/Contoso", server.base),
+        Arc::new(Numbered::default()),
+    )
+    .api_version("v8.0")
+    .build()
+    .unwrap();
+    let error = old
+        .create(
+            "accounts",
+            &serde_json::json!({"name": "x"}),
+            &RequestOptions::new().return_representation(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, d365_webapi::WebApiError::VersionTooOld { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("needs Web API v8.2"), "{error}");
+    assert_eq!(server.requests().len(), 3, "nothing more was sent");
+}
