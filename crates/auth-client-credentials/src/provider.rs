@@ -235,7 +235,8 @@ pub struct ClientCredentialsBuilder {
     secret: Option<SecretString>,
     secret_method: SecretMethod,
     certificate: Option<Result<Certificate, ConfigError>>,
-    algorithm: AssertionAlgorithm,
+    /// `None` until set: PS256, or RS256 for AD FS (which accepts nothing else).
+    algorithm: Option<AssertionAlgorithm>,
     include_chain: bool,
     external: Option<ExternalAssertion>,
 }
@@ -289,9 +290,11 @@ impl ClientCredentialsBuilder {
         self
     }
 
-    /// The assertion's algorithm: PS256 with `x5t#S256` (default) or RS256 with `x5t`.
+    /// The assertion's algorithm: PS256 with `x5t#S256` (the default for Entra ID) or
+    /// RS256 with a SHA-1 `x5t` (the default for AD FS, which takes RS256 only, as MSAL
+    /// sends it there).
     pub fn assertion_algorithm(mut self, algorithm: AssertionAlgorithm) -> Self {
-        self.algorithm = algorithm;
+        self.algorithm = Some(algorithm);
         self
     }
 
@@ -328,11 +331,17 @@ impl ClientCredentialsBuilder {
     /// credential or more than one; an empty secret; a certificate that cannot be used.
     pub fn build(self) -> Result<ClientCredentials, ConfigError> {
         let client_id = self.client.require_client_id()?;
-        let endpoint = self
-            .client
+        let resolved = self.client.authority.resolve(refuse_tenant_keywords)?;
+        let adfs = resolved
             .authority
-            .resolve(refuse_tenant_keywords)?
-            .endpoint;
+            .as_ref()
+            .is_some_and(d365_auth_core::Authority::is_adfs);
+        let endpoint = resolved.endpoint;
+        let algorithm = self.algorithm.unwrap_or(if adfs {
+            AssertionAlgorithm::Rs256
+        } else {
+            AssertionAlgorithm::Ps256
+        });
         let credential = match (self.secret, self.certificate, self.external) {
             (Some(secret), None, None) => {
                 check_secret(&secret)?;
@@ -340,7 +349,7 @@ impl ClientCredentialsBuilder {
             }
             (None, Some(certificate), None) => Credential::Certificate {
                 certificate: certificate?,
-                algorithm: self.algorithm,
+                algorithm,
                 include_chain: self.include_chain,
             },
             (None, None, Some(external)) => Credential::External(external),

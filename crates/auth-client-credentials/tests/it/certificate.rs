@@ -250,3 +250,37 @@ fn verify_signature(
     jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &validation)
         .expect("the signature verifies");
 }
+
+#[tokio::test]
+async fn ad_fs_gets_rs256_unless_told_otherwise() {
+    let (key, certificate) = valid_pair();
+    let loaded = Certificate::from_pem(&key, &certificate).unwrap();
+    let server = CannedServer::start(vec![Canned::json(
+        200,
+        r#"{"access_token":"t","expires_in":3599}"#,
+    )])
+    .await;
+    let adfs = Authority::adfs(&format!("{}/adfs", server.base)).unwrap();
+    let entra = Authority::custom(
+        &server.base,
+        Tenant::parse("contoso.onmicrosoft.com").unwrap(),
+    )
+    .unwrap();
+    let cases = [
+        (adfs.clone(), None, "RS256"),
+        (adfs, Some(AssertionAlgorithm::Ps256), "PS256"),
+        (entra, None, "PS256"),
+    ];
+    for (nth, (authority, chosen, expected)) in cases.into_iter().enumerate() {
+        let mut builder = ClientCredentials::builder()
+            .authority(authority)
+            .client_id("00000000-0000-0000-0000-0000000000c1")
+            .certificate(loaded.clone());
+        if let Some(algorithm) = chosen {
+            builder = builder.assertion_algorithm(algorithm);
+        }
+        let jwt = assertion_from(&builder.build().unwrap(), &server, nth).await;
+        let header = decode_part(jwt.split('.').next().unwrap());
+        assert_eq!(header["alg"], expected, "case {nth}");
+    }
+}
