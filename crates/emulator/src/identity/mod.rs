@@ -6,6 +6,7 @@ mod client_auth;
 mod device_code;
 mod discovery;
 mod error;
+mod html;
 mod mint;
 mod token;
 
