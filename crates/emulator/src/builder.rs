@@ -22,8 +22,8 @@ use crate::keys;
 use crate::seed::{self, SeededIdentities};
 use crate::server;
 use crate::state::{
-    AppState, DEFAULT_DEVICE_CODE_INTERVAL_SECS, DEFAULT_DEVICE_CODE_LIFETIME_SECS,
-    DEFAULT_TOKEN_LIFETIME_SECS, Settings,
+    AppState, DEFAULT_AUTHORIZATION_CODE_LIFETIME_SECS, DEFAULT_DEVICE_CODE_INTERVAL_SECS,
+    DEFAULT_DEVICE_CODE_LIFETIME_SECS, DEFAULT_TOKEN_LIFETIME_SECS, Settings,
 };
 use crate::tls;
 
@@ -36,6 +36,7 @@ pub struct EmulatorBuilder {
     token_lifetime: Option<Duration>,
     device_code_interval: Option<Duration>,
     device_code_lifetime: Option<Duration>,
+    authorization_code_lifetime: Option<Duration>,
     config: Option<EmulatorConfig>,
     config_file: Option<PathBuf>,
     credentials_dir: Option<CredentialsDir>,
@@ -79,6 +80,13 @@ impl EmulatorBuilder {
     /// second).
     pub fn device_code_lifetime(mut self, lifetime: Duration) -> Self {
         self.device_code_lifetime = Some(lifetime);
+        self
+    }
+
+    /// How long authorization codes of the browser sign-in live (default 600 s, "about ten
+    /// minutes" as Entra; at least one second). Past it, redemption answers AADSTS70008.
+    pub fn authorization_code_lifetime(mut self, lifetime: Duration) -> Self {
+        self.authorization_code_lifetime = Some(lifetime);
         self
     }
 
@@ -188,6 +196,12 @@ impl EmulatorBuilder {
             .or(config.device_code_lifetime_secs)
             .unwrap_or(DEFAULT_DEVICE_CODE_LIFETIME_SECS)
             .max(1);
+        let authorization_code_lifetime = self
+            .authorization_code_lifetime
+            .map(|d| d.as_secs())
+            .or(config.authorization_code_lifetime_secs)
+            .unwrap_or(DEFAULT_AUTHORIZATION_CODE_LIFETIME_SECS)
+            .max(1);
         let signing = keys::signing_key()?;
         let (directory, seeded) = build_directory(&config)?;
         let tls = if self.https {
@@ -223,6 +237,7 @@ impl EmulatorBuilder {
                 token_lifetime_secs: lifetime,
                 device_code_interval_secs: device_code_interval,
                 device_code_lifetime_secs: device_code_lifetime,
+                authorization_code_lifetime_secs: authorization_code_lifetime,
             },
         ));
         let acceptor = tls.as_ref().map(tls::acceptor).transpose()?;

@@ -51,6 +51,10 @@ pub struct EmulatorConfig {
     /// The lifetime (`expires_in`) of device codes, in seconds. Default 900, as Entra.
     #[serde(default)]
     pub device_code_lifetime_secs: Option<u64>,
+    /// The lifetime of authorization codes (browser sign-in), in seconds. Default 600
+    /// ("about ten minutes", as Entra).
+    #[serde(default)]
+    pub authorization_code_lifetime_secs: Option<u64>,
     /// App registrations added to the default tenant.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
@@ -75,6 +79,7 @@ impl Default for EmulatorConfig {
             token_lifetime_secs: None,
             device_code_interval_secs: None,
             device_code_lifetime_secs: None,
+            authorization_code_lifetime_secs: None,
             apps: Vec::new(),
             users: Vec::new(),
             tenants: Vec::new(),
@@ -146,6 +151,11 @@ pub struct AppConfig {
     /// Certificates (public part only) for client assertions.
     #[serde(default)]
     pub certificates: Vec<CertificateConfig>,
+    /// Redirect URIs for the browser sign-in (authorization code grant): `https`, or `http`
+    /// on `localhost`/`127.0.0.1`, whose port is ignored when matching (so
+    /// `http://localhost` takes any port).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
 }
 
 /// A client secret.
@@ -225,6 +235,7 @@ mod tests {
             domain = "fabrikam.onmicrosoft.com"
             [[tenants.apps]]
             public_client = true
+            redirect_uris = ["http://localhost"]
             "#,
         )
         .expect("parses");
@@ -235,6 +246,10 @@ mod tests {
         assert_eq!(config.apps.len(), 1);
         assert!(config.users[0].mfa_required);
         assert!(config.tenants[0].apps[0].public_client);
+        assert_eq!(
+            config.tenants[0].apps[0].redirect_uris,
+            ["http://localhost"]
+        );
         assert!(!format!("{config:?}").contains("\"p\""));
     }
 

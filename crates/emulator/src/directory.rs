@@ -10,6 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::config::{AppConfig, CertificateConfig, SecretConfig, TenantConfig, UserConfig};
+use crate::identity::redirect_uri;
 use crate::keys::{self, Thumbprints};
 
 /// A failed directory change, reported by the admin API and by configuration loading.
@@ -46,6 +47,9 @@ pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, DirectoryError> {
         .map_err(|_| DirectoryError::Invalid(format!("'{text}' is not an RFC 3339 date-time")))
 }
 
+/// The most redirect URIs one app may have (Entra allows 256).
+pub(crate) const MAX_REDIRECT_URIS: usize = 256;
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Directory {
     pub(crate) tenants: Vec<Tenant>,
@@ -70,6 +74,8 @@ pub(crate) struct App {
     pub(crate) roles: Vec<String>,
     pub(crate) secrets: Vec<ClientSecret>,
     pub(crate) certificates: Vec<ClientCertificate>,
+    /// Registered redirect URIs, normalized (see `identity::redirect_uri`).
+    pub(crate) redirect_uris: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +248,16 @@ impl App {
             .iter()
             .map(ClientCertificate::from_config)
             .collect::<Result<_, _>>()?;
+        if config.redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(DirectoryError::Invalid(format!(
+                "an app has at most {MAX_REDIRECT_URIS} redirect URIs"
+            )));
+        }
+        let redirect_uris = config
+            .redirect_uris
+            .iter()
+            .map(|uri| redirect_uri::register(uri).map_err(DirectoryError::Invalid))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             display_name: config
                 .display_name
@@ -253,6 +269,7 @@ impl App {
             roles: config.roles.clone(),
             secrets,
             certificates,
+            redirect_uris,
         })
     }
 }

@@ -9,6 +9,9 @@
 //!   (v2, `scope=`) with the `client_credentials`, `password` and `refresh_token` grants,
 //!   and on v2 the device code grant: `POST /{tenant}/oauth2/v2.0/devicecode`, a
 //!   verification page at `/devicelogin`, and [`DeviceCodes`] to approve codes from code;
+//! - the browser sign-in (authorization code with PKCE): `GET /{tenant}/oauth2/v2.0/authorize`
+//!   (and v1 `/{tenant}/oauth2/authorize`) shows a sign-in page, and the code it sends back
+//!   is redeemed at the token endpoints with `grant_type=authorization_code`;
 //! - OIDC discovery, JWKS, instance discovery and user realm, so that unmodified MSAL and
 //!   azure-identity get tokens from it (over https, instance discovery off);
 //! - Entra-shaped errors with the real AADSTS codes;

@@ -22,6 +22,8 @@ pub(crate) mod ids {
     pub(crate) const EXPIRED_SECRET_ID: &str = "d3650000-5ec0-4000-8000-000000000000";
     pub(crate) const CERTIFICATE_APP_ID: &str = "d3650000-a990-4000-8000-000000000002";
     pub(crate) const PUBLIC_APP_ID: &str = "d3650000-a990-4000-8000-000000000003";
+    /// The public client's redirect URI, normalized: path-less `http://localhost`.
+    pub(crate) const PUBLIC_APP_REDIRECT_URI: &str = "http://localhost/";
     pub(crate) const USER_UPN: &str = "alice@contoso.onmicrosoft.com";
     pub(crate) const USER_OBJECT_ID: &str = "d3650000-0005-4000-8000-000000000001";
     pub(crate) const MFA_USER_UPN: &str = "bob@contoso.onmicrosoft.com";
@@ -173,6 +175,7 @@ pub(crate) fn seed(
         roles: Vec::new(),
         secrets: Vec::new(),
         certificates: Vec::new(),
+        redirect_uris: Vec::new(),
     };
     let mut confidential = app(
         ids::CONFIDENTIAL_APP_ID,
@@ -202,12 +205,14 @@ pub(crate) fn seed(
         thumbprints: certificate.thumbprints.clone(),
         public_key: certificate.public_key.clone(),
     }];
-    let public = app(
+    let mut public = app(
         ids::PUBLIC_APP_ID,
         "d365 emulator public client",
         "d3650000-5e90-4000-8000-000000000003",
         true,
     );
+    // Any loopback port: Entra ignores the port of localhost redirect URIs.
+    public.redirect_uris = vec![ids::PUBLIC_APP_REDIRECT_URI.to_owned()];
     let with_secrets = |id: &str, name: &str, sp: &str, value: &str, n: u8| {
         let mut registered = app(id, name, sp, false);
         registered.secrets = vec![

@@ -1,13 +1,17 @@
-//! The Entra ID half of the emulator: token endpoints (v1 and v2), the device authorization
-//! endpoint and its verification page, OIDC discovery, JWKS, instance discovery and user
-//! realm, shaped like `login.microsoftonline.com`.
+//! The Entra ID half of the emulator: token endpoints (v1 and v2), the authorize endpoints
+//! and their sign-in page, the device authorization endpoint and its verification page, OIDC
+//! discovery, JWKS, instance discovery and user realm, shaped like
+//! `login.microsoftonline.com`.
 
+mod authorization_code;
+mod authorize;
 mod client_auth;
 mod device_code;
 mod discovery;
 mod error;
 mod html;
 mod mint;
+pub(crate) mod redirect_uri;
 mod token;
 
 use std::sync::Arc;
@@ -92,6 +96,14 @@ async fn request_ids(mut request: Request, next: Next) -> Response {
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/{tenant}/oauth2/token", post(token::token_v1))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(authorize::authorize_v2).post(authorize::sign_in_answer),
+        )
+        .route(
+            "/{tenant}/oauth2/authorize",
+            get(authorize::authorize_v1).post(authorize::sign_in_answer),
+        )
         .route("/{tenant}/oauth2/v2.0/token", post(token::token_v2))
         .route(
             "/{tenant}/oauth2/v2.0/devicecode",

@@ -6,6 +6,7 @@
 mod common;
 
 mod admin_api;
+mod authorize;
 mod binary;
 mod dataverse_auth;
 mod dataverse_batch;
