@@ -61,6 +61,9 @@ pub struct EmulatorConfig {
     /// Users added to the default tenant.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// Managed identities added to the default tenant.
+    #[serde(default)]
+    pub managed_identities: Vec<ManagedIdentityConfig>,
     /// Further tenants.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
@@ -82,6 +85,7 @@ impl Default for EmulatorConfig {
             authorization_code_lifetime_secs: None,
             apps: Vec::new(),
             users: Vec::new(),
+            managed_identities: Vec::new(),
             tenants: Vec::new(),
             tables: Vec::new(),
             dop_hint: None,
@@ -125,6 +129,9 @@ pub struct TenantConfig {
     /// Users in this tenant.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// Managed identities in this tenant (`[[tenants.managed_identities]]`).
+    #[serde(default)]
+    pub managed_identities: Vec<ManagedIdentityConfig>,
 }
 
 /// An app registration (with its service principal).
@@ -186,6 +193,47 @@ pub struct CertificateConfig {
     pub path: Option<PathBuf>,
 }
 
+/// A managed identity: the system-assigned identity of the emulated Azure host, or a
+/// user-assigned identity attached to it. The emulator's managed identity endpoints (IMDS
+/// and App Service shapes) issue app-only tokens for it.
+///
+/// ```toml
+/// [[tenants.managed_identities]]
+/// client_id = "33333333-4444-4555-8666-777777777777"   # generated when absent
+/// object_id = "44444444-5555-4666-8777-888888888888"   # generated when absent
+/// resource_id = "/subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nightly"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ManagedIdentityConfig {
+    /// The host's system-assigned identity (asked for with no id); at most one per tenant.
+    /// Default `false`: a user-assigned identity.
+    #[serde(default)]
+    pub system_assigned: bool,
+    /// Client (application) id; generated when absent.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Object id of its service principal (`oid` of its tokens); generated when absent.
+    #[serde(default)]
+    pub object_id: Option<String>,
+    /// Azure resource id (`msi_res_id` / `mi_res_id`): the host's for a system-assigned
+    /// identity, the identity's own for a user-assigned one. Made up from the display name
+    /// when absent.
+    #[serde(default)]
+    pub resource_id: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// App roles granted to it, emitted as the `roles` claim.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Give it an application user (System Administrator) in the Dataverse organization at
+    /// start, when it is in the organization's (default) tenant. Default `true`.
+    #[serde(default = "default_true")]
+    pub application_user: bool,
+}
+
 /// A user account.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,6 +284,9 @@ mod tests {
             [[tenants.apps]]
             public_client = true
             redirect_uris = ["http://localhost"]
+            [[tenants.managed_identities]]
+            system_assigned = true
+            application_user = false
             "#,
         )
         .expect("parses");
@@ -250,6 +301,8 @@ mod tests {
             config.tenants[0].apps[0].redirect_uris,
             ["http://localhost"]
         );
+        let identity = &config.tenants[0].managed_identities[0];
+        assert!(identity.system_assigned && !identity.application_user);
         assert!(!format!("{config:?}").contains("\"p\""));
     }
 

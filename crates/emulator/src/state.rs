@@ -1,5 +1,7 @@
 //! State shared by every request handler: the directory, runtime settings, the signing key and
-//! the server-side memory of refresh tokens, used assertion ids and device codes.
+//! the server-side memory of refresh tokens, used assertion ids, device codes, sign-ins
+//! waiting at the sign-in page, authorization codes, and the managed identity host's secret
+//! header and fault queue.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -7,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::directory::Directory;
 use crate::keys::SigningKey;
+use crate::managed_identity::ManagedIdentityState;
 
 /// Lifetime Entra gives access tokens by default (seconds).
 pub(crate) const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 3599;
@@ -192,6 +195,8 @@ pub(crate) struct AppState {
     sign_ins: Mutex<HashMap<String, PendingSignIn>>,
     /// Authorization codes, by the SHA-256 (hex) of the code.
     authorization_codes: Mutex<HashMap<String, AuthorizationCodeGrant>>,
+    /// The managed identity endpoints' secret header and fault queue.
+    pub(crate) managed_identity: ManagedIdentityState,
 }
 
 impl AppState {
@@ -211,6 +216,7 @@ impl AppState {
             device_codes: Mutex::new(Vec::new()),
             sign_ins: Mutex::new(HashMap::new()),
             authorization_codes: Mutex::new(HashMap::new()),
+            managed_identity: ManagedIdentityState::new(),
         }
     }
 

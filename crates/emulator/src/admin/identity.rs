@@ -19,8 +19,8 @@ use time::format_description::well_known::Rfc3339;
 use super::{AdminError, AdminResult, out_of_range};
 use crate::config::{AppConfig, UserConfig};
 use crate::directory::{
-    App, ClientCertificate, ClientSecret, DirectoryError, MAX_REDIRECT_URIS, Tenant, User,
-    parse_guid, parse_time,
+    App, ClientCertificate, ClientSecret, DirectoryError, MAX_REDIRECT_URIS, ManagedIdentity,
+    Tenant, User, parse_guid, parse_time,
 };
 use crate::identity::random_string;
 use crate::identity::redirect_uri;
@@ -78,6 +78,23 @@ fn tenant_summary(tenant: &Tenant) -> Value {
         "display_name": tenant.display_name,
         "apps": tenant.apps.iter().map(app_summary).collect::<Vec<_>>(),
         "users": tenant.users.iter().map(user_summary).collect::<Vec<_>>(),
+        "managed_identities": tenant
+            .managed_identities
+            .iter()
+            .map(managed_identity_summary)
+            .collect::<Vec<_>>(),
+    })
+}
+
+pub(super) fn managed_identity_summary(identity: &ManagedIdentity) -> Value {
+    json!({
+        "client_id": identity.client_id,
+        "object_id": identity.object_id,
+        "resource_id": identity.resource_id,
+        "display_name": identity.display_name,
+        "system_assigned": identity.system_assigned,
+        "roles": identity.roles,
+        "application_user_id": identity.application_user_id,
     })
 }
 

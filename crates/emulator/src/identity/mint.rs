@@ -9,7 +9,7 @@ use sha2::Digest as _;
 use uuid::Uuid;
 
 use super::error::AadError;
-use crate::directory::{App, Tenant, User};
+use crate::directory::{App, ManagedIdentity, Tenant, User};
 use crate::state::{AppState, RefreshGrant};
 
 /// Which token endpoint a request came to; it decides the claim set and response field types.
@@ -200,6 +200,28 @@ fn app_claims(
         claims.insert("roles".into(), json!(app.roles));
     }
     claims
+}
+
+/// Issues a managed identity's token, as IMDS does: a v1 app-only token (`appid` = its
+/// client id, `oid` = its object id, `appidacr` 2, `xms_mirid` = its resource id) and the
+/// v1 response body, every number a string.
+pub(crate) fn managed_identity(
+    state: &AppState,
+    tenant: &Tenant,
+    identity: &ManagedIdentity,
+    resource: &str,
+    times: Times,
+) -> Result<Map<String, Value>, AadError> {
+    let app = identity.as_app();
+    let caller = Caller {
+        tenant,
+        app: &app,
+        auth: ClientAuth::Certificate,
+    };
+    let mut claims = app_claims(state, Endpoint::V1, caller, resource, times);
+    claims.insert("xms_mirid".into(), json!(identity.resource_id));
+    let token = sign(state, &Value::Object(claims))?;
+    Ok(response_body(Endpoint::V1, token, times, resource))
 }
 
 /// What a delegated (user) token is for.

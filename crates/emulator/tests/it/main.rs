@@ -21,5 +21,6 @@ mod errors;
 mod interop_dynamics_web_api;
 mod interop_python;
 mod lifecycle;
+mod managed_identity;
 mod token_endpoint;
 mod validation;
