@@ -13,17 +13,18 @@ use crate::config::EmulatorConfig;
 use crate::credentials::{self, CredentialsDir};
 use crate::dataverse::faults::FaultConfig;
 use crate::dataverse::limits::ServiceLimits;
+use crate::dataverse::org::{NewUser, ids as org_ids};
 use crate::dataverse::schema::{SchemaConfig, TableConfig};
 use crate::dataverse::{self, DvSettings, DvState};
-use crate::directory::{App, Directory, User};
+use crate::directory::{App, Directory, ManagedIdentity, User};
 use crate::emulator::Emulator;
 use crate::error::EmulatorError;
 use crate::keys;
 use crate::seed::{self, SeededIdentities};
 use crate::server;
 use crate::state::{
-    AppState, DEFAULT_DEVICE_CODE_INTERVAL_SECS, DEFAULT_DEVICE_CODE_LIFETIME_SECS,
-    DEFAULT_TOKEN_LIFETIME_SECS, Settings,
+    AppState, DEFAULT_AUTHORIZATION_CODE_LIFETIME_SECS, DEFAULT_DEVICE_CODE_INTERVAL_SECS,
+    DEFAULT_DEVICE_CODE_LIFETIME_SECS, DEFAULT_TOKEN_LIFETIME_SECS, Settings,
 };
 use crate::tls;
 
@@ -36,6 +37,7 @@ pub struct EmulatorBuilder {
     token_lifetime: Option<Duration>,
     device_code_interval: Option<Duration>,
     device_code_lifetime: Option<Duration>,
+    authorization_code_lifetime: Option<Duration>,
     config: Option<EmulatorConfig>,
     config_file: Option<PathBuf>,
     credentials_dir: Option<CredentialsDir>,
@@ -79,6 +81,13 @@ impl EmulatorBuilder {
     /// second).
     pub fn device_code_lifetime(mut self, lifetime: Duration) -> Self {
         self.device_code_lifetime = Some(lifetime);
+        self
+    }
+
+    /// How long authorization codes of the browser sign-in live (default 600 s, "about ten
+    /// minutes" as Entra; at least one second). Past it, redemption answers AADSTS70008.
+    pub fn authorization_code_lifetime(mut self, lifetime: Duration) -> Self {
+        self.authorization_code_lifetime = Some(lifetime);
         self
     }
 
@@ -188,6 +197,12 @@ impl EmulatorBuilder {
             .or(config.device_code_lifetime_secs)
             .unwrap_or(DEFAULT_DEVICE_CODE_LIFETIME_SECS)
             .max(1);
+        let authorization_code_lifetime = self
+            .authorization_code_lifetime
+            .map(|d| d.as_secs())
+            .or(config.authorization_code_lifetime_secs)
+            .unwrap_or(DEFAULT_AUTHORIZATION_CODE_LIFETIME_SECS)
+            .max(1);
         let signing = keys::signing_key()?;
         let (directory, seeded) = build_directory(&config)?;
         let tls = if self.https {
@@ -223,6 +238,7 @@ impl EmulatorBuilder {
                 token_lifetime_secs: lifetime,
                 device_code_interval_secs: device_code_interval,
                 device_code_lifetime_secs: device_code_lifetime,
+                authorization_code_lifetime_secs: authorization_code_lifetime,
             },
         ));
         let acceptor = tls.as_ref().map(tls::acceptor).transpose()?;
@@ -249,11 +265,12 @@ impl EmulatorBuilder {
                 .first()
                 .map_or_else(|| "Contoso".to_owned(), |t| t.display_name.clone()),
         };
-        let users = if seeded.is_some() {
+        let mut users = if seeded.is_some() {
             seed::system_users()
         } else {
             Vec::new()
         };
+        users.extend(identity_users(&state.directory()));
         let dv = {
             let state = Arc::clone(&state);
             let tenant_id = tenant_id.clone();
@@ -292,6 +309,36 @@ impl EmulatorBuilder {
     }
 }
 
+/// The application users (System Administrator) of the organization tenant's managed
+/// identities that asked for one.
+fn identity_users(directory: &Directory) -> Vec<NewUser> {
+    let Some(tenant) = directory.tenants.first() else {
+        return Vec::new();
+    };
+    tenant
+        .managed_identities
+        .iter()
+        .filter_map(|identity| {
+            identity
+                .application_user_id
+                .as_ref()
+                .map(|id| identity_user(identity, id))
+        })
+        .collect()
+}
+
+/// The application user of a managed identity.
+pub(crate) fn identity_user(identity: &ManagedIdentity, system_user_id: &str) -> NewUser {
+    NewUser {
+        id: system_user_id.to_owned(),
+        full_name: format!("# {}", identity.display_name),
+        application_id: Some(identity.client_id.clone()),
+        object_id: None,
+        domain_name: None,
+        roles: vec![org_ids::SYSTEM_ADMINISTRATOR.to_owned()],
+    }
+}
+
 fn invalid(err: crate::directory::DirectoryError) -> EmulatorError {
     EmulatorError::InvalidConfig(err.to_string())
 }
@@ -312,7 +359,8 @@ fn build_directory(
     for tenant in &config.tenants {
         directory.apply_tenant(tenant).map_err(invalid)?;
     }
-    if !config.apps.is_empty() || !config.users.is_empty() {
+    if !config.apps.is_empty() || !config.users.is_empty() || !config.managed_identities.is_empty()
+    {
         let tenant = directory.tenants.first_mut().ok_or_else(|| {
             EmulatorError::InvalidConfig(
                 "top-level apps and users need a tenant: keep seed_defaults or add [[tenants]]"
@@ -328,6 +376,17 @@ fn build_directory(
             tenant
                 .add_user(User::from_config(user).map_err(invalid)?)
                 .map_err(invalid)?;
+        }
+        for identity in &config.managed_identities {
+            tenant
+                .add_managed_identity(ManagedIdentity::from_config(identity).map_err(invalid)?)
+                .map_err(invalid)?;
+        }
+    }
+    // Only the organization's tenant (the first) has Dataverse users.
+    for tenant in directory.tenants.iter_mut().skip(1) {
+        for identity in &mut tenant.managed_identities {
+            identity.application_user_id = None;
         }
     }
     if directory.tenants.is_empty() {

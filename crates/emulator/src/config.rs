@@ -51,12 +51,19 @@ pub struct EmulatorConfig {
     /// The lifetime (`expires_in`) of device codes, in seconds. Default 900, as Entra.
     #[serde(default)]
     pub device_code_lifetime_secs: Option<u64>,
+    /// The lifetime of authorization codes (browser sign-in), in seconds. Default 600
+    /// ("about ten minutes", as Entra).
+    #[serde(default)]
+    pub authorization_code_lifetime_secs: Option<u64>,
     /// App registrations added to the default tenant.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
     /// Users added to the default tenant.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// Managed identities added to the default tenant.
+    #[serde(default)]
+    pub managed_identities: Vec<ManagedIdentityConfig>,
     /// Further tenants.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
@@ -75,8 +82,10 @@ impl Default for EmulatorConfig {
             token_lifetime_secs: None,
             device_code_interval_secs: None,
             device_code_lifetime_secs: None,
+            authorization_code_lifetime_secs: None,
             apps: Vec::new(),
             users: Vec::new(),
+            managed_identities: Vec::new(),
             tenants: Vec::new(),
             tables: Vec::new(),
             dop_hint: None,
@@ -120,6 +129,9 @@ pub struct TenantConfig {
     /// Users in this tenant.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// Managed identities in this tenant (`[[tenants.managed_identities]]`).
+    #[serde(default)]
+    pub managed_identities: Vec<ManagedIdentityConfig>,
 }
 
 /// An app registration (with its service principal).
@@ -146,6 +158,11 @@ pub struct AppConfig {
     /// Certificates (public part only) for client assertions.
     #[serde(default)]
     pub certificates: Vec<CertificateConfig>,
+    /// Redirect URIs for the browser sign-in (authorization code grant): `https`, or `http`
+    /// on `localhost`/`127.0.0.1`, whose port is ignored when matching (so
+    /// `http://localhost` takes any port).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
 }
 
 /// A client secret.
@@ -174,6 +191,47 @@ pub struct CertificateConfig {
     /// A file holding the PEM certificate.
     #[serde(default)]
     pub path: Option<PathBuf>,
+}
+
+/// A managed identity: the system-assigned identity of the emulated Azure host, or a
+/// user-assigned identity attached to it. The emulator's managed identity endpoints (IMDS
+/// and App Service shapes) issue app-only tokens for it.
+///
+/// ```toml
+/// [[tenants.managed_identities]]
+/// client_id = "33333333-4444-4555-8666-777777777777"   # generated when absent
+/// object_id = "44444444-5555-4666-8777-888888888888"   # generated when absent
+/// resource_id = "/subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nightly"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ManagedIdentityConfig {
+    /// The host's system-assigned identity (asked for with no id); at most one per tenant.
+    /// Default `false`: a user-assigned identity.
+    #[serde(default)]
+    pub system_assigned: bool,
+    /// Client (application) id; generated when absent.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Object id of its service principal (`oid` of its tokens); generated when absent.
+    #[serde(default)]
+    pub object_id: Option<String>,
+    /// Azure resource id (`msi_res_id` / `mi_res_id`): the host's for a system-assigned
+    /// identity, the identity's own for a user-assigned one. Made up from the display name
+    /// when absent.
+    #[serde(default)]
+    pub resource_id: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// App roles granted to it, emitted as the `roles` claim.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Give it an application user (System Administrator) in the Dataverse organization at
+    /// start, when it is in the organization's (default) tenant. Default `true`.
+    #[serde(default = "default_true")]
+    pub application_user: bool,
 }
 
 /// A user account.
@@ -225,6 +283,10 @@ mod tests {
             domain = "fabrikam.onmicrosoft.com"
             [[tenants.apps]]
             public_client = true
+            redirect_uris = ["http://localhost"]
+            [[tenants.managed_identities]]
+            system_assigned = true
+            application_user = false
             "#,
         )
         .expect("parses");
@@ -235,6 +297,12 @@ mod tests {
         assert_eq!(config.apps.len(), 1);
         assert!(config.users[0].mfa_required);
         assert!(config.tenants[0].apps[0].public_client);
+        assert_eq!(
+            config.tenants[0].apps[0].redirect_uris,
+            ["http://localhost"]
+        );
+        let identity = &config.tenants[0].managed_identities[0];
+        assert!(identity.system_assigned && !identity.application_user);
         assert!(!format!("{config:?}").contains("\"p\""));
     }
 

@@ -9,7 +9,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::config::{AppConfig, CertificateConfig, SecretConfig, TenantConfig, UserConfig};
+use crate::config::{
+    AppConfig, CertificateConfig, ManagedIdentityConfig, SecretConfig, TenantConfig, UserConfig,
+};
+use crate::identity::redirect_uri;
 use crate::keys::{self, Thumbprints};
 
 /// A failed directory change, reported by the admin API and by configuration loading.
@@ -46,6 +49,9 @@ pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, DirectoryError> {
         .map_err(|_| DirectoryError::Invalid(format!("'{text}' is not an RFC 3339 date-time")))
 }
 
+/// The most redirect URIs one app may have (Entra allows 256).
+pub(crate) const MAX_REDIRECT_URIS: usize = 256;
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Directory {
     pub(crate) tenants: Vec<Tenant>,
@@ -58,6 +64,7 @@ pub(crate) struct Tenant {
     pub(crate) display_name: String,
     pub(crate) apps: Vec<App>,
     pub(crate) users: Vec<User>,
+    pub(crate) managed_identities: Vec<ManagedIdentity>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +77,8 @@ pub(crate) struct App {
     pub(crate) roles: Vec<String>,
     pub(crate) secrets: Vec<ClientSecret>,
     pub(crate) certificates: Vec<ClientCertificate>,
+    /// Registered redirect URIs, normalized (see `identity::redirect_uri`).
+    pub(crate) redirect_uris: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +105,32 @@ pub(crate) struct User {
     pub(crate) disabled: bool,
 }
 
+/// A managed identity: the emulated Azure host's system-assigned identity, or a
+/// user-assigned one attached to it.
+#[derive(Debug, Clone)]
+pub(crate) struct ManagedIdentity {
+    pub(crate) client_id: String,
+    /// Object id of its service principal: the `oid`/`sub` of its tokens.
+    pub(crate) object_id: String,
+    /// Azure resource id (the `xms_mirid` claim).
+    pub(crate) resource_id: String,
+    pub(crate) display_name: String,
+    pub(crate) system_assigned: bool,
+    pub(crate) roles: Vec<String>,
+    /// The Dataverse system user made for it at start (an application user), if any.
+    pub(crate) application_user_id: Option<String>,
+}
+
+/// Which managed identity a token request asks for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IdentitySelector<'a> {
+    /// No id: the system-assigned identity.
+    SystemAssigned,
+    ClientId(&'a str),
+    ObjectId(&'a str),
+    ResourceId(&'a str),
+}
+
 /// Constant-time comparison, so the emulator does not teach a timing side channel by example.
 pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -115,6 +150,21 @@ impl Directory {
     /// The home tenant of an app, for the `organizations` endpoint.
     pub(crate) fn tenant_of_app(&self, client_id: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.app(client_id).is_some())
+    }
+
+    /// A managed identity, with its tenant: by id in any tenant, or the first tenant's
+    /// system-assigned identity.
+    pub(crate) fn managed_identity(
+        &self,
+        selector: IdentitySelector<'_>,
+    ) -> Option<(&Tenant, &ManagedIdentity)> {
+        self.tenants.iter().find_map(|tenant| {
+            tenant
+                .managed_identities
+                .iter()
+                .find(|identity| identity.selected_by(selector))
+                .map(|identity| (tenant, identity))
+        })
     }
 
     pub(crate) fn add_tenant(&mut self, tenant: Tenant) -> Result<(), DirectoryError> {
@@ -152,6 +202,9 @@ impl Directory {
         for user in &config.users {
             tenant.add_user(User::from_config(user)?)?;
         }
+        for identity in &config.managed_identities {
+            tenant.add_managed_identity(ManagedIdentity::from_config(identity)?)?;
+        }
         Ok(())
     }
 }
@@ -174,6 +227,7 @@ impl Tenant {
             domain,
             apps: Vec::new(),
             users: Vec::new(),
+            managed_identities: Vec::new(),
         })
     }
 
@@ -220,6 +274,37 @@ impl Tenant {
         Ok(())
     }
 
+    /// Adds a managed identity: its client id must be no app's and no other identity's, its
+    /// object id and resource id unique, and a tenant has one system-assigned identity at
+    /// most.
+    pub(crate) fn add_managed_identity(
+        &mut self,
+        identity: ManagedIdentity,
+    ) -> Result<(), DirectoryError> {
+        if self.app(&identity.client_id).is_some()
+            || self.managed_identities.iter().any(|other| {
+                other.client_id == identity.client_id
+                    || other.object_id == identity.object_id
+                    || other
+                        .resource_id
+                        .eq_ignore_ascii_case(&identity.resource_id)
+            })
+        {
+            return Err(DirectoryError::Duplicate(format!(
+                "managed identity '{}' (client id, object id or resource id)",
+                identity.client_id
+            )));
+        }
+        if identity.system_assigned && self.managed_identities.iter().any(|m| m.system_assigned) {
+            return Err(DirectoryError::Duplicate(format!(
+                "a system-assigned identity in tenant '{}'",
+                self.domain
+            )));
+        }
+        self.managed_identities.push(identity);
+        Ok(())
+    }
+
     pub(crate) fn add_user(&mut self, user: User) -> Result<(), DirectoryError> {
         if self.user(&user.upn).is_some() {
             return Err(DirectoryError::Duplicate(format!("user '{}'", user.upn)));
@@ -242,6 +327,16 @@ impl App {
             .iter()
             .map(ClientCertificate::from_config)
             .collect::<Result<_, _>>()?;
+        if config.redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(DirectoryError::Invalid(format!(
+                "an app has at most {MAX_REDIRECT_URIS} redirect URIs"
+            )));
+        }
+        let redirect_uris = config
+            .redirect_uris
+            .iter()
+            .map(|uri| redirect_uri::register(uri).map_err(DirectoryError::Invalid))
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             display_name: config
                 .display_name
@@ -253,8 +348,95 @@ impl App {
             roles: config.roles.clone(),
             secrets,
             certificates,
+            redirect_uris,
         })
     }
+}
+
+/// The subscription the made-up resource ids of managed identities name.
+const EMULATED_SUBSCRIPTION: &str = "d3650000-5b50-4000-8000-000000000001";
+/// The longest resource id accepted (ARM ids are far shorter).
+const MAX_RESOURCE_ID_LEN: usize = 1024;
+
+impl ManagedIdentity {
+    pub(crate) fn from_config(config: &ManagedIdentityConfig) -> Result<Self, DirectoryError> {
+        let client_id = guid_or_new(config.client_id.as_deref(), "client id")?;
+        let object_id = guid_or_new(config.object_id.as_deref(), "object id")?;
+        let display_name = config
+            .display_name
+            .clone()
+            .unwrap_or_else(|| format!("managed identity {client_id}"));
+        let resource_id = match config.resource_id.as_deref().map(str::trim) {
+            Some(id) if id.starts_with('/') && id.len() <= MAX_RESOURCE_ID_LEN => id.to_owned(),
+            Some(id) => {
+                return Err(DirectoryError::Invalid(format!(
+                    "'{id}' is not an Azure resource id (/subscriptions/…)"
+                )));
+            }
+            None => {
+                let name: String = display_name
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect();
+                let provider = if config.system_assigned {
+                    "Microsoft.Compute/virtualMachines"
+                } else {
+                    "Microsoft.ManagedIdentity/userAssignedIdentities"
+                };
+                format!(
+                    "/subscriptions/{EMULATED_SUBSCRIPTION}/resourceGroups/d365-emulator/providers/{provider}/{name}"
+                )
+            }
+        };
+        let application_user_id = config
+            .application_user
+            .then(|| application_user_id(&client_id));
+        Ok(Self {
+            client_id,
+            object_id,
+            resource_id,
+            display_name,
+            system_assigned: config.system_assigned,
+            roles: config.roles.clone(),
+            application_user_id,
+        })
+    }
+
+    fn selected_by(&self, selector: IdentitySelector<'_>) -> bool {
+        match selector {
+            IdentitySelector::SystemAssigned => self.system_assigned,
+            IdentitySelector::ClientId(id) => self.client_id.eq_ignore_ascii_case(id.trim()),
+            IdentitySelector::ObjectId(id) => self.object_id.eq_ignore_ascii_case(id.trim()),
+            IdentitySelector::ResourceId(id) => self.resource_id.eq_ignore_ascii_case(id.trim()),
+        }
+    }
+
+    /// The identity as the app registration its tokens are minted for.
+    pub(crate) fn as_app(&self) -> App {
+        App {
+            client_id: self.client_id.clone(),
+            display_name: self.display_name.clone(),
+            service_principal_id: self.object_id.clone(),
+            public_client: false,
+            roles: self.roles.clone(),
+            secrets: Vec::new(),
+            certificates: Vec::new(),
+            redirect_uris: Vec::new(),
+        }
+    }
+}
+
+/// The system user id of a configured managed identity's application user: derived from
+/// its client id, so a restart over the same data file finds the same user.
+fn application_user_id(client_id: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("d365-emulator application user|{client_id}"));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 impl ClientSecret {
@@ -354,6 +536,55 @@ mod tests {
         );
         assert!(directory.tenant("CONTOSO.onmicrosoft.com").is_some());
         assert!(directory.tenant("fabrikam.onmicrosoft.com").is_none());
+    }
+
+    #[test]
+    fn managed_identities_are_checked_and_found() {
+        let config = |text: &str| {
+            crate::EmulatorConfig::from_toml_str(text)
+                .expect("config")
+                .managed_identities
+                .remove(0)
+        };
+        let system = ManagedIdentity::from_config(&config(
+            "[[managed_identities]]\nsystem_assigned = true\ndisplay_name = \"my vm\"",
+        ))
+        .expect("valid");
+        assert!(system.resource_id.ends_with("/virtualMachines/my-vm"));
+        assert!(system.application_user_id.is_some());
+        let bad = config("[[managed_identities]]\nresource_id = \"not/an/id\"");
+        assert!(ManagedIdentity::from_config(&bad).is_err());
+
+        let mut tenant = Tenant::new(None, "contoso.onmicrosoft.com", None).expect("tenant");
+        tenant.add_managed_identity(system.clone()).expect("added");
+        let mut again = system.clone();
+        again.client_id = Uuid::new_v4().to_string();
+        again.object_id = Uuid::new_v4().to_string();
+        again.resource_id = "/subscriptions/x/other".into();
+        assert!(
+            tenant.add_managed_identity(again).is_err(),
+            "two system-assigned"
+        );
+        let mut directory = Directory::default();
+        directory.add_tenant(tenant).expect("added");
+        let by_resource = IdentitySelector::ResourceId(&system.resource_id);
+        assert!(directory.managed_identity(by_resource).is_some());
+        let upper = system.client_id.to_ascii_uppercase();
+        assert!(
+            directory
+                .managed_identity(IdentitySelector::ClientId(&upper))
+                .is_some()
+        );
+        assert!(
+            directory
+                .managed_identity(IdentitySelector::SystemAssigned)
+                .is_some()
+        );
+        assert!(
+            directory
+                .managed_identity(IdentitySelector::ObjectId("x"))
+                .is_none()
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The running emulator: [`Emulator`], the handle [`EmulatorBuilder::start`] returns, with its
-//! URLs, seeded identities, CA, credential files, counters and device codes, and the way to
-//! stop it.
+//! URLs, seeded identities, CA, credential files, counters, device codes and managed identity
+//! host, and the way to stop it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use crate::dataverse::ledger::DataverseStats;
 use crate::dataverse::{self, DvState};
 use crate::device_codes::DeviceCodes;
 use crate::error::EmulatorError;
+use crate::managed_identity::ManagedIdentityHost;
 use crate::seed::SeededIdentities;
 use crate::state::AppState;
 use crate::validation::TokenValidator;
@@ -143,6 +144,13 @@ impl Emulator {
     /// stays usable while the emulator runs.
     pub fn device_codes(&self) -> DeviceCodes {
         DeviceCodes::new(Arc::clone(&self.state))
+    }
+
+    /// The Azure host the managed identities are attached to: its IMDS and App Service
+    /// endpoints, the `X-IDENTITY-HEADER` secret, and fault modes for retry tests. The handle
+    /// is cheap to clone and stays usable while the emulator runs.
+    pub fn managed_identity(&self) -> ManagedIdentityHost {
+        ManagedIdentityHost::new(Arc::clone(&self.state))
     }
 
     /// A validator for the access tokens this emulator issues.

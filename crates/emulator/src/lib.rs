@@ -9,6 +9,12 @@
 //!   (v2, `scope=`) with the `client_credentials`, `password` and `refresh_token` grants,
 //!   and on v2 the device code grant: `POST /{tenant}/oauth2/v2.0/devicecode`, a
 //!   verification page at `/devicelogin`, and [`DeviceCodes`] to approve codes from code;
+//! - the browser sign-in (authorization code with PKCE): `GET /{tenant}/oauth2/v2.0/authorize`
+//!   (and v1 `/{tenant}/oauth2/authorize`) shows a sign-in page, and the code it sends back
+//!   is redeemed at the token endpoints with `grant_type=authorization_code`;
+//! - managed identity endpoints in the IMDS (`/metadata/identity/oauth2/token`) and App
+//!   Service (`/msi/token`) shapes, with fault modes for retry tests
+//!   ([`ManagedIdentityHost`]);
 //! - OIDC discovery, JWKS, instance discovery and user realm, so that unmodified MSAL and
 //!   azure-identity get tokens from it (over https, instance discovery off);
 //! - Entra-shaped errors with the real AADSTS codes;
@@ -46,6 +52,7 @@ mod emulator;
 mod error;
 mod identity;
 mod keys;
+mod managed_identity;
 mod seed;
 mod server;
 mod state;
@@ -54,7 +61,8 @@ mod validation;
 
 pub use builder::EmulatorBuilder;
 pub use config::{
-    AppConfig, CertificateConfig, EmulatorConfig, SecretConfig, TenantConfig, UserConfig,
+    AppConfig, CertificateConfig, EmulatorConfig, ManagedIdentityConfig, SecretConfig,
+    TenantConfig, UserConfig,
 };
 pub use connection::{ConnectionString, connection_strings};
 pub use dataverse::faults::FaultConfig;
@@ -66,8 +74,9 @@ pub use dataverse::schema::{
 pub use device_codes::{DeviceCodeInfo, DeviceCodeStatus, DeviceCodes};
 pub use emulator::Emulator;
 pub use error::EmulatorError;
+pub use managed_identity::{ManagedIdentityFault, ManagedIdentityHost};
 pub use seed::{
-    SeededCertificateApp, SeededIdentities, SeededOrganization, SeededPublicApp, SeededSecretApp,
-    SeededTenant, SeededUser,
+    SeededCertificateApp, SeededIdentities, SeededManagedIdentity, SeededOrganization,
+    SeededPublicApp, SeededSecretApp, SeededTenant, SeededUser,
 };
 pub use validation::{TokenRejection, TokenValidator, TokenVersion, ValidatedToken};

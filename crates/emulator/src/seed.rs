@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::dataverse::org::{NewUser, ids as org_ids};
-use crate::directory::{App, ClientCertificate, ClientSecret, Tenant, User};
+use crate::directory::{App, ClientCertificate, ClientSecret, ManagedIdentity, Tenant, User};
 use crate::error::EmulatorError;
 use crate::keys::CertificateMaterial;
 
@@ -22,6 +22,8 @@ pub(crate) mod ids {
     pub(crate) const EXPIRED_SECRET_ID: &str = "d3650000-5ec0-4000-8000-000000000000";
     pub(crate) const CERTIFICATE_APP_ID: &str = "d3650000-a990-4000-8000-000000000002";
     pub(crate) const PUBLIC_APP_ID: &str = "d3650000-a990-4000-8000-000000000003";
+    /// The public client's redirect URI, normalized: path-less `http://localhost`.
+    pub(crate) const PUBLIC_APP_REDIRECT_URI: &str = "http://localhost/";
     pub(crate) const USER_UPN: &str = "alice@contoso.onmicrosoft.com";
     pub(crate) const USER_OBJECT_ID: &str = "d3650000-0005-4000-8000-000000000001";
     pub(crate) const MFA_USER_UPN: &str = "bob@contoso.onmicrosoft.com";
@@ -36,6 +38,14 @@ pub(crate) mod ids {
     pub(crate) const USER_SYSTEMUSER_ID: &str = "d3650000-5050-4000-8000-000000000003";
     pub(crate) const MFA_USER_SYSTEMUSER_ID: &str = "d3650000-5050-4000-8000-000000000004";
     pub(crate) const READER_APP_USER_ID: &str = "d3650000-5050-4000-8000-000000000005";
+    pub(crate) const SYSTEM_IDENTITY_CLIENT_ID: &str = "d3650000-a990-4000-8000-000000000006";
+    pub(crate) const SYSTEM_IDENTITY_OBJECT_ID: &str = "d3650000-5e90-4000-8000-000000000006";
+    pub(crate) const SYSTEM_IDENTITY_RESOURCE_ID: &str = "/subscriptions/d3650000-5b50-4000-8000-000000000001/resourceGroups/d365-emulator/providers/Microsoft.Compute/virtualMachines/d365-emulator-vm";
+    pub(crate) const SYSTEM_IDENTITY_USER_ID: &str = "d3650000-5050-4000-8000-000000000006";
+    pub(crate) const USER_IDENTITY_CLIENT_ID: &str = "d3650000-a990-4000-8000-000000000007";
+    pub(crate) const USER_IDENTITY_OBJECT_ID: &str = "d3650000-5e90-4000-8000-000000000007";
+    pub(crate) const USER_IDENTITY_RESOURCE_ID: &str = "/subscriptions/d3650000-5b50-4000-8000-000000000001/resourceGroups/d365-emulator/providers/Microsoft.ManagedIdentity/userAssignedIdentities/d365-emulator-identity";
+    pub(crate) const USER_IDENTITY_USER_ID: &str = "d3650000-5050-4000-8000-000000000007";
 }
 
 /// The identities the emulator was seeded with: what a test needs to ask for a token.
@@ -64,6 +74,23 @@ pub struct SeededIdentities {
     pub reader_app: SeededSecretApp,
     /// The Dataverse organization and the system users of the identities above.
     pub organization: SeededOrganization,
+    /// The emulated Azure host's system-assigned managed identity (asked for with no id).
+    pub system_assigned_identity: SeededManagedIdentity,
+    /// A user-assigned managed identity attached to the same host.
+    pub user_assigned_identity: SeededManagedIdentity,
+}
+
+/// A seeded managed identity; both have an application user (System Administrator).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SeededManagedIdentity {
+    /// Client (application) id: `client_id` of IMDS and App Service requests, `appid` of
+    /// its tokens.
+    pub client_id: String,
+    /// Object (principal) id: `object_id` / `principal_id`, `oid` of its tokens.
+    pub object_id: String,
+    /// Azure resource id: `msi_res_id` / `mi_res_id`.
+    pub resource_id: String,
 }
 
 /// The seeded Dataverse organization: fixed ids of the organization, its business unit, its
@@ -89,6 +116,10 @@ pub struct SeededOrganization {
     pub mfa_user_id: String,
     /// System user of the read-only app.
     pub reader_app_user_id: String,
+    /// System user of the system-assigned managed identity (System Administrator).
+    pub system_assigned_identity_user_id: String,
+    /// System user of the user-assigned managed identity (System Administrator).
+    pub user_assigned_identity_user_id: String,
 }
 
 /// The seeded tenant.
@@ -173,6 +204,7 @@ pub(crate) fn seed(
         roles: Vec::new(),
         secrets: Vec::new(),
         certificates: Vec::new(),
+        redirect_uris: Vec::new(),
     };
     let mut confidential = app(
         ids::CONFIDENTIAL_APP_ID,
@@ -202,12 +234,14 @@ pub(crate) fn seed(
         thumbprints: certificate.thumbprints.clone(),
         public_key: certificate.public_key.clone(),
     }];
-    let public = app(
+    let mut public = app(
         ids::PUBLIC_APP_ID,
         "d365 emulator public client",
         "d3650000-5e90-4000-8000-000000000003",
         true,
     );
+    // Any loopback port: Entra ignores the port of localhost redirect URIs.
+    public.redirect_uris = vec![ids::PUBLIC_APP_REDIRECT_URI.to_owned()];
     let with_secrets = |id: &str, name: &str, sp: &str, value: &str, n: u8| {
         let mut registered = app(id, name, sp, false);
         registered.secrets = vec![
@@ -259,6 +293,40 @@ pub(crate) fn seed(
         ),
     ];
 
+    let identity = |client_id: &str, object_id: &str, resource_id: &str, name: &str, user: &str| {
+        ManagedIdentity {
+            client_id: client_id.to_owned(),
+            object_id: object_id.to_owned(),
+            resource_id: resource_id.to_owned(),
+            display_name: name.to_owned(),
+            system_assigned: client_id == ids::SYSTEM_IDENTITY_CLIENT_ID,
+            roles: Vec::new(),
+            application_user_id: Some(user.to_owned()),
+        }
+    };
+    tenant.managed_identities = vec![
+        identity(
+            ids::SYSTEM_IDENTITY_CLIENT_ID,
+            ids::SYSTEM_IDENTITY_OBJECT_ID,
+            ids::SYSTEM_IDENTITY_RESOURCE_ID,
+            "d365-emulator-vm",
+            ids::SYSTEM_IDENTITY_USER_ID,
+        ),
+        identity(
+            ids::USER_IDENTITY_CLIENT_ID,
+            ids::USER_IDENTITY_OBJECT_ID,
+            ids::USER_IDENTITY_RESOURCE_ID,
+            "d365-emulator-identity",
+            ids::USER_IDENTITY_USER_ID,
+        ),
+    ];
+    let seeded_identity =
+        |client_id: &str, object_id: &str, resource_id: &str| SeededManagedIdentity {
+            client_id: client_id.to_owned(),
+            object_id: object_id.to_owned(),
+            resource_id: resource_id.to_owned(),
+        };
+
     let seeded_user = |upn: &str, oid: &str| SeededUser {
         upn: upn.to_owned(),
         password: secret(ids::USER_PASSWORD),
@@ -307,13 +375,26 @@ pub(crate) fn seed(
             user_id: ids::USER_SYSTEMUSER_ID.to_owned(),
             mfa_user_id: ids::MFA_USER_SYSTEMUSER_ID.to_owned(),
             reader_app_user_id: ids::READER_APP_USER_ID.to_owned(),
+            system_assigned_identity_user_id: ids::SYSTEM_IDENTITY_USER_ID.to_owned(),
+            user_assigned_identity_user_id: ids::USER_IDENTITY_USER_ID.to_owned(),
         },
+        system_assigned_identity: seeded_identity(
+            ids::SYSTEM_IDENTITY_CLIENT_ID,
+            ids::SYSTEM_IDENTITY_OBJECT_ID,
+            ids::SYSTEM_IDENTITY_RESOURCE_ID,
+        ),
+        user_assigned_identity: seeded_identity(
+            ids::USER_IDENTITY_CLIENT_ID,
+            ids::USER_IDENTITY_OBJECT_ID,
+            ids::USER_IDENTITY_RESOURCE_ID,
+        ),
     };
     Ok((tenant, identities))
 }
 
 /// The system users of the seeded identities: every one a System Administrator except the
-/// read-only app; the app without an application user is left out on purpose.
+/// read-only app; the app without an application user is left out on purpose. (The managed
+/// identities' application users come from the directory, see `builder.rs`.)
 pub(crate) fn system_users() -> Vec<NewUser> {
     let app = |id: &str, app_id: &str, name: &str, role: &str| NewUser {
         id: id.to_owned(),

@@ -1,5 +1,7 @@
 //! State shared by every request handler: the directory, runtime settings, the signing key and
-//! the server-side memory of refresh tokens, used assertion ids and device codes.
+//! the server-side memory of refresh tokens, used assertion ids, device codes, sign-ins
+//! waiting at the sign-in page, authorization codes, and the managed identity host's secret
+//! header and fault queue.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -7,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::directory::Directory;
 use crate::keys::SigningKey;
+use crate::managed_identity::ManagedIdentityState;
 
 /// Lifetime Entra gives access tokens by default (seconds).
 pub(crate) const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 3599;
@@ -15,6 +18,16 @@ pub(crate) const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 3599;
 pub(crate) const DEFAULT_DEVICE_CODE_INTERVAL_SECS: u64 = 5;
 /// How long a device code lives, as Entra's default `expires_in` (seconds).
 pub(crate) const DEFAULT_DEVICE_CODE_LIFETIME_SECS: u64 = 900;
+/// How long an authorization code lives: "about ten minutes", as Entra documents (seconds).
+pub(crate) const DEFAULT_AUTHORIZATION_CODE_LIFETIME_SECS: u64 = 600;
+/// How long a sign-in page stays usable after the authorize request that opened it.
+pub(crate) const SIGN_IN_LIFETIME: Duration = Duration::from_secs(3600);
+/// The most sign-ins waiting at the page, and the most authorization codes remembered:
+/// past it the oldest is forgotten, so a flood of requests cannot fill memory.
+const MAX_SIGN_IN_RECORDS: usize = 10_000;
+/// How long a spent or expired authorization code is remembered, so that a late second
+/// redemption still answers AADSTS54005 or 70008 rather than "unknown".
+const KEEP_CODES_AFTER_EXPIRY: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -23,6 +36,8 @@ pub(crate) struct Settings {
     pub(crate) device_code_interval_secs: u64,
     /// The `expires_in` of new device codes.
     pub(crate) device_code_lifetime_secs: u64,
+    /// The lifetime of new authorization codes.
+    pub(crate) authorization_code_lifetime_secs: u64,
 }
 
 /// Where a device code stands.
@@ -81,6 +96,89 @@ pub(crate) struct RefreshGrant {
     pub(crate) expires_at: i64,
 }
 
+/// How a PKCE code challenge was derived from the verifier (RFC 7636 §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PkceMethod {
+    Plain,
+    S256,
+}
+
+/// The PKCE challenge of an authorization request.
+#[derive(Debug, Clone)]
+pub(crate) struct Pkce {
+    pub(crate) challenge: String,
+    pub(crate) method: PkceMethod,
+}
+
+/// How the browser is sent back to the app (`response_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseMode {
+    Query,
+    Fragment,
+    FormPost,
+}
+
+/// What a browser sign-in asks for: one resource, its permissions, and the OpenID Connect
+/// scopes.
+#[derive(Debug, Clone)]
+pub(crate) struct SignInTarget {
+    pub(crate) resource: String,
+    pub(crate) permissions: Vec<String>,
+    pub(crate) openid: bool,
+    pub(crate) profile: bool,
+    pub(crate) offline_access: bool,
+}
+
+/// An authorization request waiting for a person at the sign-in page. The page carries only
+/// the random key of this record; every parameter stays here, server-side.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingSignIn {
+    /// Whether it came to the v2 authorize endpoint (else v1).
+    pub(crate) v2: bool,
+    pub(crate) tenant_id: String,
+    pub(crate) client_id: String,
+    /// The redirect URI as requested (it matched a registered one), normalized.
+    pub(crate) redirect_uri: String,
+    pub(crate) response_mode: ResponseMode,
+    pub(crate) state: Option<String>,
+    pub(crate) nonce: Option<String>,
+    pub(crate) pkce: Option<Pkce>,
+    pub(crate) target: SignInTarget,
+    pub(crate) login_hint: Option<String>,
+    pub(crate) created: Instant,
+}
+
+/// An authorization code issued at the end of a sign-in, and everything it is bound to. The
+/// map holds it under the SHA-256 of the code, never the code itself.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthorizationCodeGrant {
+    pub(crate) tenant_id: String,
+    pub(crate) client_id: String,
+    pub(crate) user_object_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) target: SignInTarget,
+    pub(crate) nonce: Option<String>,
+    pub(crate) pkce: Option<Pkce>,
+    pub(crate) expires_at: Instant,
+    pub(crate) redeemed: bool,
+}
+
+/// Forgets the oldest entries of `map` until it has room for one more.
+fn make_room<T>(map: &mut HashMap<String, T>, age: impl Fn(&T) -> Instant) {
+    while map.len() >= MAX_SIGN_IN_RECORDS {
+        let oldest = map
+            .iter()
+            .min_by_key(|(_, value)| age(value))
+            .map(|(key, _)| key.clone());
+        match oldest {
+            Some(key) => {
+                map.remove(&key);
+            }
+            None => break,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct AppState {
     /// `http(s)://127.0.0.1:port`, no trailing slash.
@@ -93,6 +191,12 @@ pub(crate) struct AppState {
     seen_assertions: Mutex<HashMap<String, i64>>,
     /// Device codes issued and not yet forgotten (kept ten minutes past their expiry).
     device_codes: Mutex<Vec<DeviceCodeGrant>>,
+    /// Sign-ins waiting at the sign-in page, by the random id the page carries.
+    sign_ins: Mutex<HashMap<String, PendingSignIn>>,
+    /// Authorization codes, by the SHA-256 (hex) of the code.
+    authorization_codes: Mutex<HashMap<String, AuthorizationCodeGrant>>,
+    /// The managed identity endpoints' secret header and fault queue.
+    pub(crate) managed_identity: ManagedIdentityState,
 }
 
 impl AppState {
@@ -110,6 +214,9 @@ impl AppState {
             refresh_tokens: Mutex::new(HashMap::new()),
             seen_assertions: Mutex::new(HashMap::new()),
             device_codes: Mutex::new(Vec::new()),
+            sign_ins: Mutex::new(HashMap::new()),
+            authorization_codes: Mutex::new(HashMap::new()),
+            managed_identity: ManagedIdentityState::new(),
         }
     }
 
@@ -165,6 +272,49 @@ impl AppState {
             .unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         codes.retain(|code| code.expires_at() + KEEP_AFTER_EXPIRY > now);
+        codes
+    }
+
+    pub(crate) fn set_authorization_code_lifetime(&self, seconds: u64) {
+        self.settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .authorization_code_lifetime_secs = seconds;
+    }
+
+    /// Keeps a sign-in for the page under `id`.
+    pub(crate) fn add_sign_in(&self, id: String, sign_in: PendingSignIn) {
+        let mut sign_ins = self.sign_ins();
+        make_room(&mut sign_ins, |pending| pending.created);
+        sign_ins.insert(id, sign_in);
+    }
+
+    /// The sign-ins waiting at the page, those older than [`SIGN_IN_LIFETIME`] forgotten.
+    pub(crate) fn sign_ins(&self) -> MutexGuard<'_, HashMap<String, PendingSignIn>> {
+        let mut sign_ins = self.sign_ins.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        sign_ins
+            .retain(|_, pending| now.saturating_duration_since(pending.created) < SIGN_IN_LIFETIME);
+        sign_ins
+    }
+
+    /// Remembers an authorization code under `key` (the SHA-256 of the code).
+    pub(crate) fn add_authorization_code(&self, key: String, grant: AuthorizationCodeGrant) {
+        let mut codes = self.authorization_codes();
+        make_room(&mut codes, |grant| grant.expires_at);
+        codes.insert(key, grant);
+    }
+
+    /// The authorization codes, those expired more than ten minutes ago forgotten.
+    pub(crate) fn authorization_codes(
+        &self,
+    ) -> MutexGuard<'_, HashMap<String, AuthorizationCodeGrant>> {
+        let mut codes = self
+            .authorization_codes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        codes.retain(|_, grant| grant.expires_at + KEEP_CODES_AFTER_EXPIRY > now);
         codes
     }
 

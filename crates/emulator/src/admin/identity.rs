@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -19,9 +19,11 @@ use time::format_description::well_known::Rfc3339;
 use super::{AdminError, AdminResult, out_of_range};
 use crate::config::{AppConfig, UserConfig};
 use crate::directory::{
-    App, ClientCertificate, ClientSecret, DirectoryError, Tenant, User, parse_guid, parse_time,
+    App, ClientCertificate, ClientSecret, DirectoryError, MAX_REDIRECT_URIS, ManagedIdentity,
+    Tenant, User, parse_guid, parse_time,
 };
 use crate::identity::random_string;
+use crate::identity::redirect_uri;
 use crate::state::AppState;
 
 type Shared = State<Arc<AppState>>;
@@ -45,6 +47,10 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route(
             "/tenants/{tenant}/apps/{client_id}/certificates",
             post(add_certificate),
+        )
+        .route(
+            "/tenants/{tenant}/apps/{client_id}/redirect-uris",
+            put(set_redirect_uris),
         )
         .route("/tenants/{tenant}/users", post(add_user))
         .route(
@@ -72,6 +78,23 @@ fn tenant_summary(tenant: &Tenant) -> Value {
         "display_name": tenant.display_name,
         "apps": tenant.apps.iter().map(app_summary).collect::<Vec<_>>(),
         "users": tenant.users.iter().map(user_summary).collect::<Vec<_>>(),
+        "managed_identities": tenant
+            .managed_identities
+            .iter()
+            .map(managed_identity_summary)
+            .collect::<Vec<_>>(),
+    })
+}
+
+pub(super) fn managed_identity_summary(identity: &ManagedIdentity) -> Value {
+    json!({
+        "client_id": identity.client_id,
+        "object_id": identity.object_id,
+        "resource_id": identity.resource_id,
+        "display_name": identity.display_name,
+        "system_assigned": identity.system_assigned,
+        "roles": identity.roles,
+        "application_user_id": identity.application_user_id,
     })
 }
 
@@ -91,6 +114,7 @@ fn app_summary(app: &App) -> Value {
             "x5t": c.thumbprints.x5t(),
             "x5t#S256": c.thumbprints.x5t_s256(),
         })).collect::<Vec<_>>(),
+        "redirect_uris": app.redirect_uris,
     })
 }
 
@@ -115,6 +139,7 @@ fn settings_body(state: &AppState) -> Value {
         "token_lifetime_secs": settings.token_lifetime_secs,
         "device_code_interval_secs": settings.device_code_interval_secs,
         "device_code_lifetime_secs": settings.device_code_lifetime_secs,
+        "authorization_code_lifetime_secs": settings.authorization_code_lifetime_secs,
     })
 }
 
@@ -128,6 +153,7 @@ struct SettingsPatch {
     token_lifetime_secs: Option<u64>,
     device_code_interval_secs: Option<u64>,
     device_code_lifetime_secs: Option<u64>,
+    authorization_code_lifetime_secs: Option<u64>,
 }
 
 async fn patch_settings(State(state): Shared, Json(patch): Json<SettingsPatch>) -> AdminResult {
@@ -147,6 +173,11 @@ async fn patch_settings(State(state): Shared, Json(patch): Json<SettingsPatch>) 
             patch.device_code_lifetime_secs,
             24 * 3600,
         ),
+        (
+            "authorization_code_lifetime_secs",
+            patch.authorization_code_lifetime_secs,
+            3600,
+        ),
     ] {
         if let Some(problem) = value.and_then(|value| out_of_range(name, value, 1, max)) {
             return Err(DirectoryError::Invalid(problem).into());
@@ -160,6 +191,9 @@ async fn patch_settings(State(state): Shared, Json(patch): Json<SettingsPatch>) 
     }
     if let Some(seconds) = patch.device_code_lifetime_secs {
         state.set_device_code_lifetime(seconds);
+    }
+    if let Some(seconds) = patch.authorization_code_lifetime_secs {
+        state.set_authorization_code_lifetime(seconds);
     }
     Ok(Json(settings_body(&state)).into_response())
 }
@@ -359,6 +393,35 @@ async fn add_certificate(
         Ok(())
     })?;
     created(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedirectUris {
+    redirect_uris: Vec<String>,
+}
+
+async fn set_redirect_uris(
+    State(state): Shared,
+    Path((segment, client_id)): Path<(String, String)>,
+    Json(body): Json<RedirectUris>,
+) -> AdminResult {
+    if body.redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(DirectoryError::Invalid(format!(
+            "an app has at most {MAX_REDIRECT_URIS} redirect URIs"
+        ))
+        .into());
+    }
+    let uris = body
+        .redirect_uris
+        .iter()
+        .map(|uri| redirect_uri::register(uri).map_err(DirectoryError::Invalid))
+        .collect::<Result<Vec<_>, _>>()?;
+    let summary = with_app(&state, &segment, &client_id, |app| {
+        app.redirect_uris = uris;
+        Ok(app_summary(app))
+    })?;
+    Ok(Json(summary).into_response())
 }
 
 async fn add_user(

@@ -1,14 +1,16 @@
 //! The admin API under `/_emulator/`: inspect and change a running emulator with JSON
 //! requests. One router, guarded by [`loopback_only`], gathers the parts: `identity` (the
 //! Entra half's settings and directory), `device_codes` (approving, declining, slowing down
-//! and expiring device codes) and `dataverse` (system users, roles, limits, faults,
-//! generated rows and counters). Errors are `{"error": kind, "message": …}` everywhere. No
+//! and expiring device codes), `managed_identity` (the managed identity host's faults and
+//! identities) and `dataverse` (system users, roles, limits, faults, generated rows and
+//! counters). Errors are `{"error": kind, "message": …}` everywhere. No
 //! secret is ever returned except a secret value the caller asked the emulator to generate,
 //! once, in the response that created it (device codes themselves are never shown).
 
 mod dataverse;
 mod device_codes;
 mod identity;
+mod managed_identity;
 
 use std::sync::Arc;
 
@@ -30,6 +32,7 @@ pub(crate) fn routes(state: Arc<AppState>, dv: Arc<DvState>) -> Router {
         .merge(identity::routes())
         .merge(device_codes::routes())
         .with_state(state)
+        .merge(managed_identity::routes().with_state(Arc::clone(&dv)))
         .merge(dataverse::routes().with_state(dv))
         .layer(axum::middleware::from_fn(loopback_only))
 }

@@ -1,6 +1,7 @@
 //! `d365-emulator [--port N] [--https] [--data PATH] [--config FILE] [--schema FILE]`: runs
-//! the emulator (Entra ID and the Dataverse Web API) on 127.0.0.1, prints the base URL and a
-//! ready connection string for each seeded identity, and stops on Ctrl-C.
+//! the emulator (Entra ID and the Dataverse Web API) on 127.0.0.1, prints the base URL, the
+//! managed identity endpoints (with the App Service `IDENTITY_HEADER`) and a ready
+//! connection string for each seeded identity, and stops on Ctrl-C.
 
 // A command-line program: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -114,6 +115,13 @@ async fn main() -> ExitCode {
         println!("  credentials   {}", dir.display());
     }
     println!("  admin API     {}/_emulator/", emulator.base_url());
+    let host = emulator.managed_identity();
+    println!("  IMDS          {}", host.imds_endpoint());
+    println!(
+        "  App Service   IDENTITY_ENDPOINT={} IDENTITY_HEADER={}",
+        host.app_service_endpoint(),
+        host.identity_header().expose_secret()
+    );
     println!();
     for connection in emulator.connection_strings() {
         println!("# {}", connection.identity);

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse as _, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
 use super::error::AadError;
+use super::html::{self, escape};
 use super::mint::{self, Caller, Endpoint, Times};
 use super::token::{self, Form, Segment};
 use super::{RequestContext, RequestIds};
@@ -283,34 +284,12 @@ fn approve_with_password(
     ))
 }
 
-/// Escapes text for HTML element content and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:30em;margin:3em auto;padding:0 1em}\
-label{display:block;margin:.8em 0}input{display:block;width:100%;padding:.4em;margin-top:.2em}\
-button{margin:1em .5em 0 0;padding:.5em 1em}.error{color:#a4262c}";
-
 fn page(status: StatusCode, error: Option<&str>, user_code: &str) -> Response {
     let error = error
         .map(|text| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(text)))
         .unwrap_or_default();
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>Enter code - d365 emulator</title><style>{STYLE}</style></head><body>\
-         <h1>Enter code</h1>\
+    let body = format!(
+        "<h1>Enter code</h1>\
          <p>Enter the code displayed on your app or device, then sign in to approve it, or \
          decline it.</p>{error}\
          <form method=\"post\" action=\"/devicelogin\">\
@@ -319,28 +298,18 @@ fn page(status: StatusCode, error: Option<&str>, user_code: &str) -> Response {
          <label>Password<input name=\"password\" type=\"password\" autocomplete=\"current-password\"></label>\
          <button name=\"action\" value=\"approve\">Sign in and approve</button>\
          <button name=\"action\" value=\"decline\" formnovalidate>Decline</button>\
-         </form></body></html>\n",
+         </form>",
         escape(user_code)
     );
-    with_no_store((status, Html(html)).into_response())
+    html::page(status, "Enter code", &body)
 }
 
 fn done_page(text: &str) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>Done - d365 emulator</title><style>{STYLE}</style></head><body>\
-         <h1>Done</h1><p>{}</p></body></html>\n",
-        escape(text)
-    );
-    with_no_store((StatusCode::OK, Html(html)).into_response())
-}
-
-fn with_no_store(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store, no-cache"),
-    );
-    response
+    html::page(
+        StatusCode::OK,
+        "Done",
+        &format!("<h1>Done</h1><p>{}</p>", escape(text)),
+    )
 }
 
 #[cfg(test)]
@@ -358,13 +327,5 @@ mod tests {
             );
             assert_eq!(normalize_user_code(&code), code);
         }
-    }
-
-    #[test]
-    fn page_text_is_escaped() {
-        assert_eq!(
-            escape(r#"<script>"x" & 'y'</script>"#),
-            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
-        );
     }
 }

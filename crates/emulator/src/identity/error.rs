@@ -40,18 +40,37 @@ impl AadError {
         }
     }
 
+    /// `AADSTSnnnn: message` (the message alone for an error without a code).
+    pub(crate) fn headline(&self) -> String {
+        if self.has_code {
+            format!("AADSTS{}: {}", self.code, self.message)
+        } else {
+            self.message.clone()
+        }
+    }
+
+    /// The `error_description`: the headline, then the trace id, correlation id and
+    /// timestamp on lines of their own, as Entra writes it.
+    pub(crate) fn description(&self, context: &RequestContext) -> String {
+        format!(
+            "{}\r\nTrace ID: {}\r\nCorrelation ID: {}\r\nTimestamp: {}",
+            self.headline(),
+            context.trace_id,
+            context.correlation_id,
+            context.timestamp()
+        )
+    }
+
+    /// Entra's lookup page for the code, when there is a code.
+    pub(crate) fn error_uri(&self) -> Option<String> {
+        self.has_code
+            .then(|| format!("https://login.microsoftonline.com/error?code={}", self.code))
+    }
+
     pub(crate) fn into_response(self, context: &RequestContext) -> Response {
         let status = self.status();
         let timestamp = context.timestamp();
-        let prefix = if self.has_code {
-            format!("AADSTS{}: ", self.code)
-        } else {
-            String::new()
-        };
-        let description = format!(
-            "{prefix}{}\r\nTrace ID: {}\r\nCorrelation ID: {}\r\nTimestamp: {}",
-            self.message, context.trace_id, context.correlation_id, timestamp
-        );
+        let description = self.description(context);
         let mut body = json!({
             "error": self.error,
             "error_description": description,
@@ -59,13 +78,10 @@ impl AadError {
             "trace_id": context.trace_id,
             "correlation_id": context.correlation_id,
         });
-        if self.has_code {
+        if let Some(uri) = self.error_uri() {
             body["error_codes"] = json!([self.code]);
-            // Entra's lookup page, not the emulator's: the emulator serves no error pages.
-            body["error_uri"] = json!(format!(
-                "https://login.microsoftonline.com/error?code={}",
-                self.code
-            ));
+            // Entra's lookup page, not the emulator's.
+            body["error_uri"] = json!(uri);
         }
         if let Some(suberror) = self.suberror {
             body["suberror"] = json!(suberror);
@@ -449,6 +465,163 @@ impl AadError {
             "invalid_grant",
             "The request was already authorized and the device code redeemed. Start a new \
              device authorization.",
+        )
+    }
+
+    // The browser sign-in (authorization code grant with PKCE).
+
+    /// A redirect URI the app did not register: the authorize endpoint shows this on its own
+    /// page and never redirects.
+    pub(crate) fn redirect_uri_not_registered(redirect_uri: &str, client_id: &str) -> Self {
+        Self::new(
+            50011,
+            "invalid_request",
+            format!(
+                "The redirect URI '{redirect_uri}' specified in the request does not match the \
+                 redirect URIs configured for the application '{client_id}'. Make sure the \
+                 redirect URI sent in the request matches one added to your application in the \
+                 Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more \
+                 about how to fix this."
+            ),
+        )
+    }
+
+    /// A parameter of the authorize request whose value is not one the emulator knows.
+    /// AADSTS90023 is Entra's generic "the authentication service request isn't valid".
+    pub(crate) fn invalid_parameter(name: &str, value: &str, allowed: &str) -> Self {
+        Self::new(
+            90023,
+            "invalid_request",
+            format!(
+                "The value '{value}' of the parameter '{name}' is not valid. Expected {allowed}."
+            ),
+        )
+    }
+
+    /// Only `response_type=code` is served (no implicit or hybrid flow).
+    pub(crate) fn unsupported_response_type(response_type: &str) -> Self {
+        Self::new(
+            700_051,
+            "unsupported_response_type",
+            format!(
+                "response_type '{response_type}' is not enabled for the application. The \
+                 emulator serves response_type=code only."
+            ),
+        )
+    }
+
+    /// A public client's authorize request without `code_challenge`: Entra allows it, the
+    /// emulator is stricter (see docs/emulator.md).
+    pub(crate) fn pkce_required() -> Self {
+        Self::new(
+            900_144,
+            "invalid_request",
+            "The request must contain the following parameter: 'code_challenge'. The emulator \
+             requires Proof Key for Code Exchange (RFC 7636) of public clients.",
+        )
+    }
+
+    /// A `code_challenge` that cannot come from a valid verifier (S256: 43 base64url
+    /// characters; plain: 43 to 128 of `[A-Za-z0-9-._~]`). The code is Entra's
+    /// "invalid size of Code_Challenge" as reported; its exact use is our reading.
+    pub(crate) fn invalid_code_challenge() -> Self {
+        Self::new(
+            501_491,
+            "invalid_request",
+            "Invalid size of Code_Challenge parameter. An S256 challenge is 43 base64url \
+             characters; a plain one 43 to 128 characters of [A-Za-z0-9-._~].",
+        )
+    }
+
+    /// `prompt=none`: the emulator keeps no browser session, so nobody is signed in.
+    pub(crate) fn login_required() -> Self {
+        Self::new(
+            50058,
+            "login_required",
+            "A silent sign-in request was sent but no user is signed in.",
+        )
+    }
+
+    /// The person pressed Cancel on the sign-in page.
+    pub(crate) fn consent_declined() -> Self {
+        Self::new(
+            65004,
+            "access_denied",
+            "User declined to consent to access the app.",
+        )
+    }
+
+    /// A code the emulator never issued, or issued to another client.
+    pub(crate) fn invalid_authorization_code(why: &str) -> Self {
+        Self::new(
+            70000,
+            "invalid_grant",
+            format!("Provided grant is invalid or malformed. {why}"),
+        )
+    }
+
+    pub(crate) fn authorization_code_other_tenant() -> Self {
+        Self::new(
+            700_005,
+            "invalid_grant",
+            "Provided Authorization Code is intended to use against other tenant, thus \
+             rejected.",
+        )
+    }
+
+    pub(crate) fn authorization_code_redeemed() -> Self {
+        Self::new(
+            54005,
+            "invalid_grant",
+            "OAuth2 Authorization code was already redeemed, please retry with a new valid code \
+             or use an existing refresh token.",
+        )
+    }
+
+    pub(crate) fn authorization_code_expired() -> Self {
+        Self::new(
+            70008,
+            "invalid_grant",
+            "The provided authorization code or refresh token has expired due to inactivity. \
+             Send a new interactive authorization request for this user and resource.",
+        )
+    }
+
+    /// The `redirect_uri` of a code redemption differs from the authorize request's. Entra's
+    /// current code for it is not documented; 50011 is the one it has used for this text.
+    pub(crate) fn authorization_code_redirect_mismatch(redirect_uri: &str) -> Self {
+        Self::new(
+            50011,
+            "invalid_grant",
+            format!(
+                "The redirect URI '{redirect_uri}' specified in the request does not match the \
+                 redirect URI specified in the authorization request the code was issued for."
+            ),
+        )
+    }
+
+    /// The PKCE verifier does not match the challenge (or is malformed, or comes without
+    /// a challenge).
+    pub(crate) fn code_verifier_mismatch(why: &str) -> Self {
+        Self::new(
+            501_481,
+            "invalid_grant",
+            format!(
+                "The Code_Verifier does not match the code_challenge supplied in the \
+                 authorization request. {why}"
+            ),
+        )
+    }
+
+    /// The redemption names another resource than the sign-in asked for.
+    pub(crate) fn authorization_code_target_mismatch(asked: &str, signed_in_for: &str) -> Self {
+        Self::new(
+            70011,
+            "invalid_scope",
+            format!(
+                "The provided value for the input parameter 'scope' is not valid. The \
+                 authorization code was issued for '{signed_in_for}', not '{asked}'."
+            ),
         )
     }
 }

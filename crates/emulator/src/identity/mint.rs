@@ -9,7 +9,7 @@ use sha2::Digest as _;
 use uuid::Uuid;
 
 use super::error::AadError;
-use crate::directory::{App, Tenant, User};
+use crate::directory::{App, ManagedIdentity, Tenant, User};
 use crate::state::{AppState, RefreshGrant};
 
 /// Which token endpoint a request came to; it decides the claim set and response field types.
@@ -177,6 +177,20 @@ pub(crate) fn app_only(
     resource: &str,
     times: Times,
 ) -> Result<Value, AadError> {
+    let claims = app_claims(state, endpoint, caller, resource, times);
+    let token = sign(state, &Value::Object(claims))?;
+    Ok(Value::Object(response_body(
+        endpoint, token, times, resource,
+    )))
+}
+
+fn app_claims(
+    state: &AppState,
+    endpoint: Endpoint,
+    caller: Caller<'_>,
+    resource: &str,
+    times: Times,
+) -> Map<String, Value> {
     let app = caller.app;
     let mut claims = common_claims(state, endpoint, caller, resource, times);
     claims.insert("idtyp".into(), json!("app"));
@@ -185,10 +199,29 @@ pub(crate) fn app_only(
     if !app.roles.is_empty() {
         claims.insert("roles".into(), json!(app.roles));
     }
+    claims
+}
+
+/// Issues a managed identity's token, as IMDS does: a v1 app-only token (`appid` = its
+/// client id, `oid` = its object id, `appidacr` 2, `xms_mirid` = its resource id) and the
+/// v1 response body, every number a string.
+pub(crate) fn managed_identity(
+    state: &AppState,
+    tenant: &Tenant,
+    identity: &ManagedIdentity,
+    resource: &str,
+    times: Times,
+) -> Result<Map<String, Value>, AadError> {
+    let app = identity.as_app();
+    let caller = Caller {
+        tenant,
+        app: &app,
+        auth: ClientAuth::Certificate,
+    };
+    let mut claims = app_claims(state, Endpoint::V1, caller, resource, times);
+    claims.insert("xms_mirid".into(), json!(identity.resource_id));
     let token = sign(state, &Value::Object(claims))?;
-    Ok(Value::Object(response_body(
-        endpoint, token, times, resource,
-    )))
+    Ok(response_body(Endpoint::V1, token, times, resource))
 }
 
 /// What a delegated (user) token is for.
@@ -201,6 +234,8 @@ pub(crate) struct Delegation {
     pub(crate) profile: bool,
     pub(crate) offline_access: bool,
     pub(crate) client_info: bool,
+    /// The `nonce` of the authorization request, echoed in the ID token.
+    pub(crate) nonce: Option<String>,
 }
 
 /// Entra's `sub` is pairwise: stable for one user and one app, different across apps.
@@ -209,7 +244,8 @@ fn pairwise_subject(user: &User, app: &App) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..32])[..43].to_owned()
 }
 
-/// Issues a delegated token (password or refresh grant), with a refresh token when due.
+/// Issues a delegated token (password, device code, authorization code or refresh grant),
+/// with a refresh token and an ID token when due.
 pub(crate) fn delegated(
     state: &AppState,
     endpoint: Endpoint,
@@ -285,6 +321,9 @@ pub(crate) fn delegated(
         id_claims.insert("sub".into(), json!(pairwise_subject(user, app)));
         id_claims.insert("tid".into(), json!(tenant.id));
         id_claims.insert("ver".into(), json!("2.0"));
+        if let Some(nonce) = &delegation.nonce {
+            id_claims.insert("nonce".into(), json!(nonce));
+        }
         if delegation.profile {
             id_claims.insert("name".into(), json!(user.display_name));
             id_claims.insert("preferred_username".into(), json!(user.upn));

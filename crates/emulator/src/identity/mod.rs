@@ -1,12 +1,19 @@
-//! The Entra ID half of the emulator: token endpoints (v1 and v2), the device authorization
-//! endpoint and its verification page, OIDC discovery, JWKS, instance discovery and user
-//! realm, shaped like `login.microsoftonline.com`.
+//! The Entra ID half of the emulator: token endpoints (v1 and v2), the authorize endpoints
+//! and their sign-in page, the device authorization endpoint and its verification page, OIDC
+//! discovery, JWKS, instance discovery and user realm, shaped like
+//! `login.microsoftonline.com`; and the managed identity endpoints of an Azure host (IMDS
+//! and App Service shapes).
 
+mod authorization_code;
+mod authorize;
 mod client_auth;
 mod device_code;
 mod discovery;
 mod error;
+mod html;
+mod managed_identity;
 mod mint;
+pub(crate) mod redirect_uri;
 mod token;
 
 use std::sync::Arc;
@@ -85,12 +92,28 @@ async fn request_ids(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// The identity routes. Only `{tenant}` parameters start a path (no static `common`
-/// segment), so that a request for `/common/oauth2/v2.0/token` always reaches the token
-/// endpoint and the Dataverse routes (`/api/data/...`) can be merged beside these later.
+/// The identity routes. Only `{tenant}` parameters start a tenant's paths (no static
+/// `common` segment), so that a request for `/common/oauth2/v2.0/token` always reaches the
+/// token endpoint and the Dataverse routes (`/api/data/...`) can be merged beside these. The
+/// static paths (`/devicelogin`, `/metadata/identity/...`, `/msi/token`) have other segment
+/// counts or second segments than any tenant path.
 pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/{tenant}/oauth2/token", post(token::token_v1))
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(authorize::authorize_v2).post(authorize::sign_in_answer),
+        )
+        .route(
+            "/{tenant}/oauth2/authorize",
+            get(authorize::authorize_v1).post(authorize::sign_in_answer),
+        )
+        .route(
+            "/metadata/identity/oauth2/token",
+            get(managed_identity::imds),
+        )
+        .route("/msi/token", get(managed_identity::app_service))
+        .route("/MSI/token", get(managed_identity::app_service))
         .route("/{tenant}/oauth2/v2.0/token", post(token::token_v2))
         .route(
             "/{tenant}/oauth2/v2.0/devicecode",

@@ -1,7 +1,8 @@
 //! `POST /{tenant}/oauth2/token` (v1, `resource=`) and `POST /{tenant}/oauth2/v2.0/token`
 //! (v2, `scope=`): request parsing, the checks in Entra's order, and the grants
-//! (`client_credentials`, `password`, `refresh_token`, and on v2 the device code grant,
-//! whose redemption is in `device_code.rs`).
+//! (`client_credentials`, `password`, `refresh_token`, `authorization_code` — redeemed in
+//! `authorization_code.rs` — and on v2 the device code grant, whose redemption is in
+//! `device_code.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use axum::response::{IntoResponse as _, Response};
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
+use super::authorization_code;
 use super::client_auth::{self, BasicCredentials, ClientRequest};
 use super::device_code;
 use super::error::AadError;
@@ -82,11 +84,24 @@ impl Form {
     pub(crate) fn parse(body: &[u8]) -> Result<Self, AadError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
             .map_err(|_| AadError::missing_parameter("grant_type"))?;
+        Ok(Self::from_pairs(pairs))
+    }
+
+    /// A URL query (`a=1&b=2`, no `?`) read the same way; `None` when it is not
+    /// form-urlencoded.
+    pub(crate) fn parse_query(query: &str) -> Option<Self> {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .ok()
+            .map(Self::from_pairs)
+    }
+
+    /// The first value of each name wins.
+    fn from_pairs(pairs: Vec<(String, String)>) -> Self {
         let mut map = HashMap::new();
         for (key, value) in pairs {
             map.entry(key).or_insert(value);
         }
-        Ok(Self(map))
+        Self(map)
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
@@ -108,6 +123,7 @@ enum Grant {
     Password,
     RefreshToken,
     DeviceCode,
+    AuthorizationCode,
 }
 
 /// The tenant path segment.
@@ -179,6 +195,7 @@ fn issue(
         "client_credentials" => Grant::ClientCredentials,
         "password" => Grant::Password,
         "refresh_token" => Grant::RefreshToken,
+        authorization_code::GRANT_TYPE => Grant::AuthorizationCode,
         device_code::GRANT_TYPE if endpoint == Endpoint::V2 => Grant::DeviceCode,
         device_code::GRANT_TYPE => return Err(AadError::device_code_on_v1()),
         other => return Err(AadError::unsupported_grant_type(other)),
@@ -224,6 +241,9 @@ fn issue(
         Grant::ClientCredentials => client_credentials(state, endpoint, caller, &form, times),
         Grant::Password => password(state, endpoint, caller, &form, times),
         Grant::RefreshToken => refresh(state, endpoint, caller, &form, times),
+        Grant::AuthorizationCode => {
+            authorization_code::redeem(state, endpoint, caller, &form, times)
+        }
         Grant::DeviceCode => {
             let client_info = form.get("client_info") == Some("1");
             device_code::redeem(
@@ -297,6 +317,7 @@ pub(crate) fn parse_delegated_scope(
         profile: false,
         offline_access: false,
         client_info,
+        nonce: None,
     };
     let mut resource: Option<String> = None;
     for item in scope.split_whitespace() {
@@ -359,6 +380,7 @@ fn delegation_for(endpoint: Endpoint, form: &Form) -> Result<Delegation, AadErro
                 profile: false,
                 offline_access: true,
                 client_info,
+                nonce: None,
             })
         }
         Endpoint::V2 => parse_delegated_scope(form.require("scope")?, client_info),
@@ -430,6 +452,7 @@ fn refresh(
             profile: false,
             offline_access: true,
             client_info,
+            nonce: None,
         },
         _ => Delegation {
             resource: grant.resource.clone(),
@@ -438,6 +461,7 @@ fn refresh(
             profile: false,
             offline_access: true,
             client_info,
+            nonce: None,
         },
     };
     // A refresh token keeps being renewed on refresh, whatever the new scope says.

@@ -6,6 +6,7 @@
 mod common;
 
 mod admin_api;
+mod authorize;
 mod binary;
 mod dataverse_auth;
 mod dataverse_batch;
@@ -20,5 +21,6 @@ mod errors;
 mod interop_dynamics_web_api;
 mod interop_python;
 mod lifecycle;
+mod managed_identity;
 mod token_endpoint;
 mod validation;
