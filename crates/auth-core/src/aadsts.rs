@@ -340,6 +340,72 @@ pub(crate) static KNOWN_ERRORS: &[KnownError] = &[
     ),
 ];
 
+/// AD FS's refusals: AD FS sends no `error_codes`; the `MSISnnnn` code opens its
+/// `error_description` (`MSIS9659: Invalid 'username' or 'password'.`). Codes and
+/// meanings from `shared/reference/on-premises.md` §2; the fixes are the usual ones for
+/// AD FS 2016/2019 with Dynamics 365 on-premises.
+pub(crate) static KNOWN_MSIS_CODES: &[KnownCode] = &[
+    row(
+        &[9602],
+        ErrorKind::ResourceNotFound,
+        "AD FS has no relying party trust whose identifier is the `resource` that was sent",
+        "send the organization URL exactly as the Dynamics 365 relying party trust lists it (with its port and a trailing '/'), or add that identifier to the trust in AD FS Management",
+    ),
+    row(
+        &[9605],
+        ErrorKind::PermissionMissing,
+        "the client is not permitted to access the resource (no application permission for this relying party)",
+        "on the AD FS server run Grant-AdfsApplicationPermission -ClientRoleIdentifier <client id> -ServerRoleIdentifier <organization URL with trailing '/'> -ScopeNames openid",
+    ),
+    row(
+        &[9607],
+        ErrorKind::ClientNotFound,
+        "AD FS has no client with this client id",
+        "register the client on the AD FS server (Add-AdfsClient, or an application group in AD FS Management) and use its ClientId",
+    ),
+    row(
+        &[9612],
+        ErrorKind::InvalidGrant,
+        "the authorization code or refresh token is not valid: unknown, already used, expired, or issued to another client",
+        "sign in again (d365 login); an authorization code can be redeemed once, by the client and redirect URI it was issued for",
+    ),
+    row(
+        &[9615],
+        ErrorKind::RefreshTokenRejected,
+        "AD FS refused the refresh token",
+        "sign in again; if this happens after a few hours, check the relying party's refresh token lifetime (Set-AdfsRelyingPartyTrust -IssueOAuthRefreshTokensTo)",
+    ),
+    row(
+        &[9622],
+        ErrorKind::InvalidClientAssertion,
+        "client authentication failed: the secret is wrong, or the assertion's certificate, signature or algorithm is not accepted",
+        "check the client secret; for a certificate, register it on the AD FS client (Set-AdfsClient / the application group) and sign the assertion RS256 with the SHA-1 thumbprint in x5t (d365 does this for AD FS authorities)",
+    ),
+    row(
+        &[9658, 9659],
+        ErrorKind::InvalidUserCredentials,
+        "AD FS refused the user name or password",
+        "check the password, and write the user as DOMAIN\\user or user@domain (the UPN); the account must not be locked or expired in Active Directory",
+    ),
+];
+
+/// The MSIS code that opens an AD FS `error_description`, if there is one.
+pub(crate) fn msis_code(description: &str) -> Option<u32> {
+    let rest = description.trim_start().strip_prefix("MSIS")?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || digits > 6 {
+        return None;
+    }
+    rest[..digits].parse().ok()
+}
+
+/// The row for an MSIS code, if it is one we know.
+pub(crate) fn lookup_msis(code: u32) -> Option<&'static KnownCode> {
+    KNOWN_MSIS_CODES
+        .iter()
+        .find(|row| row.codes.contains(&code))
+}
+
 /// The row for an `error` value that names its failure exactly, if it is one.
 pub(crate) fn lookup_error(error: &str) -> Option<&'static KnownError> {
     KNOWN_ERRORS.iter().find(|row| row.error == error)
@@ -381,6 +447,28 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for row in KNOWN_ERRORS {
             assert!(seen.insert(row.error), "{} is listed twice", row.error);
+        }
+    }
+
+    #[test]
+    fn msis_codes_are_read_from_the_description() {
+        assert_eq!(
+            msis_code("MSIS9659: Invalid 'username' or 'password'."),
+            Some(9659)
+        );
+        assert_eq!(
+            msis_code("  MSIS9622: Client authentication failed."),
+            Some(9622)
+        );
+        assert_eq!(
+            msis_code("AADSTS50126: Error validating credentials."),
+            None
+        );
+        assert_eq!(msis_code("MSIS: no digits"), None);
+        assert_eq!(msis_code("MSIS12345678901234567890: too long"), None);
+        for code in [9602, 9605, 9607, 9612, 9622, 9659] {
+            let row = lookup_msis(code).unwrap_or_else(|| panic!("MSIS{code} has no row"));
+            assert!(!row.fix.is_empty() && !row.meaning.is_empty());
         }
     }
 

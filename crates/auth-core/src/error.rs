@@ -481,6 +481,12 @@ impl AuthError {
         self.identity().and_then(IdentityError::code)
     }
 
+    /// The AD FS `MSISnnnn` code, if AD FS refused with one.
+    #[must_use]
+    pub fn msis(&self) -> Option<u32> {
+        self.identity().and_then(IdentityError::msis)
+    }
+
     /// How to fix it, when we know.
     #[must_use]
     pub fn hint(&self) -> Option<&'static str> {
@@ -674,9 +680,19 @@ impl IdentityError {
         self.claims.as_deref()
     }
 
+    /// The AD FS `MSISnnnn` code that opens the description, when AD FS refused. AD FS
+    /// sends no `error_codes`: this is where its code is.
+    #[must_use]
+    pub fn msis(&self) -> Option<u32> {
+        if !self.codes.is_empty() {
+            return None;
+        }
+        self.description.as_deref().and_then(aadsts::msis_code)
+    }
+
     /// What the tables know about this refusal: its `error` value when that names the
     /// failure exactly (the device code grant's polling errors), else its first known
-    /// AADSTS code.
+    /// AADSTS code, else its known MSIS code.
     fn known(&self) -> Option<(ErrorKind, &'static str, &'static str)> {
         if let Some(row) = aadsts::lookup_error(&self.error) {
             return Some((row.kind, row.meaning, row.fix));
@@ -684,6 +700,7 @@ impl IdentityError {
         self.codes
             .iter()
             .find_map(|code| aadsts::lookup(*code))
+            .or_else(|| self.msis().and_then(aadsts::lookup_msis))
             .map(|row| (row.kind, row.meaning, row.fix))
     }
 
@@ -753,7 +770,9 @@ impl IdentityError {
     fn server_message(&self) -> Option<&str> {
         let first = self.description.as_deref()?.lines().next()?.trim();
         let without_code = match first.split_once(": ") {
-            Some((prefix, rest)) if prefix.starts_with("AADSTS") => rest,
+            Some((prefix, rest)) if prefix.starts_with("AADSTS") || prefix.starts_with("MSIS") => {
+                rest
+            }
             _ => first,
         };
         (!without_code.is_empty()).then_some(without_code)
@@ -765,6 +784,8 @@ impl fmt::Display for IdentityError {
         write!(f, "{} (", self.meaning())?;
         if let Some(code) = self.code() {
             write!(f, "AADSTS{code}, ")?;
+        } else if let Some(code) = self.msis() {
+            write!(f, "MSIS{code}, ")?;
         }
         write!(f, "{}, HTTP {})", self.error, self.status.as_u16())?;
         write!(f, ". Fix: {}", self.hint())?;
@@ -786,6 +807,7 @@ impl fmt::Debug for IdentityError {
             .field("status", &self.status.as_u16())
             .field("error", &self.error)
             .field("codes", &self.codes)
+            .field("msis", &self.msis())
             .field("kind", &self.kind())
             .field("trace_id", &self.trace_id)
             .field("correlation_id", &self.correlation_id)
@@ -833,6 +855,40 @@ mod tests {
             suberror: None,
             claims: None,
         }
+    }
+
+    #[test]
+    fn ad_fs_refusals_are_read_by_their_msis_code() {
+        let mut wrong_password = refusal("invalid_grant", &[]);
+        wrong_password.description = Some("MSIS9659: Invalid 'username' or 'password'.".into());
+        assert_eq!(wrong_password.msis(), Some(9659));
+        assert_eq!(wrong_password.kind(), ErrorKind::InvalidUserCredentials);
+        let shown = wrong_password.to_string();
+        assert!(
+            shown.contains("MSIS9659, invalid_grant, HTTP 400"),
+            "{shown}"
+        );
+        assert!(shown.contains("DOMAIN\\user"), "{shown}");
+
+        let mut unknown_client = refusal("invalid_client", &[]);
+        unknown_client.description = Some("MSIS9607: The 'client_id' parameter is invalid.".into());
+        assert_eq!(unknown_client.kind(), ErrorKind::ClientNotFound);
+        assert!(unknown_client.hint().contains("Add-AdfsClient"));
+
+        // An unknown MSIS code still reads its message without the prefix.
+        let mut other = refusal("invalid_request", &[]);
+        other.description = Some("MSIS9999: Something new.".into());
+        assert_eq!(other.msis(), Some(9999));
+        assert!(
+            other.meaning().ends_with(": Something new."),
+            "{}",
+            other.meaning()
+        );
+
+        // Entra's codes win: an AADSTS answer is never read as AD FS's.
+        let mut entra = refusal("invalid_grant", &[50126]);
+        entra.description = Some("MSIS9659: looks like AD FS".into());
+        assert_eq!(entra.msis(), None);
     }
 
     #[test]

@@ -353,7 +353,7 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
         }
     };
     let probe = connection.client.api_root().to_string();
-    let challenge = match http.get(&probe).send().await {
+    let challenges = match http.get(&probe).send().await {
         Err(error) => {
             let fix = if error.is_connect() {
                 "check the URL's host name, DNS, a proxy (HTTPS_PROXY) and the firewall"
@@ -377,21 +377,12 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
                 .get_all(http::header::WWW_AUTHENTICATE)
                 .iter()
                 .filter_map(|value| value.to_str().ok())
-                .find(|value| value.to_ascii_lowercase().starts_with("bearer"))
                 .map(str::to_owned)
+                .collect::<Vec<_>>()
         }
     };
-    match challenge.as_deref().map(BearerChallenge::parse) {
-        Some(Some(challenge)) => steps.push(Step::pass(
-            "authority discovery",
-            format!("authority {} for resource {}", challenge.authorization_uri, challenge.resource_id),
-        )),
-        _ => steps.push(Step::fail(
-            "authority discovery",
-            "no `WWW-Authenticate: Bearer authorization_uri=…` challenge on an unauthenticated request",
-            "check that the URL is a Dataverse organization (https://{org}.crm.dynamics.com), not a portal or app URL",
-        )),
-    }
+    let found = Challenges::read(&challenges);
+    steps.push(found.deployment_step());
 
     // The credential is proved by a fresh request to the identity provider: a token from
     // the token file says nothing about whether the secret configured now still works.
@@ -461,6 +452,21 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
         }
     }
 
+    match connection.client.retrieve_version().await {
+        Ok(version) => steps.push(Step::pass(
+            "Web API version",
+            format!(
+                "the server is version {version}; d365 speaks Web API {} to it",
+                connection.client.api_version()
+            ),
+        )),
+        Err(error) => steps.push(Step::fail(
+            "Web API version",
+            error.to_string(),
+            "set the version the server speaks with --api-version or ApiVersion= in the connection string (v8.0-v8.2 for CRM 2016, v9.0-v9.1 for Dynamics 365 on-premises)",
+        )),
+    }
+
     match connection.client.query_page::<Value>(&Query::new("accounts").select(["name"]).top(1)).await {
         Ok(_) => steps.push(Step::pass("privileges", "can read accounts")),
         Err(error) if error.kind() == ErrorKind::Forbidden => steps.push(Step::fail(
@@ -471,4 +477,132 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
         Err(error) => steps.push(Step::fail("privileges", error.to_string(), error.hint().unwrap_or("see the error").to_owned())),
     }
     steps
+}
+
+/// What an unauthenticated request's `WWW-Authenticate` headers say about the server.
+#[derive(Debug, Default)]
+struct Challenges {
+    /// The `Bearer` challenge, when there is one that parses.
+    bearer: Option<BearerChallenge>,
+    /// The Windows sign-in schemes offered (`Negotiate`, `NTLM`), in the server's order.
+    windows: Vec<&'static str>,
+}
+
+impl Challenges {
+    fn read(values: &[String]) -> Self {
+        let mut found = Self::default();
+        for value in values {
+            if found.bearer.is_none() {
+                found.bearer = BearerChallenge::parse(value);
+            }
+            // Each header value may hold several challenges; a scheme is the first token of
+            // one, so it follows the start of the value or a comma.
+            for part in value.split(',') {
+                let scheme = part.trim().split_whitespace().next().unwrap_or("");
+                for known in ["Negotiate", "NTLM"] {
+                    if scheme.eq_ignore_ascii_case(known) && !found.windows.contains(&known) {
+                        found.windows.push(known);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Whether the `Bearer` challenge names AD FS (its `/adfs/` endpoints).
+    fn is_adfs(&self) -> bool {
+        self.bearer.as_ref().is_some_and(|bearer| {
+            bearer
+                .authorization_uri
+                .path()
+                .to_ascii_lowercase()
+                .starts_with("/adfs/")
+        })
+    }
+
+    /// The "authority discovery" step: online (Entra ID), on-premises with AD FS, Windows
+    /// sign-in, or nothing d365 can use.
+    fn deployment_step(&self) -> Step {
+        let windows = if self.windows.is_empty() {
+            String::new()
+        } else {
+            format!("; Windows sign-in offered ({})", self.windows.join(", "))
+        };
+        match &self.bearer {
+            Some(bearer) if self.is_adfs() => Step::pass(
+                "authority discovery",
+                format!(
+                    "on-premises with AD FS: authority {} for resource {}{windows}",
+                    bearer.authorization_uri, bearer.resource_id
+                ),
+            ),
+            Some(bearer) => Step::pass(
+                "authority discovery",
+                format!(
+                    "authority {} for resource {}{windows}",
+                    bearer.authorization_uri, bearer.resource_id
+                ),
+            ),
+            None if !self.windows.is_empty() => Step::pass(
+                "authority discovery",
+                format!(
+                    "on-premises with Windows sign-in only ({}), no AD FS: connect with AuthType=AD;Url=…;Domain=…;Username=…;Password=…",
+                    self.windows.join(", ")
+                ),
+            ),
+            None => Step::fail(
+                "authority discovery",
+                "no `WWW-Authenticate: Bearer authorization_uri=…` (or Negotiate/NTLM) challenge on an unauthenticated request",
+                "check that the URL is a Dataverse organization (https://{org}.crm.dynamics.com, or an on-premises server with its organization: https://server/Org), not a portal or app URL",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Challenges;
+
+    #[test]
+    fn doctor_tells_online_ad_fs_and_windows_sign_in_apart() {
+        let online = Challenges::read(&[
+            "Bearer authorization_uri=https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/authorize, resource_id=https://contoso.crm.dynamics.com/".to_owned(),
+        ]);
+        let step = online.deployment_step();
+        assert!(
+            step.ok && !step.detail.contains("on-premises"),
+            "{}",
+            step.detail
+        );
+
+        let adfs = Challenges::read(&[
+            "Bearer authorization_uri=https://adfs.contoso.com/adfs/oauth2/authorize, resource_id=https://crm.contoso.local/".to_owned(),
+            "Negotiate".to_owned(),
+            "NTLM".to_owned(),
+        ]);
+        let step = adfs.deployment_step();
+        assert!(step.ok, "{}", step.detail);
+        assert!(
+            step.detail.starts_with("on-premises with AD FS"),
+            "{}",
+            step.detail
+        );
+        assert!(
+            step.detail
+                .ends_with("Windows sign-in offered (Negotiate, NTLM)"),
+            "{}",
+            step.detail
+        );
+
+        let windows = Challenges::read(&["Negotiate, NTLM".to_owned()]);
+        let step = windows.deployment_step();
+        assert!(
+            step.ok && step.detail.contains("AuthType=AD"),
+            "{}",
+            step.detail
+        );
+
+        let nothing = Challenges::read(&["Basic realm=\"x\"".to_owned()]);
+        assert!(!nothing.deployment_step().ok);
+    }
 }
