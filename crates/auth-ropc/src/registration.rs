@@ -22,12 +22,24 @@ const KEYS: &[SettingKey] = &[USERNAME, PASSWORD, CLIENT_SECRET];
 /// Microsoft's sample public client.
 pub const SAMPLE_CLIENT_ID: &str = "51f81489-12ee-4a9e-aaae-a2591f45987d";
 
+/// The client an `AuthType=IFD` connection without a `ClientId` signs in with: the
+/// developer-tools client Dynamics 365 on-premises asks administrators to register in
+/// AD FS after installation (`Add-AdfsClient -ClientId 2ad88395-…`), since CrmServiceClient's
+/// IFD sign-in (WS-Trust) names no OAuth client.
+pub const ON_PREMISES_TOOLS_CLIENT_ID: &str = "2ad88395-b77d-4561-9441-d0e40824f9bc";
+
+/// The NTLM domain key of ServiceClient's `AD` and `IFD` connection strings.
+const DOMAIN: &str = "Domain";
+
 /// The password grant, registered with configuration.
 ///
 /// It takes `AuthType=OAuth` with `Username` and `Password` (the client id defaults to
 /// Microsoft's sample public client, [`SAMPLE_CLIENT_ID`], as ServiceClient's does; a
-/// `ClientSecret` makes it a confidential client), and, without an `AuthType`,
-/// `AZURE_USERNAME` with `AZURE_PASSWORD`.
+/// `ClientSecret` makes it a confidential client), CrmServiceClient's on-premises
+/// `AuthType=IFD` with `Domain`, `Username` and `Password` (the password grant at the
+/// AD FS the server names; the client id defaults to [`ON_PREMISES_TOOLS_CLIENT_ID`]), and,
+/// without an `AuthType`, `AZURE_USERNAME` with `AZURE_PASSWORD`. A `Domain` with a bare
+/// user name makes the AD FS user name `DOMAIN\user`.
 ///
 /// # Examples
 ///
@@ -71,7 +83,7 @@ impl GrantRegistration for PasswordRegistration {
         let has_user = config.has(USERNAME.name);
         let has_password = config.has(PASSWORD.name);
         match &config.auth_type {
-            Some(_) => config.auth_type_is("OAuth") && has_password,
+            Some(_) => (config.auth_type_is("OAuth") || config.auth_type_is("IFD")) && has_password,
             None => has_user && has_password,
         }
     }
@@ -109,7 +121,15 @@ impl GrantRegistration for PasswordRegistration {
                 "AZURE_USERNAME and AZURE_PASSWORD select the password grant, which Microsoft deprecates (no multi-factor authentication); prefer a client secret, a certificate or workload identity"
             );
         }
+        let on_premises = config.auth_type_is("IFD");
         let client_id = config.client_id.clone().unwrap_or_else(|| {
+            if on_premises {
+                tracing::info!(
+                    client_id = ON_PREMISES_TOOLS_CLIENT_ID,
+                    "AuthType=IFD without ClientId: using the developer-tools client Dynamics 365 on-premises registers in AD FS (Add-AdfsClient); give ClientId= for your own"
+                );
+                return ON_PREMISES_TOOLS_CLIENT_ID.to_owned();
+            }
             tracing::info!(
                 client_id = SAMPLE_CLIENT_ID,
                 "no ClientId: using Microsoft's sample public client, as ServiceClient does; register your own application for production"
@@ -118,7 +138,7 @@ impl GrantRegistration for PasswordRegistration {
         });
         let mut builder = UsernamePassword::builder()
             .client_id(client_id)
-            .username(config.text(USERNAME.name).unwrap_or_default())
+            .username(user_name(config))
             .password(config.secret(PASSWORD.name).cloned().unwrap_or_default());
         if let Some(secret) = config.secret(CLIENT_SECRET.name) {
             builder = builder.client_secret(secret.clone());
@@ -130,5 +150,67 @@ impl GrantRegistration for PasswordRegistration {
             builder = builder.http_client(http.clone());
         }
         Ok(Arc::new(builder.build()?))
+    }
+}
+
+/// The user name to send: as given, or `DOMAIN\user` when a `Domain` comes with a bare
+/// name (ServiceClient's `AD`/`IFD` strings split them; AD FS takes the joined form or a UPN).
+fn user_name(config: &GrantConfig) -> String {
+    let user = config.text(USERNAME.name).unwrap_or_default();
+    match config
+        .text(DOMAIN)
+        .map(str::trim)
+        .filter(|domain| !domain.is_empty())
+    {
+        Some(domain) if !user.contains('\\') && !user.contains('@') => format!("{domain}\\{user}"),
+        _ => user.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use d365_auth_core::Authority;
+    use d365_auth_core::grant::{GrantConfig, GrantRegistration};
+
+    use super::{ON_PREMISES_TOOLS_CLIENT_ID, REGISTRATION, user_name};
+
+    fn ifd(user: &str, domain: Option<&str>) -> GrantConfig {
+        let mut config = GrantConfig::default();
+        config.auth_type = Some("IFD".into());
+        config.set_text("Username", user);
+        if let Some(domain) = domain {
+            config.set_text("Domain", domain);
+        }
+        config.set_secret("Password", "correct horse".into());
+        config.authority =
+            Some(Authority::adfs("https://adfs.contoso.com").expect("an AD FS authority"));
+        config
+    }
+
+    #[test]
+    fn crm_service_client_ifd_strings_become_the_password_grant_at_ad_fs() {
+        let config = ifd("alice", Some("CONTOSO"));
+        assert!(REGISTRATION.accepts(&config));
+        assert_eq!(user_name(&config), r"CONTOSO\alice");
+        // A name already qualified is sent as written, whatever the Domain says.
+        assert_eq!(
+            user_name(&ifd(r"FABRIKAM\bob", Some("CONTOSO"))),
+            r"FABRIKAM\bob"
+        );
+        assert_eq!(
+            user_name(&ifd("bob@contoso.local", Some("CONTOSO"))),
+            "bob@contoso.local"
+        );
+        assert_eq!(user_name(&ifd("bob", None)), "bob");
+        let provider = REGISTRATION.build(&config).expect("an IFD string builds");
+        assert_eq!(provider.grant().as_str(), "password");
+        let key = provider.cache_key();
+        assert!(!key.contains("correct horse"), "{key}");
+        assert!(key.contains(ON_PREMISES_TOOLS_CLIENT_ID), "{key}");
+
+        let mut without_password = GrantConfig::default();
+        without_password.auth_type = Some("IFD".into());
+        without_password.set_text("Username", "alice");
+        assert!(!REGISTRATION.accepts(&without_password));
     }
 }

@@ -505,7 +505,11 @@ fn unsupported(auth_type: AuthType) -> ConnectError {
             "it is Windows integrated (NTLM/Kerberos) authentication to on-premises Dynamics 365, and no grant of this build signs in that way",
             "for on-premises Dynamics 365 with AD FS use AuthType=OAuth with Username and Password (the AD FS authority is discovered from the server); for Dataverse online use AuthType=ClientSecret or AuthType=Certificate",
         ),
-        AuthType::Ifd | AuthType::Claims => (
+        AuthType::Ifd => (
+            "without a Password it names no credential d365 can use: CrmServiceClient's IFD sign-in is WS-Trust, which d365 replaces with the password grant at the server's AD FS",
+            "give Domain, Username and Password (AuthType=IFD;Url=…;Domain=CONTOSO;Username=alice;Password=…), or use AuthType=ClientSecret / Certificate with an AD FS application",
+        ),
+        AuthType::Claims => (
             "it is the WS-Trust claims sign-in of CrmServiceClient for internet-facing deployments, which Dataverse's OAuth endpoints replace",
             "AD FS issues OAuth tokens: use AuthType=OAuth with Username and Password (the AD FS authority is discovered from the server, or give Authority=https://adfs.contoso.com/adfs), or AuthType=ClientSecret with an AD FS application",
         ),

@@ -282,8 +282,15 @@ fn table() -> Vec<(&'static str, Expect)> {
                 "use AuthType=OAuth with Username and Password",
             ),
         ),
+        // CrmServiceClient's IFD sign-in becomes the password grant at the server's AD FS.
         (
-            "AuthType=IFD;Url=https://crm.contoso.com;HomeRealmUri=https://adfs.contoso.com;Username=ana;Password='p@ss;word'",
+            "AuthType=IFD;Url=https://crm.contoso.com;HomeRealmUri=https://adfs.contoso.com;Domain=CONTOSO;Username=ana;Password='p@ss;word'",
+            Valid(
+                "AuthType=IFD;Url=https://crm.contoso.com;Username=ana;Password=***;Domain=CONTOSO;HomeRealmUri=https://adfs.contoso.com",
+            ),
+        ),
+        (
+            "AuthType=IFD;Url=https://crm.contoso.com;Domain=CONTOSO;Username=ana",
             Invalid(
                 |e| {
                     matches!(
@@ -294,7 +301,7 @@ fn table() -> Vec<(&'static str, Expect)> {
                         }
                     )
                 },
-                "AD FS issues OAuth tokens",
+                "give Domain, Username and Password",
             ),
         ),
         (
