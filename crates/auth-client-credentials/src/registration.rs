@@ -10,7 +10,7 @@ use d365_auth_core::grant::{CLIENT_SECRET, GrantConfig, GrantRegistration, Setti
 use d365_auth_core::{ConfigError, TokenProvider};
 use secrecy::SecretString;
 
-use crate::certificate::Certificate;
+use crate::certificate::{AssertionAlgorithm, Certificate};
 use crate::provider::ClientCredentials;
 
 const THUMBPRINT: SettingKey = SettingKey::new(
@@ -36,6 +36,10 @@ const CERTIFICATE_PASSWORD: SettingKey = SettingKey::new(
 const SEND_CERTIFICATE_CHAIN: SettingKey =
     SettingKey::new("SendCertificateChain", &["SendCertificateChain"])
         .environment("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN");
+const ASSERTION_ALGORITHM: SettingKey = SettingKey::new(
+    "AssertionAlgorithm",
+    &["AssertionAlgorithm", "SigningAlgorithm"],
+);
 const FEDERATED_TOKEN_FILE: SettingKey = SettingKey::new(
     "FederatedTokenFile",
     &["FederatedTokenFile", "ClientAssertionFile"],
@@ -50,6 +54,7 @@ const KEYS: &[SettingKey] = &[
     CERTIFICATE_KEY_PATH,
     CERTIFICATE_PASSWORD,
     SEND_CERTIFICATE_CHAIN,
+    ASSERTION_ALGORITHM,
     FEDERATED_TOKEN_FILE,
 ];
 
@@ -58,7 +63,8 @@ const KEYS: &[SettingKey] = &[
 /// It takes `AuthType=ClientSecret` (`ClientId`, `ClientSecret`) and `AuthType=Certificate`
 /// (`ClientId`, `CertificatePath` — a `.pfx`/`.p12` with `CertificatePassword`, or PEM with
 /// `CertificateKeyPath` — and optionally `Thumbprint`, checked against the file, and
-/// `SendCertificateChain`, true by default as in ServiceClient). Without an `AuthType`
+/// `SendCertificateChain`, true by default as in ServiceClient, and `AssertionAlgorithm`,
+/// `RS256` or `PS256`, by default RS256 for AD FS and PS256 for Entra ID). Without an `AuthType`
 /// (environment variables) it takes a client secret, a certificate, or a federated token
 /// file, in azure-identity's order: a user name and password win over a federated token
 /// file there.
@@ -180,6 +186,7 @@ impl GrantRegistration for ClientCredentialsRegistration {
             normalize_thumbprint(thumbprint)?;
         }
         config.flag(SEND_CERTIFICATE_CHAIN.name)?;
+        assertion_algorithm(config)?;
         Self::credential(config).map(|_| ())
     }
 
@@ -206,14 +213,36 @@ impl GrantRegistration for ClientCredentialsRegistration {
                 let send_chain = config
                     .flag(SEND_CERTIFICATE_CHAIN.name)?
                     .unwrap_or(default_chain);
-                builder
+                let builder = builder
                     .certificate(load_certificate(config)?)
-                    .send_certificate_chain(send_chain)
+                    .send_certificate_chain(send_chain);
+                match assertion_algorithm(config)? {
+                    Some(algorithm) => builder.assertion_algorithm(algorithm),
+                    None => builder,
+                }
             }
             Credential::FederatedToken => builder
                 .federated_token_file(config.text(FEDERATED_TOKEN_FILE.name).unwrap_or_default()),
         };
         Ok(Arc::new(builder.build()?))
+    }
+}
+
+/// `AssertionAlgorithm`: `RS256` or `PS256` in any case; absent lets the authority decide.
+fn assertion_algorithm(config: &GrantConfig) -> Result<Option<AssertionAlgorithm>, ConfigError> {
+    let Some(value) = config.text(ASSERTION_ALGORITHM.name) else {
+        return Ok(None);
+    };
+    if value.eq_ignore_ascii_case("RS256") {
+        Ok(Some(AssertionAlgorithm::Rs256))
+    } else if value.eq_ignore_ascii_case("PS256") {
+        Ok(Some(AssertionAlgorithm::Ps256))
+    } else {
+        Err(ConfigError::Invalid {
+            setting: ASSERTION_ALGORITHM.name,
+            problem: format!("`{value}` is not an algorithm d365 signs assertions with"),
+            fix: "write RS256 (AD FS, older servers) or PS256 (Entra ID), or leave it out: d365 picks RS256 for AD FS and PS256 for Entra ID".to_owned(),
+        })
     }
 }
 

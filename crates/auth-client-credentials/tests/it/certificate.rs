@@ -157,7 +157,7 @@ fn decode_part(part: &str) -> serde_json::Value {
 }
 
 /// The assertion the grant sends, captured by a canned token endpoint.
-async fn assertion_from(grant: &ClientCredentials, server: &CannedServer, nth: usize) -> String {
+async fn assertion_from(grant: &dyn TokenProvider, server: &CannedServer, nth: usize) -> String {
     let request = TokenRequest::for_url("https://contoso.crm.dynamics.com").unwrap();
     grant.request_token(&request).await.unwrap();
     let captured = server.requests().remove(nth);
@@ -283,4 +283,48 @@ async fn ad_fs_gets_rs256_unless_told_otherwise() {
         let header = decode_part(jwt.split('.').next().unwrap());
         assert_eq!(header["alg"], expected, "case {nth}");
     }
+}
+
+#[tokio::test]
+async fn the_connection_string_chooses_the_assertion_algorithm() {
+    use d365_auth_client_credentials::REGISTRATION;
+    use d365_auth_core::grant::{GrantConfig, GrantRegistration};
+
+    let (key, certificate) = valid_pair();
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("client.pem");
+    std::fs::write(&pem, format!("{}\n{certificate}", key.expose_secret())).unwrap();
+    let server = CannedServer::start(vec![Canned::json(
+        200,
+        r#"{"access_token":"t","expires_in":3599}"#,
+    )])
+    .await;
+    let config = |algorithm: &str| {
+        let mut config = GrantConfig::default();
+        config.auth_type = Some("Certificate".into());
+        config.client_id = Some("00000000-0000-0000-0000-0000000000c1".into());
+        config.set_text("CertificatePath", pem.to_str().unwrap());
+        config.set_text("AssertionAlgorithm", algorithm);
+        config.authority = Some(
+            Authority::custom(
+                &server.base,
+                Tenant::parse("contoso.onmicrosoft.com").unwrap(),
+            )
+            .unwrap(),
+        );
+        config
+    };
+    let provider = REGISTRATION.build(&config("rs256")).unwrap();
+    let jwt = assertion_from(provider.as_ref(), &server, 0).await;
+    assert_eq!(decode_part(jwt.split('.').next().unwrap())["alg"], "RS256");
+
+    let error = REGISTRATION
+        .build(&config("ES256"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("AssertionAlgorithm: `ES256` is not an algorithm"),
+        "{error}"
+    );
+    assert!(error.contains("write RS256"), "{error}");
 }
