@@ -89,6 +89,17 @@ pub(crate) async fn emulator_candidates(emulator: &Emulator) -> anyhow::Result<V
         }
     }));
 
+    // Managed identity in both of Azure's shapes, at the emulator's endpoints: App Service
+    // (endpoint and its secret header) and the instance metadata service.
+    let host = emulator.managed_identity();
+    let mut app_service = base.clone();
+    app_service.grant = Some("managed-identity".to_owned());
+    app_service.set_text("IdentityEndpoint", host.app_service_endpoint());
+    app_service.set_secret("IdentityHeader", host.identity_header());
+    let mut imds = base.clone();
+    imds.grant = Some("managed-identity".to_owned());
+    imds.set_text("ImdsEndpoint", emulator.base_url().to_owned());
+
     let registry = Registry::enabled();
     let plain = ConnectOptions::new();
     let mut candidates = Vec::new();
@@ -116,6 +127,16 @@ pub(crate) async fn emulator_candidates(emulator: &Emulator) -> anyhow::Result<V
             ),
             device_code,
             &approve,
+        ),
+        (
+            "managed identity (App Service endpoint)".to_owned(),
+            app_service,
+            &plain,
+        ),
+        (
+            "managed identity (instance metadata service)".to_owned(),
+            imds,
+            &plain,
         ),
     ] {
         let credential = Credential::from_config(config, &registry)?;

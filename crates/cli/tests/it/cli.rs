@@ -251,7 +251,16 @@ fn auth_compare_and_doctor_on_the_emulator() {
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&output)).unwrap();
-    assert_eq!(rows.len(), 5, "{rows:#?}");
+    assert_eq!(rows.len(), 7, "{rows:#?}");
+    // Managed identity in both shapes: app-only tokens that Dataverse accepts.
+    for shape in ["App Service endpoint", "instance metadata service"] {
+        let row = rows
+            .iter()
+            .find(|row| row["grant"] == format!("managed identity ({shape})"))
+            .unwrap_or_else(|| panic!("no managed identity ({shape}) row in {rows:#?}"));
+        assert_eq!(row["kind"], "app-only", "{row}");
+        assert!(row.get("result").is_none(), "{row}");
+    }
     assert!(rows.iter().any(|row| row["kind"] == "delegated"));
     assert!(rows.iter().any(|row| row["kind"] == "app-only"));
     // The device code grant runs unattended on the emulator: it approves the code itself,

@@ -61,8 +61,8 @@ fn dispatch(ctx: &Ctx<'_>, db: &mut Db, request: &DvRequest) -> ApiResult<DvResp
     }
 }
 
-/// The resources of the service root itself — the service document, `$metadata` and
-/// WhoAmI — or `None` when the first segment names none of them (an entity set, then).
+/// The resources of the service root itself — the service document, `$metadata`,
+/// WhoAmI and RetrieveVersion — or `None` when the first segment names none of them (an entity set, then).
 fn service_root(
     call: &Call<'_>,
     first: &Segment,
@@ -81,6 +81,16 @@ fn service_root(
         ("WhoAmI", None | Some(_), 1) if first.key.as_deref().unwrap_or_default().is_empty() => {
             if get {
                 Ok(org::who_am_i(ctx.caller, ctx.api_root))
+            } else {
+                Err(call.no_resource())
+            }
+        }
+        // `RetrieveVersion()`: the server's version, as Dataverse online answers it.
+        ("RetrieveVersion", None | Some(_), 1)
+            if first.key.as_deref().unwrap_or_default().is_empty() =>
+        {
+            if get {
+                Ok(org::retrieve_version(ctx.api_root))
             } else {
                 Err(call.no_resource())
             }

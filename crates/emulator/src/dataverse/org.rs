@@ -112,6 +112,22 @@ pub(crate) fn who_am_i(caller: &Caller, api_root: &str) -> DvResponse {
     DvResponse::json(StatusCode::OK, &body)
 }
 
+/// The version the emulated organization reports: a Dataverse online build (Web API v9.2).
+pub(crate) const ONLINE_VERSION: &str = "9.2.25121.180";
+
+/// `RetrieveVersion()`: `{"@odata.context": …, "Version": "9.2.…"}`, as Dataverse answers.
+pub(crate) fn retrieve_version(api_root: &str) -> DvResponse {
+    let mut body = Ordered::default();
+    body.push(
+        "@odata.context",
+        Value::String(format!(
+            "{api_root}$metadata#Microsoft.Dynamics.CRM.RetrieveVersionResponse"
+        )),
+    );
+    body.push("Version", Value::String(ONLINE_VERSION.to_owned()));
+    DvResponse::json(StatusCode::OK, &body)
+}
+
 /// A security role as stored.
 #[derive(Debug, Clone)]
 pub(crate) struct Role {
