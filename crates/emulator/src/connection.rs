@@ -28,8 +28,8 @@ impl std::fmt::Debug for ConnectionString {
 
 /// The connection strings of the seeded identities for an emulator at `base_url` (no
 /// trailing slash): the confidential app, the certificate app (by thumbprint), the password
-/// user alice through the public client, the read-only app and the app without an
-/// application user.
+/// user alice through the public client, the read-only app, the app without an
+/// application user, and alice again by the browser sign-in and by a device code.
 pub fn connection_strings(base_url: &str, seeded: &SeededIdentities) -> Vec<ConnectionString> {
     let tenant = &seeded.tenant.id;
     let common = format!("Url={base_url};TenantId={tenant};AuthorityHost={base_url}");
@@ -70,5 +70,39 @@ pub fn connection_strings(base_url: &str, seeded: &SeededIdentities) -> Vec<Conn
             "app without an application user (403 0x80072560)",
             &seeded.no_user_app,
         ),
+        ConnectionString {
+            identity: format!(
+                "a person in the browser (sign in as {}; d365 login does this)",
+                seeded.user.upn
+            ),
+            value: SecretString::from(format!(
+                "AuthType=OAuth;{common};ClientId={};RedirectUri=http://localhost;LoginPrompt=Auto",
+                seeded.public_app.client_id
+            )),
+        },
+        ConnectionString {
+            identity: format!("a person with a device code (approve it at {base_url}/devicelogin)"),
+            value: SecretString::from(format!(
+                "AuthType=OAuth;{common};ClientId={};Grant=device-code",
+                seeded.public_app.client_id
+            )),
+        },
     ]
+}
+
+/// The connection string of the emulator's managed identity, App Service shape: the token
+/// endpoint and its secret header, as `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` give them.
+pub(crate) fn managed_identity_connection_string(
+    base_url: &str,
+    endpoint: &str,
+    header: &SecretString,
+) -> ConnectionString {
+    ConnectionString {
+        identity: "managed identity (App Service shape; IDENTITY_ENDPOINT and IDENTITY_HEADER)"
+            .to_owned(),
+        value: SecretString::from(format!(
+            "Grant=managed-identity;Url={base_url};IdentityEndpoint={endpoint};IdentityHeader={}",
+            header.expose_secret()
+        )),
+    }
 }

@@ -113,12 +113,20 @@ impl Emulator {
         dataverse::challenge_value(&self.base_url, &self.tenant_id)
     }
 
-    /// Ready connection strings for the seeded identities (empty when seeding is off).
+    /// Ready connection strings for the seeded identities, then the managed identity's
+    /// (empty when seeding is off).
     pub fn connection_strings(&self) -> Vec<ConnectionString> {
-        self.seeded
-            .as_ref()
-            .map(|seeded| connection::connection_strings(&self.base_url, seeded))
-            .unwrap_or_default()
+        let Some(seeded) = self.seeded.as_ref() else {
+            return Vec::new();
+        };
+        let mut strings = connection::connection_strings(&self.base_url, seeded);
+        let host = self.managed_identity();
+        strings.push(connection::managed_identity_connection_string(
+            &self.base_url,
+            &host.app_service_endpoint(),
+            &host.identity_header(),
+        ));
+        strings
     }
 
     /// Inserts `count` generated accounts (off the async runtime) and returns how many

@@ -308,13 +308,19 @@ fn d365_emulator_announces_itself_as_one_json_line_for_scripts() {
     let emulator = RunningEmulator::start_with(&config, &["-o", "json"]);
     assert_eq!(
         emulator.connection_strings.len(),
-        5,
+        8,
         "{:?}",
         emulator.connection_strings
     );
+    let managed_identity = emulator
+        .connection_strings
+        .iter()
+        .find(|printed| printed.starts_with("Grant=managed-identity;"))
+        .expect("a managed identity connection string");
     for connection_string in [
         &emulator.connection_string,
         &emulator.certificate_connection_string,
+        managed_identity,
     ] {
         let output = d365(&config)
             .args([

@@ -131,7 +131,7 @@ fn secrets(emulator: &RunningEmulator) -> Vec<(String, String)> {
         ),
     ];
     for printed in &emulator.connection_strings {
-        for key in ["ClientSecret", "Password"] {
+        for key in ["ClientSecret", "Password", "IdentityHeader"] {
             if let Some(value) = printed
                 .split(';')
                 .find_map(|pair| pair.strip_prefix(&format!("{key}=")))
@@ -195,9 +195,12 @@ fn no_command_prints_or_logs_a_secret() {
         &["--config", settings.to_str().unwrap()],
         &[("RUST_LOG", "trace")],
     );
-    let [app, certificate, alice, read_only, no_user] = emulator.connection_strings.as_slice()
+    let [app, certificate, alice, read_only, no_user, ..] = emulator.connection_strings.as_slice()
     else {
-        panic!("five connection strings: {:?}", emulator.connection_strings);
+        panic!(
+            "at least five connection strings: {:?}",
+            emulator.connection_strings
+        );
     };
     let mut d365 = Runner {
         config: config.to_path_buf(),

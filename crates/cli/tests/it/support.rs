@@ -131,7 +131,8 @@ impl RunningEmulator {
             if let Some(base) = line.strip_prefix("d365 emulator: Entra ID and Dataverse at ") {
                 base_url = Some(base.trim().to_owned());
             }
-            if line.trim_start().starts_with("AuthType=") {
+            if line.trim_start().starts_with("AuthType=") || line.trim_start().starts_with("Grant=")
+            {
                 connection_strings.push(line.trim().to_owned());
             }
             if line.starts_with("Press Ctrl-C") {
