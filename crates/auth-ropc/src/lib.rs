@@ -51,7 +51,9 @@ mod registration;
 
 pub use builder::UsernamePasswordBuilder;
 pub use provider::{UsernamePassword, is_federated_user};
-pub use registration::{PasswordRegistration, REGISTRATION, SAMPLE_CLIENT_ID};
+pub use registration::{
+    ON_PREMISES_TOOLS_CLIENT_ID, PasswordRegistration, REGISTRATION, SAMPLE_CLIENT_ID,
+};
 
 /// Compiles the examples of `docs/grants/ropc.md` as doc tests, so the guide cannot drift
 /// from the API. Only built by `cargo test --doc`: the file is outside the package.

@@ -404,6 +404,9 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
     };
     let found = Challenges::read(&challenges);
     steps.push(found.deployment_step());
+    if let Some(discovery) = found.adfs_discovery_url() {
+        steps.push(adfs_step(&http, &discovery).await);
+    }
 
     // The credential is proved by a fresh request to the identity provider: a token from
     // the token file says nothing about whether the secret configured now still works.
@@ -519,7 +522,7 @@ impl Challenges {
             // Each header value may hold several challenges; a scheme is the first token of
             // one, so it follows the start of the value or a comma.
             for part in value.split(',') {
-                let scheme = part.trim().split_whitespace().next().unwrap_or("");
+                let scheme = part.split_whitespace().next().unwrap_or("");
                 for known in ["Negotiate", "NTLM"] {
                     if scheme.eq_ignore_ascii_case(known) && !found.windows.contains(&known) {
                         found.windows.push(known);
@@ -539,6 +542,19 @@ impl Challenges {
                 .to_ascii_lowercase()
                 .starts_with("/adfs/")
         })
+    }
+
+    /// AD FS's OpenID discovery document (`{authority}/.well-known/openid-configuration`),
+    /// when the challenge names AD FS.
+    fn adfs_discovery_url(&self) -> Option<String> {
+        let bearer = self.bearer.as_ref().filter(|_| self.is_adfs())?;
+        let mut authority = bearer.authorization_uri.clone();
+        authority.set_query(None);
+        authority.set_fragment(None);
+        let path = authority.path().trim_end_matches('/').to_owned();
+        let base = path.strip_suffix("/oauth2/authorize").unwrap_or(&path);
+        authority.set_path(&format!("{base}/.well-known/openid-configuration"));
+        Some(authority.to_string())
     }
 
     /// The "authority discovery" step: online (Entra ID), on-premises with AD FS, Windows
@@ -625,5 +641,142 @@ mod tests {
 
         let nothing = Challenges::read(&["Basic realm=\"x\"".to_owned()]);
         assert!(!nothing.deployment_step().ok);
+        assert_eq!(nothing.adfs_discovery_url(), None);
+        assert_eq!(online.adfs_discovery_url(), None);
+        assert_eq!(
+            adfs.adfs_discovery_url().as_deref(),
+            Some("https://adfs.contoso.com/adfs/.well-known/openid-configuration")
+        );
+    }
+
+    #[test]
+    fn doctor_reads_what_ad_fs_can_do_from_its_discovery_document() {
+        use super::AdfsCapabilities;
+        let adfs_2019 = br#"{"issuer":"https://adfs.contoso.com/adfs","grant_types_supported":["authorization_code","refresh_token","client_credentials","urn:ietf:params:oauth:grant-type:jwt-bearer","implicit","password","srv_challenge","urn:ietf:params:oauth:grant-type:device_code","device_code"],"code_challenge_methods_supported":["plain","S256"],"token_endpoint_auth_signing_alg_values_supported":["RS256"]}"#;
+        let found = AdfsCapabilities::parse(adfs_2019).expect("a discovery document");
+        assert!(found.password && found.client_credentials && found.pkce && found.device_code);
+        let text = found.describe();
+        assert!(text.contains("AD FS 2019 or later"), "{text}");
+        assert!(text.contains("RS256 only"), "{text}");
+
+        let adfs_2016 = br#"{"issuer":"https://adfs.contoso.com/adfs","grant_types_supported":["authorization_code","refresh_token","client_credentials","password"],"token_endpoint_auth_signing_alg_values_supported":["RS256"]}"#;
+        let text = AdfsCapabilities::parse(adfs_2016).unwrap().describe();
+        assert!(text.contains("AD FS 2016 (no PKCE"), "{text}");
+        assert!(text.contains("browser sign-in with PKCE no"), "{text}");
+
+        assert_eq!(AdfsCapabilities::parse(b"<html>sign in</html>"), None);
+        assert_eq!(
+            AdfsCapabilities::parse(br#"{"grant_types_supported":[]}"#),
+            None
+        );
+    }
+}
+
+/// The largest discovery document `auth doctor` reads (AD FS's is about 3 KiB).
+const MAX_DISCOVERY_BYTES: usize = 256 * 1024;
+
+/// The "AD FS" step: what the AD FS discovery document says this AD FS can do.
+async fn adfs_step(http: &reqwest::Client, url: &str) -> Step {
+    let body = match read_capped(http, url).await {
+        Ok(body) => body,
+        Err(problem) => {
+            return Step::fail(
+                "AD FS",
+                format!("{url}: {problem}"),
+                "AD FS 2012 R2 has no OpenID discovery and no password or client credentials grants: d365 needs AD FS 2016 or later; otherwise check that the AD FS host is reachable from here",
+            );
+        }
+    };
+    match AdfsCapabilities::parse(&body) {
+        Some(found) => Step::pass("AD FS", found.describe()),
+        None => Step::fail(
+            "AD FS",
+            format!("{url} did not answer with an OpenID discovery document"),
+            "check the AD FS host in the server's challenge and that its OAuth endpoints are published",
+        ),
+    }
+}
+
+/// GETs `url` and returns its body, refusing a status other than 200 and more than
+/// [`MAX_DISCOVERY_BYTES`].
+async fn read_capped(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+    let mut response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|error| error.to_string())?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(format!("HTTP {}", response.status().as_u16()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|error| error.to_string())? {
+        if body.len() + chunk.len() > MAX_DISCOVERY_BYTES {
+            return Err(format!("an answer larger than {MAX_DISCOVERY_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// What an AD FS discovery document says about the grants d365 uses.
+#[derive(Debug, PartialEq, Eq)]
+struct AdfsCapabilities {
+    issuer: String,
+    password: bool,
+    client_credentials: bool,
+    pkce: bool,
+    device_code: bool,
+    rs256_only: bool,
+}
+
+impl AdfsCapabilities {
+    fn parse(body: &[u8]) -> Option<Self> {
+        let document: Value = serde_json::from_slice(body).ok()?;
+        let strings = |name: &str| -> Vec<String> {
+            document
+                .get(name)
+                .and_then(Value::as_array)
+                .map(|values| {
+                    values
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let grants = strings("grant_types_supported");
+        let has_grant = |grant: &str| grants.iter().any(|known| known == grant);
+        let algorithms = strings("token_endpoint_auth_signing_alg_values_supported");
+        Some(Self {
+            issuer: document.get("issuer")?.as_str()?.to_owned(),
+            password: has_grant("password"),
+            client_credentials: has_grant("client_credentials"),
+            pkce: !strings("code_challenge_methods_supported").is_empty(),
+            device_code: has_grant("urn:ietf:params:oauth:grant-type:device_code"),
+            rs256_only: algorithms.iter().all(|algorithm| algorithm == "RS256"),
+        })
+    }
+
+    fn describe(&self) -> String {
+        let yes_no = |on: bool| if on { "yes" } else { "no" };
+        let generation = if self.pkce || self.device_code {
+            "AD FS 2019 or later"
+        } else {
+            "AD FS 2016 (no PKCE: d365 login needs AD FS 2019; the password and client credentials grants work)"
+        };
+        format!(
+            "{} ({generation}): password grant {}, client credentials {}, browser sign-in with PKCE {}, device code {}; client assertions {}",
+            self.issuer,
+            yes_no(self.password),
+            yes_no(self.client_credentials),
+            yes_no(self.pkce),
+            yes_no(self.device_code),
+            if self.rs256_only {
+                "RS256 only (d365 signs RS256 for AD FS)"
+            } else {
+                "RS256 and others"
+            },
+        )
     }
 }
