@@ -218,8 +218,12 @@ pub(crate) struct LoginArgs {
     /// cloud, the d365 emulator).
     #[arg(long, value_name = "URL")]
     pub(crate) authority_host: Option<String>,
+    /// The complete authority, such as an on-premises AD FS (https://adfs.contoso.com/adfs);
+    /// discovered from the organization when not given.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["tenant", "authority_host"])]
+    pub(crate) authority: Option<String>,
     /// The application (client) id: a public client with a http://localhost redirect URI
-    /// (default: the Azure CLI's public client, as azure-identity uses).
+    /// (default: the Azure CLI's public client, as azure-identity uses; required for AD FS).
     #[arg(long)]
     pub(crate) client_id: Option<String>,
     /// The account to preselect, such as ana@contoso.onmicrosoft.com.

@@ -41,6 +41,7 @@ pub(crate) async fn login(global: &Global, args: &LoginArgs) -> anyhow::Result<(
     for (key, value) in [
         ("TenantId", &args.tenant),
         ("AuthorityHost", &args.authority_host),
+        ("Authority", &args.authority),
     ] {
         if let Some(value) = value {
             draft.push_str(&format!(";{key}={}", setting(key, value)?));
@@ -52,6 +53,12 @@ pub(crate) async fn login(global: &Global, args: &LoginArgs) -> anyhow::Result<(
         .credential()
         .resolve_authority(&options)
         .await?;
+    if authority.is_adfs() && args.client_id.is_none() {
+        return Err(UsageError(format!(
+            "{org} signs in with AD FS ({authority}), which knows only the clients registered on it: give --client-id with the ClientId of a public client registered with Add-AdfsClient -RedirectUri http://localhost (see docs/on-premises.md)"
+        ))
+        .into());
+    }
     let mut text = format!("AuthType=OAuth;Url={org};Grant={grant};Authority={authority}");
     for (key, value) in [("ClientId", &args.client_id), ("Username", &args.user)] {
         if let Some(value) = value {
