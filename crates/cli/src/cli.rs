@@ -380,6 +380,14 @@ pub(crate) struct EmulatorArgs {
     /// instead of a new private directory of this emulator's own; removed when it stops.
     #[arg(long, value_name = "DIR")]
     pub(crate) credentials_dir: Option<PathBuf>,
+    /// Play an on-premises Dynamics 365 server: the organization under this path
+    /// (`{base}/Contoso/api/data/v9.0/`) and AD FS at `{base}/adfs` instead of Entra ID.
+    #[arg(long, value_name = "ORGANIZATION", num_args = 0..=1, default_missing_value = "Contoso")]
+    pub(crate) on_premises: Option<String>,
+    /// With --on-premises: the server's version (8.2.2.112 plays CRM 2016 / Dynamics 365 8.2
+    /// with Web API v8.0-v8.2; 9.0.2.3034 Dynamics 365 9.0 with v9.0; 9.1.0.14134 9.1).
+    #[arg(long, value_name = "VERSION", requires = "on_premises")]
+    pub(crate) server_version: Option<String>,
 }
 
 /// `d365 profile …`.

@@ -20,6 +20,7 @@ use crate::directory::{App, Directory, ManagedIdentity, User};
 use crate::emulator::Emulator;
 use crate::error::EmulatorError;
 use crate::keys;
+use crate::on_premises::OnPremises;
 use crate::seed::{self, SeededIdentities};
 use crate::server;
 use crate::state::{
@@ -49,6 +50,7 @@ pub struct EmulatorBuilder {
     dop_hint: Option<u32>,
     faults: Option<FaultConfig>,
     generated_accounts: u64,
+    on_premises: Option<OnPremises>,
 }
 
 impl EmulatorBuilder {
@@ -173,8 +175,34 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Plays an on-premises Dynamics 365 server: the organization under
+    /// `{base}/{organization}/api/data/v{version}/` at the server version's Web API versions,
+    /// AD FS at `{base}/adfs/` as the identity provider (its discovery document, keys and
+    /// token endpoint; v1 tokens with AD FS's claims; RS256 client assertions only; `MSIS`
+    /// errors), and the on-premises `401` challenge naming it. Entra ID's endpoints stay
+    /// served; Dataverse accepts only AD FS's tokens.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), d365_emulator::EmulatorError> {
+    /// use d365_emulator::{Emulator, OnPremises};
+    ///
+    /// let emulator = Emulator::builder()
+    ///     .on_premises(OnPremises::new("Contoso").server_version("8.2.2.112"))
+    ///     .start()
+    ///     .await?;
+    /// assert!(emulator.organization_url().ends_with("/Contoso"));
+    /// # Ok(()) }
+    /// ```
+    pub fn on_premises(mut self, on_premises: OnPremises) -> Self {
+        self.on_premises = Some(on_premises);
+        self
+    }
+
     /// Binds the port and starts serving in the background of the current Tokio runtime.
     pub async fn start(self) -> Result<Emulator, EmulatorError> {
+        if let Some(on_premises) = &self.on_premises {
+            on_premises.check().map_err(EmulatorError::InvalidConfig)?;
+        }
         let config = match &self.config_file {
             Some(path) => EmulatorConfig::from_file(path)?,
             None => self.config.clone().unwrap_or_default(),
@@ -240,6 +268,7 @@ impl EmulatorBuilder {
                 device_code_lifetime_secs: device_code_lifetime,
                 authorization_code_lifetime_secs: authorization_code_lifetime,
             },
+            self.on_premises.clone(),
         ));
         let acceptor = tls.as_ref().map(tls::acceptor).transpose()?;
 

@@ -106,3 +106,48 @@ pub(crate) fn managed_identity_connection_string(
         )),
     }
 }
+
+/// The connection strings of the seeded identities for an on-premises emulator: the
+/// organization URL alone (AD FS is found from the server's challenge), the users by
+/// `DOMAIN\\user`, and CrmServiceClient's `IFD` form.
+pub(crate) fn on_premises_connection_strings(
+    organization_url: &str,
+    on_premises: &crate::on_premises::OnPremises,
+    seeded: &SeededIdentities,
+) -> Vec<ConnectionString> {
+    let user = seeded.user.upn.split('@').next().unwrap_or_default();
+    let domain = on_premises.domain_name();
+    let password = seeded.user.password.expose_secret();
+    vec![
+        ConnectionString {
+            identity: "confidential AD FS client (client secret, System Administrator)".to_owned(),
+            value: SecretString::from(format!(
+                "AuthType=ClientSecret;Url={organization_url};ClientId={};ClientSecret={}",
+                seeded.confidential_app.client_id,
+                seeded.confidential_app.secret.expose_secret()
+            )),
+        },
+        ConnectionString {
+            identity: "certificate AD FS client (certificate, RS256, System Administrator)"
+                .to_owned(),
+            value: SecretString::from(format!(
+                "AuthType=Certificate;Url={organization_url};ClientId={};Thumbprint={}",
+                seeded.certificate_app.client_id, seeded.certificate_app.thumbprint_sha1
+            )),
+        },
+        ConnectionString {
+            identity: format!("user {domain}\\{user} (password, System Administrator)"),
+            value: SecretString::from(format!(
+                "AuthType=OAuth;Url={organization_url};ClientId={};Username={domain}\\{user};Password={password};LoginPrompt=Never",
+                seeded.public_app.client_id,
+            )),
+        },
+        ConnectionString {
+            identity: format!("user {user} of {domain} (CrmServiceClient's IFD form)"),
+            value: SecretString::from(format!(
+                "AuthType=IFD;Url={organization_url};ClientId={};Domain={domain};Username={user};Password={password}",
+                seeded.public_app.client_id,
+            )),
+        },
+    ]
+}

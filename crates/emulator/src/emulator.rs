@@ -16,6 +16,7 @@ use crate::dataverse::{self, DvState};
 use crate::device_codes::DeviceCodes;
 use crate::error::EmulatorError;
 use crate::managed_identity::ManagedIdentityHost;
+use crate::on_premises::OnPremises;
 use crate::seed::SeededIdentities;
 use crate::state::AppState;
 use crate::validation::TokenValidator;
@@ -55,6 +56,28 @@ impl Emulator {
     /// `http://127.0.0.1:PORT` (or `https://`), without a trailing slash.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The organization URL clients connect to: the base URL (tokens are issued for it), or
+    /// on-premises the base URL with the organization's path (`http://127.0.0.1:PORT/Contoso`).
+    pub fn organization_url(&self) -> String {
+        match &self.state.on_premises {
+            Some(on_premises) => format!("{}/{}", self.base_url, on_premises.organization()),
+            None => self.base_url.clone(),
+        }
+    }
+
+    /// The on-premises deployment this emulator plays, if any.
+    pub fn on_premises(&self) -> Option<&OnPremises> {
+        self.state.on_premises.as_ref()
+    }
+
+    /// On-premises, the AD FS authority: `{base_url}/adfs`.
+    pub fn adfs_authority(&self) -> Option<String> {
+        self.state
+            .on_premises
+            .as_ref()
+            .map(|_| format!("{}/adfs", self.base_url))
     }
 
     /// The default tenant's GUID (the seeded tenant, or the first configured one).
@@ -98,19 +121,29 @@ impl Emulator {
             .map(|written| written.dir.as_path())
     }
 
-    /// The organization URL clients connect to: the base URL (tokens are issued for it).
-    pub fn organization_url(&self) -> &str {
-        &self.base_url
-    }
-
-    /// `{base_url}/api/data/v9.2/`: the Web API service root.
+    /// `{base_url}/api/data/v9.2/`: the Web API service root (on-premises
+    /// `{organization_url}/api/data/v{newest version}/`).
     pub fn web_api_url(&self) -> String {
-        format!("{}/api/data/v9.2/", self.base_url)
+        match &self.state.on_premises {
+            Some(on_premises) => format!(
+                "{}/api/data/{}/",
+                self.organization_url(),
+                on_premises
+                    .web_api_versions()
+                    .last()
+                    .map_or("v9.0", String::as_str)
+            ),
+            None => format!("{}/api/data/v9.2/", self.base_url),
+        }
     }
 
     /// The `WWW-Authenticate` challenge the Web API answers unauthenticated requests with.
     pub fn www_authenticate(&self) -> String {
-        dataverse::challenge_value(&self.base_url, &self.tenant_id)
+        if self.state.on_premises.is_some() {
+            dataverse::adfs_challenge_value(&self.base_url)
+        } else {
+            dataverse::challenge_value(&self.base_url, &self.tenant_id)
+        }
     }
 
     /// Ready connection strings for the seeded identities, then the managed identity's
@@ -119,6 +152,13 @@ impl Emulator {
         let Some(seeded) = self.seeded.as_ref() else {
             return Vec::new();
         };
+        if let Some(on_premises) = &self.state.on_premises {
+            return connection::on_premises_connection_strings(
+                &self.organization_url(),
+                on_premises,
+                seeded,
+            );
+        }
         let mut strings = connection::connection_strings(&self.base_url, seeded);
         let host = self.managed_identity();
         strings.push(connection::managed_identity_connection_string(

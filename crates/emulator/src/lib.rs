@@ -53,6 +53,7 @@ mod error;
 mod identity;
 mod keys;
 mod managed_identity;
+mod on_premises;
 mod seed;
 mod server;
 mod state;
@@ -75,6 +76,7 @@ pub use device_codes::{DeviceCodeInfo, DeviceCodeStatus, DeviceCodes};
 pub use emulator::Emulator;
 pub use error::EmulatorError;
 pub use managed_identity::{ManagedIdentityFault, ManagedIdentityHost};
+pub use on_premises::{DEFAULT_SERVER_VERSION, OnPremises};
 pub use seed::{
     SeededCertificateApp, SeededIdentities, SeededManagedIdentity, SeededOrganization,
     SeededPublicApp, SeededSecretApp, SeededTenant, SeededUser,

@@ -20,8 +20,13 @@ use crate::{admin, identity};
 /// The whole HTTP surface: the identity endpoints and the Web API behind fault injection,
 /// and the admin API beside them (never faulted).
 pub(crate) fn router(state: Arc<AppState>, dv: Arc<DvState>) -> Router {
+    let identity = if state.on_premises.is_some() {
+        identity::routes().merge(identity::adfs_routes())
+    } else {
+        identity::routes()
+    };
     let public = Router::new()
-        .merge(identity::routes())
+        .merge(identity)
         .fallback(identity::user_realm_fallback)
         .with_state(Arc::clone(&state))
         .merge(dataverse::routes(Arc::clone(&dv)))

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::directory::Directory;
 use crate::keys::SigningKey;
 use crate::managed_identity::ManagedIdentityState;
+use crate::on_premises::OnPremises;
 
 /// Lifetime Entra gives access tokens by default (seconds).
 pub(crate) const DEFAULT_TOKEN_LIFETIME_SECS: u64 = 3599;
@@ -197,6 +198,9 @@ pub(crate) struct AppState {
     authorization_codes: Mutex<HashMap<String, AuthorizationCodeGrant>>,
     /// The managed identity endpoints' secret header and fault queue.
     pub(crate) managed_identity: ManagedIdentityState,
+    /// The on-premises deployment played, if any: AD FS instead of Entra ID, the
+    /// organization under a path.
+    pub(crate) on_premises: Option<OnPremises>,
 }
 
 impl AppState {
@@ -205,6 +209,7 @@ impl AppState {
         signing: Arc<SigningKey>,
         directory: Directory,
         settings: Settings,
+        on_premises: Option<OnPremises>,
     ) -> Self {
         Self {
             base_url,
@@ -217,6 +222,7 @@ impl AppState {
             sign_ins: Mutex::new(HashMap::new()),
             authorization_codes: Mutex::new(HashMap::new()),
             managed_identity: ManagedIdentityState::new(),
+            on_premises,
         }
     }
 

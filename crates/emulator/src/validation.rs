@@ -54,6 +54,9 @@ pub enum TokenVersion {
     V1,
     /// `ver` = `2.0`: issuer `{emulator base URL}/{tid}/v2.0`.
     V2,
+    /// On-premises AD FS: `ver` = `1.0`, issuer `http://{host}/adfs/services/trust`, no
+    /// `tid`.
+    Adfs,
 }
 
 /// A token that passed validation, with typed access to the claims the Web API needs.
@@ -138,6 +141,8 @@ pub struct TokenValidator {
     base_url: String,
     tenant_id: Option<String>,
     leeway: Duration,
+    /// On-premises: accept AD FS's tokens (this issuer, no tenant) instead of Entra ID's.
+    adfs_issuer: Option<String>,
 }
 
 fn normalize_audience(audience: &str) -> String {
@@ -151,7 +156,15 @@ impl TokenValidator {
             base_url,
             tenant_id: None,
             leeway: Duration::ZERO,
+            adfs_issuer: None,
         }
+    }
+
+    /// Accept AD FS's tokens with this issuer (and no tenant) instead of Entra ID's.
+    #[must_use]
+    pub(crate) fn adfs(mut self, issuer: String) -> Self {
+        self.adfs_issuer = Some(issuer);
+        self
     }
 
     /// Accept only tokens of this tenant (GUID).
@@ -209,21 +222,30 @@ impl TokenValidator {
                 .and_then(Value::as_str)
                 .ok_or(TokenRejection::MissingClaim(name))
         };
-        let tid = text("tid")?.to_ascii_lowercase();
-        let version = match text("ver")? {
-            "1.0" => TokenVersion::V1,
-            "2.0" => TokenVersion::V2,
-            _ => return Err(TokenRejection::MissingClaim("ver")),
+        let version = if let Some(adfs_issuer) = &self.adfs_issuer {
+            let issuer = text("iss")?;
+            if issuer != adfs_issuer || claims.get("tid").is_some() {
+                return Err(TokenRejection::InvalidIssuer(issuer.to_owned()));
+            }
+            TokenVersion::Adfs
+        } else {
+            let tid = text("tid")?.to_ascii_lowercase();
+            let version = match text("ver")? {
+                "1.0" => TokenVersion::V1,
+                "2.0" => TokenVersion::V2,
+                _ => return Err(TokenRejection::MissingClaim("ver")),
+            };
+            let issuer = text("iss")?;
+            let expected_issuer = match version {
+                TokenVersion::V2 => format!("{}/{tid}/v2.0", self.base_url),
+                _ => format!("https://sts.windows.net/{tid}/"),
+            };
+            let tenant_ok = self.tenant_id.as_ref().is_none_or(|wanted| *wanted == tid);
+            if issuer != expected_issuer || !tenant_ok {
+                return Err(TokenRejection::InvalidIssuer(issuer.to_owned()));
+            }
+            version
         };
-        let issuer = text("iss")?;
-        let expected_issuer = match version {
-            TokenVersion::V1 => format!("https://sts.windows.net/{tid}/"),
-            TokenVersion::V2 => format!("{}/{tid}/v2.0", self.base_url),
-        };
-        let tenant_ok = self.tenant_id.as_ref().is_none_or(|wanted| *wanted == tid);
-        if issuer != expected_issuer || !tenant_ok {
-            return Err(TokenRejection::InvalidIssuer(issuer.to_owned()));
-        }
 
         let aud = text("aud")?;
         if normalize_audience(aud) != normalize_audience(audience) {

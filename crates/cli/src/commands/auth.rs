@@ -168,9 +168,16 @@ pub(crate) async fn compare_rows(org: &Resource, candidates: Vec<Candidate>) -> 
                 let cached_time = started.elapsed();
                 let claims = claims(&token).unwrap_or(Value::Null);
                 let delegated = claims.get("scp").is_some();
-                let client = Client::builder_shared(org.as_str(), Arc::clone(&candidate.provider))
-                    .max_retries(0)
-                    .build();
+                let client = Client::builder_shared(
+                    org.organization_url(),
+                    Arc::clone(&candidate.provider),
+                )
+                .max_retries(0)
+                .build();
+                let client = match client {
+                    Ok(client) => client.discover_api_version().await,
+                    Err(error) => Err(error),
+                };
                 let user = match client {
                     Ok(client) => match client.who_am_i().await {
                         Ok(me) => me.user_id.to_string(),

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use d365_emulator::Emulator;
+use d365_emulator::{Emulator, OnPremises};
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 
@@ -20,11 +20,16 @@ struct Announcement {
     ca_certificate: Option<PathBuf>,
     /// `(identity, connection string)` for each seeded identity.
     connections: Vec<(String, String)>,
+    /// On-premises: what is served where.
+    on_premises: Option<String>,
 }
 
 impl Announcement {
     fn print_text(&self) {
         println!("d365 emulator: Entra ID and Dataverse at {}", self.base_url);
+        if let Some(on_premises) = &self.on_premises {
+            println!("{on_premises}");
+        }
         println!("tenant {}", self.tenant_id);
         println!("device code sign-in page: {}", self.device_login_url);
         if let Some(path) = &self.ca_certificate {
@@ -55,6 +60,7 @@ impl Announcement {
             "device_login_url": self.device_login_url,
             "ca_certificate": self.ca_certificate.as_ref().map(|path| path.display().to_string()),
             "connections": connections,
+            "on_premises": self.on_premises,
         });
         println!("{announcement}");
     }
@@ -71,6 +77,13 @@ pub(crate) async fn run(args: &EmulatorArgs, format: OutputFormat) -> anyhow::Re
     }
     if let Some(path) = &args.config {
         builder = builder.config_file(path);
+    }
+    if let Some(organization) = &args.on_premises {
+        let mut on_premises = OnPremises::new(organization);
+        if let Some(version) = &args.server_version {
+            on_premises = on_premises.server_version(version);
+        }
+        builder = builder.on_premises(on_premises);
     }
     // The certificate app's key and certificate as files, so its connection string works
     // on any platform (there is no certificate store to name a thumbprint in): in a
@@ -125,5 +138,14 @@ fn announce(emulator: &Emulator) -> Announcement {
         device_login_url: format!("{}/devicelogin", emulator.base_url()),
         ca_certificate,
         connections,
+        on_premises: emulator.on_premises().map(|on_premises| {
+            format!(
+                "on-premises: organization {} (server {}, Web API {}), AD FS at {}",
+                emulator.organization_url(),
+                on_premises.version(),
+                on_premises.web_api_versions().join(", "),
+                emulator.adfs_authority().unwrap_or_default()
+            )
+        }),
     }
 }

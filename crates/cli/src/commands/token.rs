@@ -22,7 +22,10 @@ pub(crate) async fn whoami(connection: &Connection, format: OutputFormat) -> any
             ("UserId", json!(me.user_id.to_string())),
             ("BusinessUnitId", json!(me.business_unit_id.to_string())),
             ("OrganizationId", json!(me.organization_id.to_string())),
-            ("Organization", json!(connection.client.org().as_str())),
+            (
+                "Organization",
+                json!(connection.client.org().organization_url()),
+            ),
             ("Connection", json!(connection.source)),
         ],
     )

@@ -6,4 +6,5 @@ mod cli;
 mod hostile;
 mod login;
 mod no_secrets;
+mod on_premises;
 mod support;

@@ -259,9 +259,9 @@ fn request_of(ctx: &Ctx<'_>, part: &Part, ids: &HashMap<String, String>) -> ApiR
             .get(&reference[..end])
             .ok_or_else(|| missing_reference(&format!("${}", &reference[..end])))?;
         (format!("{entity}{}", &reference[end..]), true)
-    } else if let Some(index) = target.find("/api/data/v9.2/") {
-        (target[index + "/api/data/v9.2/".len()..].to_owned(), false)
     } else if let Some(rest) = target.strip_prefix(ctx.api_root) {
+        (rest.to_owned(), false)
+    } else if let Some(rest) = super::odata::path::after_api_root(target) {
         (rest.to_owned(), false)
     } else {
         (target.trim_start_matches('/').to_owned(), false)

@@ -90,7 +90,7 @@ fn service_root(
             if first.key.as_deref().unwrap_or_default().is_empty() =>
         {
             if get {
-                Ok(org::retrieve_version(ctx.api_root))
+                Ok(org::retrieve_version(ctx.api_root, ctx.server_version))
             } else {
                 Err(call.no_resource())
             }

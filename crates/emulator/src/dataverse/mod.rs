@@ -54,7 +54,7 @@ use self::store::{Db, Store};
 use crate::error::EmulatorError;
 use crate::state::AppState;
 
-pub(crate) use auth::challenge_value;
+pub(crate) use auth::{adfs_challenge_value, challenge_value};
 pub(crate) use generate::accounts as generate_accounts;
 
 /// Largest request body accepted (a `$batch` of 1000 requests fits easily).
@@ -167,13 +167,64 @@ impl DvState {
     }
 }
 
-/// The Web API routes.
+/// The Web API routes: `/api/data/v9.2/` online; on-premises the organization's path and
+/// any version (the handler answers the server's versions and refuses the others).
 pub(crate) fn routes(state: Arc<DvState>) -> Router {
-    Router::new()
-        .route("/api/data/v9.2", any(handle))
-        .route("/api/data/v9.2/", any(handle))
-        .route("/api/data/v9.2/{*rest}", any(handle))
-        .with_state(state)
+    let router = if state.app.on_premises.is_some() {
+        // `{tenant}` as the identity routes name their first segment: one name per
+        // position in the merged router.
+        Router::new()
+            .route("/{tenant}/api/data/{version}", any(handle))
+            .route("/{tenant}/api/data/{version}/", any(handle))
+            .route("/{tenant}/api/data/{version}/{*rest}", any(handle))
+    } else {
+        Router::new()
+            .route("/api/data/v9.2", any(handle))
+            .route("/api/data/v9.2/", any(handle))
+            .route("/api/data/v9.2/{*rest}", any(handle))
+    };
+    router.with_state(state)
+}
+
+/// The Web API root a request path is under (`{base}/api/data/v9.2/`, or on-premises
+/// `{base}/Contoso/api/data/v8.2/`) and the path below it; `Err` with Dataverse's 404 when
+/// the organization or the version is not this server's.
+fn api_root_of<'p>(state: &DvState, path: &'p str) -> Result<(String, &'p str), ApiError> {
+    let Some(on_premises) = &state.app.on_premises else {
+        let rest = path.strip_prefix("/api/data/v9.2").unwrap_or_default();
+        return Ok((
+            state.api_root.clone(),
+            rest.strip_prefix('/').unwrap_or(rest),
+        ));
+    };
+    let not_found = |segment: &str| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "0x8006088a",
+            format!("Resource not found for the segment '{segment}'."),
+        )
+    };
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let (version, rest) = on_premises
+        .split_path(path)
+        .ok_or_else(|| not_found(first))?;
+    if !on_premises
+        .web_api_versions()
+        .iter()
+        .any(|served| served == version)
+    {
+        return Err(not_found(version));
+    }
+    let api_root = format!(
+        "{}/{}/api/data/{version}/",
+        state.base_url(),
+        on_premises.organization()
+    );
+    Ok((api_root, rest))
 }
 
 fn finish(state: &DvState, mut response: Response) -> Response {
@@ -191,12 +242,17 @@ fn finish(state: &DvState, mut response: Response) -> Response {
 
 async fn handle(State(state): State<Arc<DvState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let path = parts
-        .uri
-        .path()
-        .strip_prefix("/api/data/v9.2")
-        .unwrap_or_default();
-    let path = path.strip_prefix('/').unwrap_or(path).to_owned();
+    // Authentication comes first, as on the real servers (IIS or the front door answer
+    // 401 before the Web API sees the path): an unauthenticated probe at any version gets
+    // the challenge.
+    let identity = match auth::authenticate(&state, &parts.headers) {
+        Ok(identity) => identity,
+        Err(response) => return finish(&state, *response),
+    };
+    let (api_root, path) = match api_root_of(&state, parts.uri.path()) {
+        Ok((api_root, path)) => (api_root, path.to_owned()),
+        Err(error) => return finish(&state, error.into_response().into_http()),
+    };
     let query = parts.uri.query().unwrap_or_default().to_owned();
     let url_len = parts.uri.path().len() + query.len() + 1;
     if url_len > odata::MAX_URL_LEN {
@@ -211,10 +267,6 @@ async fn handle(State(state): State<Arc<DvState>>, request: Request) -> Response
         .into_http();
         return finish(&state, response);
     }
-    let identity = match auth::authenticate(&state, &parts.headers) {
-        Ok(identity) => identity,
-        Err(response) => return finish(&state, *response),
-    };
     let permit = match state.limiter.acquire(&identity.limit_keys) {
         Ok(permit) => permit,
         Err(throttled) => {
@@ -259,7 +311,10 @@ async fn handle(State(state): State<Arc<DvState>>, request: Request) -> Response
         headers: parts.headers,
         body,
     };
-    let api_root = state.api_root.clone();
+    let server_version = state.app.on_premises.as_ref().map_or_else(
+        || org::ONLINE_VERSION.to_owned(),
+        |on_premises| on_premises.version().to_owned(),
+    );
     let outcome = state
         .with_store(move |db, schema| {
             let caller = match org::resolve(db, &identity.principal) {
@@ -270,6 +325,7 @@ async fn handle(State(state): State<Arc<DvState>>, request: Request) -> Response
                 schema,
                 api_root: &api_root,
                 caller: &caller,
+                server_version: &server_version,
             };
             if request.path == "$batch" {
                 batch::respond(&ctx, db, &request)

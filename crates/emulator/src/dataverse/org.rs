@@ -116,7 +116,7 @@ pub(crate) fn who_am_i(caller: &Caller, api_root: &str) -> DvResponse {
 pub(crate) const ONLINE_VERSION: &str = "9.2.25121.180";
 
 /// `RetrieveVersion()`: `{"@odata.context": …, "Version": "9.2.…"}`, as Dataverse answers.
-pub(crate) fn retrieve_version(api_root: &str) -> DvResponse {
+pub(crate) fn retrieve_version(api_root: &str, version: &str) -> DvResponse {
     let mut body = Ordered::default();
     body.push(
         "@odata.context",
@@ -124,7 +124,7 @@ pub(crate) fn retrieve_version(api_root: &str) -> DvResponse {
             "{api_root}$metadata#Microsoft.Dynamics.CRM.RetrieveVersionResponse"
         )),
     );
-    body.push("Version", Value::String(ONLINE_VERSION.to_owned()));
+    body.push("Version", Value::String(version.to_owned()));
     DvResponse::json(StatusCode::OK, &body)
 }
 

@@ -15,9 +15,11 @@ use super::schema::Schema;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ctx<'a> {
     pub(crate) schema: &'a Schema,
-    /// `{base}/api/data/v9.2/`.
+    /// `{base}/api/data/v9.2/` (on-premises `{base}/{org}/api/data/v{version}/`).
     pub(crate) api_root: &'a str,
     pub(crate) caller: &'a Caller,
+    /// The server's version, as `RetrieveVersion()` answers it.
+    pub(crate) server_version: &'a str,
 }
 
 /// A request below the service root.

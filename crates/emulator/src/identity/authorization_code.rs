@@ -67,7 +67,7 @@ pub(crate) fn redeem(
 /// none.
 fn requested_resource(endpoint: Endpoint, form: &Form) -> Result<Option<String>, AadError> {
     match endpoint {
-        Endpoint::V1 => Ok(form.get("resource").map(str::to_owned)),
+        Endpoint::V1 | Endpoint::Adfs => Ok(form.get("resource").map(str::to_owned)),
         Endpoint::V2 => {
             if form.get("resource").is_some() {
                 return Err(AadError::resource_on_v2());

@@ -68,6 +68,8 @@ pub(crate) struct ClientRequest<'a> {
     pub(crate) assertion: Option<&'a str>,
     pub(crate) assertion_type: Option<&'a str>,
     pub(crate) client_credentials_grant: bool,
+    /// AD FS: assertions signed RS256 with the SHA-1 `x5t` only.
+    pub(crate) rs256_only: bool,
     /// The URLs the assertion's `aud` may name: the endpoint as posted to, and its
     /// tenant-GUID form.
     pub(crate) audiences: Vec<String>,
@@ -140,10 +142,19 @@ fn check_assertion(
     }
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| AadError::assertion_malformed("the JOSE header cannot be read"))?;
-    if !matches!(header.alg, Algorithm::RS256 | Algorithm::PS256) {
+    let accepted = if request.rs256_only {
+        matches!(header.alg, Algorithm::RS256)
+    } else {
+        matches!(header.alg, Algorithm::RS256 | Algorithm::PS256)
+    };
+    if !accepted {
         return Err(AadError::assertion_signature());
     }
-    let by_sha256 = header.x5t_s256.as_deref().and_then(decode_thumbprint);
+    let by_sha256 = header
+        .x5t_s256
+        .as_deref()
+        .filter(|_| !request.rs256_only)
+        .and_then(decode_thumbprint);
     let by_sha1 = header.x5t.as_deref().and_then(decode_thumbprint);
     let certificate = app
         .certificates

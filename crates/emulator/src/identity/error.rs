@@ -7,6 +7,10 @@ use serde_json::json;
 
 use super::RequestContext;
 
+/// The code the emulator gives AD FS's unknown-resource refusal inside (no AADSTS code is
+/// ever this large); it is only shown as `MSIS9602`.
+const ADFS_UNKNOWN_RESOURCE: u32 = u32::MAX;
+
 #[derive(Debug, Clone)]
 pub(crate) struct AadError {
     pub(crate) code: u32,
@@ -95,6 +99,66 @@ impl AadError {
             "token request refused"
         );
         (status, axum::Json(body)).into_response()
+    }
+
+    /// The answer AD FS gives for this failure: `{"error", "error_description": "MSISnnnn: …"}`
+    /// and nothing else (no `error_codes`, no trace ids). The failures AD FS has a code for
+    /// get it; the others keep their message without a code.
+    pub(crate) fn into_adfs_response(self) -> Response {
+        let status = self.status();
+        let (error, description) = match self.adfs_equivalent() {
+            Some((msis, error, message)) => (error, format!("MSIS{msis}: {message}")),
+            None => (self.error, self.message.clone()),
+        };
+        tracing::debug!(code = self.code, error, "AD FS token request refused");
+        (
+            status,
+            axum::Json(json!({ "error": error, "error_description": description })),
+        )
+            .into_response()
+    }
+
+    /// AD FS's code, `error` and message for this failure, when AD FS has one (the codes of
+    /// `shared/reference/on-premises.md` §2).
+    fn adfs_equivalent(&self) -> Option<(u32, &'static str, &'static str)> {
+        Some(match self.code {
+            ADFS_UNKNOWN_RESOURCE => (
+                9602,
+                "invalid_resource",
+                "The received 'resource' parameter is not a valid relying party identifier.",
+            ),
+            700_016 => (
+                9607,
+                "invalid_client",
+                "The 'client_id' parameter in the request is invalid. No registered client is found with this identifier.",
+            ),
+            50034 | 50126 => (9659, "invalid_grant", "Invalid 'username' or 'password'."),
+            54005 | 70008 | 50148 | 501_481 => (
+                9612,
+                "invalid_grant",
+                "The authorization code received in the 'code' parameter is invalid.",
+            ),
+            70000 | 9_002_313 => (
+                9615,
+                "invalid_grant",
+                "The refresh token received in 'refresh_token' parameter is invalid.",
+            ),
+            _ if self.error == "invalid_client" => (
+                9622,
+                "invalid_client",
+                "Client authentication failed. Please verify the credential provided for client authentication is valid.",
+            ),
+            _ => return None,
+        })
+    }
+
+    /// AD FS's refusal of a `resource` no relying party trust has (it has no AADSTS code).
+    pub(crate) fn adfs_unknown_resource(resource: &str) -> Self {
+        Self::new(
+            ADFS_UNKNOWN_RESOURCE,
+            "invalid_resource",
+            format!("'{resource}' is not a relying party of this AD FS."),
+        )
     }
 
     /// The same failure under another `error` value (discovery says `invalid_tenant` where

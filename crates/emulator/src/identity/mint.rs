@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::error::AadError;
 use crate::directory::{App, ManagedIdentity, Tenant, User};
+use crate::on_premises::OnPremises;
 use crate::state::{AppState, RefreshGrant};
 
 /// Which token endpoint a request came to; it decides the claim set and response field types.
@@ -17,6 +18,9 @@ use crate::state::{AppState, RefreshGrant};
 pub(crate) enum Endpoint {
     V1,
     V2,
+    /// On-premises AD FS (`/adfs/oauth2/token`): v1 style (`resource=`), AD FS's claims and
+    /// answer.
+    Adfs,
 }
 
 /// How the client proved who it is: Entra's `appidacr`/`azpacr` values.
@@ -50,6 +54,8 @@ pub(crate) struct Caller<'a> {
 const BACKDATE_SECS: i64 = 300;
 /// Refresh tokens of confidential and public clients live for 90 days.
 const REFRESH_TOKEN_LIFETIME_SECS: i64 = 90 * 24 * 3600;
+/// AD FS's refresh tokens live for eight hours by default.
+const ADFS_REFRESH_TOKEN_LIFETIME_SECS: i64 = 8 * 3600;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Times {
@@ -88,6 +94,7 @@ fn issuer(state: &AppState, endpoint: Endpoint, tenant_id: &str) -> String {
     match endpoint {
         Endpoint::V1 => format!("https://sts.windows.net/{tenant_id}/"),
         Endpoint::V2 => format!("{}/{tenant_id}/v2.0", state.base_url),
+        Endpoint::Adfs => OnPremises::access_token_issuer(&state.base_url),
     }
 }
 
@@ -105,6 +112,9 @@ fn common_claims(
 ) -> Map<String, Value> {
     let Caller { tenant, app, auth } = caller;
     let mut claims = Map::new();
+    if endpoint == Endpoint::Adfs {
+        return adfs_claims(state, caller, resource, times);
+    }
     claims.insert("aud".into(), json!(audience(resource)));
     claims.insert("iss".into(), json!(issuer(state, endpoint, &tenant.id)));
     claims.insert("iat".into(), json!(times.issued_at()));
@@ -120,7 +130,7 @@ fn common_claims(
                 json!(format!("https://sts.windows.net/{}/", tenant.id)),
             );
         }
-        Endpoint::V2 => {
+        Endpoint::V2 | Endpoint::Adfs => {
             claims.insert("azp".into(), json!(app.client_id));
             claims.insert("azpacr".into(), json!(auth.acr()));
         }
@@ -131,10 +141,56 @@ fn common_claims(
     claims.insert(
         "ver".into(),
         json!(match endpoint {
-            Endpoint::V1 => "1.0",
+            Endpoint::V1 | Endpoint::Adfs => "1.0",
             Endpoint::V2 => "2.0",
         }),
     );
+    claims
+}
+
+/// The claims AD FS puts in every access token: `aud` the resource exactly as asked (with its
+/// trailing slash), its own issuer, `appid` and `apptype`, how the caller signed in, `ver`
+/// 1.0 — and no `tid`, `oid` or `roles`.
+fn adfs_claims(
+    state: &AppState,
+    caller: Caller<'_>,
+    resource: &str,
+    times: Times,
+) -> Map<String, Value> {
+    let Caller { app, auth, .. } = caller;
+    let mut claims = Map::new();
+    claims.insert("aud".into(), json!(resource));
+    claims.insert("iss".into(), json!(issuer(state, Endpoint::Adfs, "")));
+    claims.insert("iat".into(), json!(times.issued_at()));
+    claims.insert("nbf".into(), json!(times.issued_at()));
+    claims.insert("exp".into(), json!(times.expires_at()));
+    claims.insert("appid".into(), json!(app.client_id));
+    claims.insert(
+        "apptype".into(),
+        json!(if auth == ClientAuth::Public {
+            "Public"
+        } else {
+            "Confidential"
+        }),
+    );
+    claims.insert(
+        "authmethod".into(),
+        json!(match auth {
+            ClientAuth::Public =>
+                "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password",
+            ClientAuth::Secret | ClientAuth::Certificate =>
+                "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/tlsclient",
+        }),
+    );
+    let auth_time = time::OffsetDateTime::from_unix_timestamp(times.now)
+        .ok()
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    claims.insert("auth_time".into(), json!(auth_time));
+    claims.insert("ver".into(), json!("1.0"));
     claims
 }
 
@@ -147,6 +203,13 @@ fn response_body(
     resource: &str,
 ) -> Map<String, Value> {
     let mut body = Map::new();
+    if endpoint == Endpoint::Adfs {
+        // AD FS: `bearer` in lower case, `expires_in` a number, nothing else.
+        body.insert("access_token".into(), json!(access_token));
+        body.insert("token_type".into(), json!("bearer"));
+        body.insert("expires_in".into(), json!(times.lifetime));
+        return body;
+    }
     body.insert("token_type".into(), json!("Bearer"));
     match endpoint {
         Endpoint::V1 => {
@@ -156,7 +219,7 @@ fn response_body(
             body.insert("not_before".into(), json!(times.issued_at().to_string()));
             body.insert("resource".into(), json!(resource));
         }
-        Endpoint::V2 => {
+        Endpoint::V2 | Endpoint::Adfs => {
             body.insert("expires_in".into(), json!(times.lifetime));
             body.insert("ext_expires_in".into(), json!(times.lifetime));
             // Entra adds a refresh hint to long-lived tokens only.
@@ -193,6 +256,10 @@ fn app_claims(
 ) -> Map<String, Value> {
     let app = caller.app;
     let mut claims = common_claims(state, endpoint, caller, resource, times);
+    if endpoint == Endpoint::Adfs {
+        claims.insert("sub".into(), json!(app.client_id));
+        return claims;
+    }
     claims.insert("idtyp".into(), json!("app"));
     claims.insert("oid".into(), json!(app.service_principal_id));
     claims.insert("sub".into(), json!(app.service_principal_id));
@@ -257,6 +324,44 @@ pub(crate) fn delegated(
     let Caller { tenant, app, .. } = caller;
     let resource = &delegation.resource;
     let mut claims = common_claims(state, endpoint, caller, resource, times);
+    if endpoint == Endpoint::Adfs {
+        let domain = state
+            .on_premises
+            .as_ref()
+            .map_or("CONTOSO", OnPremises::domain_name);
+        let account = user.upn.split('@').next().unwrap_or_default();
+        claims.insert("upn".into(), json!(user.upn));
+        claims.insert("unique_name".into(), json!(format!("{domain}\\{account}")));
+        claims.insert("scp".into(), json!(delegation.permissions.join(" ")));
+        claims.insert("sid".into(), json!(format!("S-1-5-21-{}", user.object_id)));
+        let access_token = sign(state, &Value::Object(claims))?;
+        let mut body = response_body(endpoint, access_token, times, resource);
+        body.insert("scope".into(), json!(delegation.permissions.join(" ")));
+        let refresh_token = format!("adfs.{}", random_string(4));
+        state.refresh_tokens().insert(
+            refresh_token.clone(),
+            RefreshGrant {
+                tenant_id: tenant.id.clone(),
+                client_id: app.client_id.clone(),
+                user_object_id: user.object_id.clone(),
+                resource: delegation.resource.clone(),
+                permissions: delegation.permissions.clone(),
+                expires_at: times.now + ADFS_REFRESH_TOKEN_LIFETIME_SECS,
+            },
+        );
+        body.insert("refresh_token".into(), json!(refresh_token));
+        body.insert(
+            "refresh_token_expires_in".into(),
+            json!(ADFS_REFRESH_TOKEN_LIFETIME_SECS),
+        );
+        if delegation.openid {
+            body.insert(
+                "id_token".into(),
+                json!(adfs_id_token(state, caller, user, delegation, times)?),
+            );
+        }
+        return Ok(Value::Object(body));
+    }
     if endpoint == Endpoint::V1 {
         claims.insert("amr".into(), json!(["pwd"]));
         claims.insert("unique_name".into(), json!(user.upn));
@@ -274,7 +379,7 @@ pub(crate) fn delegated(
 
     let resource_prefix = audience(resource);
     let mut granted: Vec<String> = match endpoint {
-        Endpoint::V1 => delegation.permissions.clone(),
+        Endpoint::V1 | Endpoint::Adfs => delegation.permissions.clone(),
         Endpoint::V2 => delegation
             .permissions
             .iter()
@@ -338,4 +443,30 @@ pub(crate) fn delegated(
         body.insert("client_info".into(), json!(URL_SAFE_NO_PAD.encode(info)));
     }
     Ok(Value::Object(body))
+}
+
+/// AD FS's ID token: `aud` the client, its issuer (`{base}/adfs`), `upn`, `unique_name`,
+/// `auth_time` a number (unlike the access token's), and the `nonce` of the sign-in.
+fn adfs_id_token(
+    state: &AppState,
+    caller: Caller<'_>,
+    user: &User,
+    delegation: &Delegation,
+    times: Times,
+) -> Result<String, AadError> {
+    let mut claims = Map::new();
+    claims.insert("aud".into(), json!(caller.app.client_id));
+    claims.insert("iss".into(), json!(format!("{}/adfs", state.base_url)));
+    claims.insert("iat".into(), json!(times.issued_at()));
+    claims.insert("nbf".into(), json!(times.issued_at()));
+    claims.insert("exp".into(), json!(times.expires_at()));
+    claims.insert("auth_time".into(), json!(times.now));
+    claims.insert("sub".into(), json!(pairwise_subject(user, caller.app)));
+    claims.insert("upn".into(), json!(user.upn));
+    claims.insert("unique_name".into(), json!(user.upn));
+    claims.insert("ver".into(), json!("1.0"));
+    if let Some(nonce) = &delegation.nonce {
+        claims.insert("nonce".into(), json!(nonce));
+    }
+    sign(state, &Value::Object(claims))
 }

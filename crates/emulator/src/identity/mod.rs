@@ -1,9 +1,11 @@
 //! The Entra ID half of the emulator: token endpoints (v1 and v2), the authorize endpoints
 //! and their sign-in page, the device authorization endpoint and its verification page, OIDC
 //! discovery, JWKS, instance discovery and user realm, shaped like
-//! `login.microsoftonline.com`; and the managed identity endpoints of an Azure host (IMDS
+//! `login.microsoftonline.com`; AD FS's endpoints in the on-premises mode (`adfs.rs`); and
+//! the managed identity endpoints of an Azure host (IMDS
 //! and App Service shapes).
 
+mod adfs;
 mod authorization_code;
 mod authorize;
 mod client_auth;
@@ -90,6 +92,28 @@ async fn request_ids(mut request: Request, next: Next) -> Response {
         headers.insert("client-request-id", value);
     }
     response
+}
+
+/// The AD FS routes of the on-premises mode (`/adfs/...`: static segments, so they win over
+/// the `{tenant}` routes).
+pub(crate) fn adfs_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/adfs/oauth2/token", post(adfs::token))
+        .route("/adfs/oauth2/token/", post(adfs::token))
+        .route(
+            "/adfs/oauth2/authorize",
+            get(adfs::authorize).post(authorize::sign_in_answer),
+        )
+        .route(
+            "/adfs/oauth2/authorize/",
+            get(adfs::authorize).post(authorize::sign_in_answer),
+        )
+        .route(
+            "/adfs/.well-known/openid-configuration",
+            get(adfs::openid_configuration),
+        )
+        .route("/adfs/discovery/keys", get(adfs::keys))
+        .layer(axum::middleware::from_fn(request_ids))
 }
 
 /// The identity routes. Only `{tenant}` parameters start a tenant's paths (no static

@@ -146,7 +146,7 @@ pub(crate) fn classify(segment: &str) -> Segment<'_> {
 
 fn endpoint_path(endpoint: Endpoint) -> &'static str {
     match endpoint {
-        Endpoint::V1 => "oauth2/token",
+        Endpoint::V1 | Endpoint::Adfs => "oauth2/token",
         Endpoint::V2 => "oauth2/v2.0/token",
     }
 }
@@ -162,6 +162,13 @@ fn assertion_audiences(
     headers: &HeaderMap,
 ) -> Vec<String> {
     let path = endpoint_path(endpoint);
+    // AD FS names its token endpoint `{base}/adfs/oauth2/token` (with or without the
+    // trailing slash, compared without it).
+    let segment = if endpoint == Endpoint::Adfs {
+        "adfs"
+    } else {
+        segment
+    };
     let mut bases = vec![state.base_url.clone()];
     if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
         let scheme = state.base_url.split("://").next().unwrap_or("http");
@@ -175,7 +182,7 @@ fn assertion_audiences(
     audiences
 }
 
-fn issue(
+pub(crate) fn issue(
     endpoint: Endpoint,
     state: &AppState,
     segment: &str,
@@ -197,6 +204,9 @@ fn issue(
         "refresh_token" => Grant::RefreshToken,
         authorization_code::GRANT_TYPE => Grant::AuthorizationCode,
         device_code::GRANT_TYPE if endpoint == Endpoint::V2 => Grant::DeviceCode,
+        device_code::GRANT_TYPE if endpoint == Endpoint::Adfs => {
+            return Err(AadError::unsupported_grant_type(device_code::GRANT_TYPE));
+        }
         device_code::GRANT_TYPE => return Err(AadError::device_code_on_v1()),
         other => return Err(AadError::unsupported_grant_type(other)),
     };
@@ -228,6 +238,7 @@ fn issue(
         assertion: form.get("client_assertion"),
         assertion_type: form.get("client_assertion_type"),
         client_credentials_grant: grant == Grant::ClientCredentials,
+        rs256_only: endpoint == Endpoint::Adfs,
         audiences: assertion_audiences(state, endpoint, segment, &tenant.id, headers),
         now,
     };
@@ -285,6 +296,7 @@ fn client_credentials(
 ) -> Result<Value, AadError> {
     let resource = match endpoint {
         Endpoint::V1 => form.require("resource")?.to_owned(),
+        Endpoint::Adfs => adfs_resource(state, form)?,
         Endpoint::V2 => {
             let scope = form.require("scope")?;
             let scopes: Vec<&str> = scope.split_whitespace().collect();
@@ -367,9 +379,40 @@ pub(crate) fn parse_delegated_scope(
     Ok(delegation)
 }
 
-fn delegation_for(endpoint: Endpoint, form: &Form) -> Result<Delegation, AadError> {
+/// The relying party an AD FS request names: its `resource` (without one AD FS issues a
+/// token for its own `urn:microsoft:userinfo`), which must be the organization's.
+fn adfs_resource(state: &AppState, form: &Form) -> Result<String, AadError> {
+    let Some(resource) = form.get("resource") else {
+        return Ok("urn:microsoft:userinfo".to_owned());
+    };
+    let relying_party = |url: &str| url.trim_end_matches('/').to_ascii_lowercase();
+    if relying_party(resource) == relying_party(&state.base_url) {
+        Ok(resource.to_owned())
+    } else {
+        Err(AadError::adfs_unknown_resource(resource))
+    }
+}
+
+fn delegation_for(
+    state: &AppState,
+    endpoint: Endpoint,
+    form: &Form,
+) -> Result<Delegation, AadError> {
     let client_info = form.get("client_info") == Some("1");
     match endpoint {
+        Endpoint::Adfs => Ok(Delegation {
+            resource: adfs_resource(state, form)?,
+            permissions: vec!["user_impersonation".to_owned()],
+            openid: form
+                .get("scope")
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|scope| scope == "openid"),
+            profile: false,
+            offline_access: true,
+            client_info: false,
+            nonce: None,
+        }),
         Endpoint::V1 => {
             let resource = form.require("resource")?;
             let oidc = form.get("scope").unwrap_or_default();
@@ -387,6 +430,27 @@ fn delegation_for(endpoint: Endpoint, form: &Form) -> Result<Delegation, AadErro
     }
 }
 
+/// The UPN an AD FS user name stands for: `DOMAIN\\user` (the emulated domain, any case)
+/// is the tenant user whose UPN starts with `user@`; a UPN is itself.
+fn adfs_user_name(state: &AppState, tenant: &Tenant, username: &str) -> String {
+    let Some((domain, account)) = username.split_once('\\') else {
+        return username.to_owned();
+    };
+    let ours = state
+        .on_premises
+        .as_ref()
+        .is_some_and(|on_premises| on_premises.domain_name().eq_ignore_ascii_case(domain));
+    let upn = tenant.users.iter().find(|user| {
+        user.upn
+            .split_once('@')
+            .is_some_and(|(name, _)| name.eq_ignore_ascii_case(account))
+    });
+    match upn {
+        Some(user) if ours => user.upn.clone(),
+        _ => username.to_owned(),
+    }
+}
+
 /// An identifier for the Conditional Access policy named in an MFA claims challenge.
 const MFA_POLICY_ID: &str = "d3650000-cafe-4000-8000-000000000050";
 
@@ -399,10 +463,15 @@ fn password(
 ) -> Result<Value, AadError> {
     let username = form.require("username")?;
     let password = form.require("password")?;
-    let delegation = delegation_for(endpoint, form)?;
+    let delegation = delegation_for(state, endpoint, form)?;
+    let username = if endpoint == Endpoint::Adfs {
+        adfs_user_name(state, caller.tenant, username)
+    } else {
+        username.to_owned()
+    };
     let user = caller
         .tenant
-        .user(username)
+        .user(&username)
         .ok_or_else(|| AadError::user_not_found(&caller.tenant.domain))?;
     // Entra validates federated users' passwords at their own IdP, never in ROPC.
     if user.federated || !secrets_equal(user.password.expose_secret(), password) {
@@ -445,7 +514,7 @@ fn refresh(
     let client_info = form.get("client_info") == Some("1");
     let mut delegation = match (endpoint, form.get("scope"), form.get("resource")) {
         (Endpoint::V2, Some(scope), _) => parse_delegated_scope(scope, client_info)?,
-        (Endpoint::V1, _, Some(resource)) => Delegation {
+        (Endpoint::V1 | Endpoint::Adfs, _, Some(resource)) => Delegation {
             resource: resource.to_owned(),
             permissions: vec!["user_impersonation".to_owned()],
             openid: false,

@@ -22,5 +22,6 @@ mod interop_dynamics_web_api;
 mod interop_python;
 mod lifecycle;
 mod managed_identity;
+mod on_premises;
 mod token_endpoint;
 mod validation;

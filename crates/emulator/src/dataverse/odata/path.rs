@@ -115,6 +115,16 @@ pub(crate) fn resolve_key(db: &Db, table: &Table, text: &str) -> ApiResult<Key> 
     Ok(Key { id, values })
 }
 
+/// What follows the Web API root in a URL or path of any version and organization
+/// (`…/api/data/v9.2/accounts(1)` or `…/Contoso/api/data/v8.2/accounts(1)` →
+/// `accounts(1)`).
+pub(crate) fn after_api_root(reference: &str) -> Option<&str> {
+    let index = reference.find("/api/data/v")?;
+    let rest = &reference[index + "/api/data/".len()..];
+    let slash = rest.find('/')?;
+    Some(&rest[slash + 1..])
+}
+
 /// Resolves an entity reference (`/contacts(<id>)`, `contacts(<id>)`, an absolute URL on
 /// this service) to an existing row.
 pub(crate) fn resolve_reference<'a>(
@@ -125,11 +135,7 @@ pub(crate) fn resolve_reference<'a>(
 ) -> ApiResult<(&'a Table, String)> {
     let relative = reference
         .strip_prefix(api_root)
-        .or_else(|| {
-            reference
-                .find("/api/data/v9.2/")
-                .map(|i| &reference[i + "/api/data/v9.2/".len()..])
-        })
+        .or_else(|| after_api_root(reference))
         .unwrap_or(reference)
         .trim_start_matches('/');
     let segments = segments(relative);
