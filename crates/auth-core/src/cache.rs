@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use crate::error::AuthError;
 use crate::provider::{Grant, TokenProvider};
 use crate::resource::TokenRequest;
-use crate::store::{MemoryStore, StoreError, TokenStore};
+use crate::store::{MemoryStore, Renewal, StoreError, TokenStore};
 use crate::token::AccessToken;
 
 /// Renew this long before expiry, as MSAL does.
@@ -256,16 +256,33 @@ impl Slot {
     }
 }
 
-/// When to renew `token`, received at `now`.
+/// When to renew `token`, received at `now`: the planned point, moved earlier by a random
+/// share (up to a tenth) of the time until it, so that the processes of a
+/// fleet sharing a store do not all come due in the same second — the first one past its
+/// point renews for all of them.
 fn refresh_at(token: &AccessToken, now: SystemTime, refresh_before_expiry: Duration) -> SystemTime {
     let expires_on = token.expires_on();
     let by_skew = expires_on.checked_sub(refresh_before_expiry).unwrap_or(now);
     let halfway = now + token.remaining_at(now) / 2;
     let planned = by_skew.max(halfway);
     // The identity provider's own advice wins when it is earlier.
-    token
+    let planned = token
         .refresh_on()
-        .map_or(planned, |refresh_on| refresh_on.min(planned))
+        .map_or(planned, |refresh_on| refresh_on.min(planned));
+    let spread = planned.duration_since(now).unwrap_or_default() / 10;
+    let earlier = spread.mul_f64(random_unit());
+    planned.checked_sub(earlier).unwrap_or(planned).max(now)
+}
+
+/// A random number in `[0, 1)` from the operating system's generator (a constant when it
+/// fails, which only loses the spreading).
+fn random_unit() -> f64 {
+    let mut bytes = [0_u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    // 53 random bits make every double in [0, 1) equally likely.
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1_u64 << 53) as f64
 }
 
 impl<P: TokenProvider> TokenCache<P> {
@@ -448,12 +465,11 @@ impl<P: TokenProvider> TokenCache<P> {
         if failed_recently {
             return Ok(current.clone());
         }
-        let outcome = self.fetch(request, Some(current)).await;
+        let outcome = self.fetch_shared(slot, request, Some(current)).await;
         slot.finish_flight(&outcome);
         match outcome {
             Ok(token) => {
                 *lock(&slot.refresh_failed_at) = None;
-                self.install(slot, request, &token).await;
                 Ok(token)
             }
             Err(error) => {
@@ -498,12 +514,64 @@ impl<P: TokenProvider> TokenCache<P> {
             Stored::Previous(token) => Some(token),
             Stored::Nothing => previous,
         };
-        let outcome = self.fetch(request, previous.as_ref()).await;
+        let outcome = self.fetch_shared(slot, request, previous.as_ref()).await;
+        slot.finish_flight(&outcome);
+        outcome
+    }
+
+    /// Renews across processes: under the store's renewal lease when it grants one, the
+    /// token another process saved meanwhile is taken instead of asking the provider; a
+    /// new token is saved before the lease is released, so the processes waiting for it
+    /// find it. The token is installed either way.
+    async fn fetch_shared(
+        &self,
+        slot: &Slot,
+        request: &TokenRequest,
+        previous: Option<&AccessToken>,
+    ) -> Result<AccessToken, AuthError> {
+        let key = self.store_key(request);
+        let lease = match self.shared.store.begin_renewal(&key).await {
+            Renewal::Lease(lease) => Some(lease),
+            Renewal::Alone => None,
+        };
+        if lease.is_some()
+            && let Some(token) = self.renewed_elsewhere(&key, previous).await
+        {
+            tracing::debug!(grant = %self.shared.provider.grant(), "another process renewed the token; using it");
+            self.remember(slot, request, &token);
+            if let Some(lease) = lease {
+                lease.release().await;
+            }
+            return Ok(token);
+        }
+        let outcome = self.fetch(request, previous).await;
         if let Ok(token) = &outcome {
             self.install(slot, request, token).await;
         }
-        slot.finish_flight(&outcome);
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
         outcome
+    }
+
+    /// The token under `key` when another process saved one that is not `previous` and is
+    /// not yet due for renewal.
+    async fn renewed_elsewhere(
+        &self,
+        key: &str,
+        previous: Option<&AccessToken>,
+    ) -> Option<AccessToken> {
+        let token = match self.shared.store.load(key).await {
+            Ok(token) => token?,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the token store under the renewal lease");
+                return None;
+            }
+        };
+        let now = SystemTime::now();
+        let newer = previous.is_none_or(|previous| !previous.same_token(&token));
+        let due = refresh_at(&token, now, self.shared.refresh_before_expiry) <= now;
+        (newer && !due && !token.is_expired_at(now)).then_some(token)
     }
 
     async fn fetch(
@@ -722,14 +790,24 @@ mod tests {
         ];
         for (lifetime, refresh_in, margin, expected) in cases {
             let token = token_at(now, lifetime, refresh_in);
-            let due = refresh_at(&token, now, margin)
-                .duration_since(now)
-                .unwrap()
-                .as_secs();
-            assert_eq!(
-                due, expected,
-                "lifetime {lifetime}, refresh_in {refresh_in:?}"
-            );
+            // The planned point, moved earlier by a random share of up to a tenth of the
+            // lifetime: many draws all land in that window, and they differ.
+            let spread = expected / 10;
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..50 {
+                let due = refresh_at(&token, now, margin)
+                    .duration_since(now)
+                    .unwrap()
+                    .as_secs();
+                assert!(
+                    due <= expected && due + spread + 1 >= expected,
+                    "lifetime {lifetime}, refresh_in {refresh_in:?}: {due} not in [{expected} - {spread}, {expected}]"
+                );
+                seen.insert(due);
+            }
+            if spread >= 60 {
+                assert!(seen.len() > 10, "a fleet's refresh points spread: {seen:?}");
+            }
         }
     }
 }

@@ -201,6 +201,8 @@ pub(crate) struct AppState {
     /// The on-premises deployment played, if any: AD FS instead of Entra ID, the
     /// organization under a path.
     pub(crate) on_premises: Option<OnPremises>,
+    /// Token requests served, by client id (`""` when the request named none).
+    token_requests: Mutex<HashMap<String, u64>>,
 }
 
 impl AppState {
@@ -223,7 +225,41 @@ impl AppState {
             authorization_codes: Mutex::new(HashMap::new()),
             managed_identity: ManagedIdentityState::new(),
             on_premises,
+            token_requests: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Counts one request to a token endpoint (Entra's v1 and v2, AD FS's, the managed
+    /// identity endpoints), whatever its outcome. The number of distinct clients counted
+    /// is capped, so a flood of made-up client ids cannot grow the map without bound.
+    pub(crate) fn count_token_request(&self, client_id: Option<&str>) {
+        const MAX_CLIENTS: usize = 10_000;
+        let client = client_id.unwrap_or_default().to_ascii_lowercase();
+        let mut counts = self
+            .token_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if counts.len() >= MAX_CLIENTS && !counts.contains_key(&client) {
+            *counts.entry("(other)".to_owned()).or_default() += 1;
+            return;
+        }
+        *counts.entry(client).or_default() += 1;
+    }
+
+    /// The token requests served so far, by client id.
+    pub(crate) fn token_requests(&self) -> HashMap<String, u64> {
+        self.token_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forgets the counts.
+    pub(crate) fn reset_token_requests(&self) {
+        self.token_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     // A handler that panicked half-way leaves plain data behind, never a broken invariant

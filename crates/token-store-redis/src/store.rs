@@ -3,11 +3,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use d365_auth_core::AccessToken;
-use d365_auth_core::store::{StoreError, TokenStore, decode_token, encode_token};
+use d365_auth_core::store::{
+    Renewal, RenewalLease, StoreError, TokenStore, decode_token, encode_token,
+};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -21,6 +23,13 @@ pub const DEFAULT_KEY_PREFIX: &str = "d365:token:";
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long a renewal lease lasts unless released: longer than a token request may take.
+const DEFAULT_RENEWAL_LEASE: Duration = Duration::from_secs(30);
+/// How long a worker waits for another's renewal before renewing alone.
+const DEFAULT_RENEWAL_WAIT: Duration = Duration::from_secs(35);
+/// Deletes the lease key only if it still holds this owner's value: a lease that expired
+/// and was taken by another worker is never released by the first one.
+const RELEASE_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 /// A [`TokenStore`] in Redis (or anything that speaks its protocol: Valkey, KeyDB, Azure
 /// Cache for Redis), shared by every worker that points at it.
@@ -68,6 +77,8 @@ struct Inner {
     connect_timeout: Duration,
     command_timeout: Duration,
     refresh_token_ttl: Duration,
+    renewal_lease: Duration,
+    renewal_wait: Duration,
     encryption: Option<EncryptionKey>,
     connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
 }
@@ -80,6 +91,8 @@ pub struct RedisStoreBuilder {
     connect_timeout: Duration,
     command_timeout: Duration,
     refresh_token_ttl: Duration,
+    renewal_lease: Duration,
+    renewal_wait: Duration,
     encryption: Option<EncryptionKey>,
 }
 
@@ -103,6 +116,8 @@ impl RedisStore {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            renewal_lease: DEFAULT_RENEWAL_LEASE,
+            renewal_wait: DEFAULT_RENEWAL_WAIT,
             encryption: None,
         }
     }
@@ -276,6 +291,103 @@ impl TokenStore for RedisStore {
         command.arg(self.redis_key(key));
         self.inner.run::<()>("DEL", command).await
     }
+
+    /// A lease on `{key}:renewing`: `SET … NX PX {lease}` with a random owner value,
+    /// retried every 25–75 ms while another worker holds it, up to the renewal wait.
+    /// Redis unavailable, or a wait that runs out: renew alone, with a warning.
+    async fn begin_renewal(&self, key: &str) -> Renewal {
+        let lease_key = format!("{}:renewing", self.redis_key(key));
+        let owner = random_owner();
+        let lease_ms = u64::try_from(self.inner.renewal_lease.as_millis()).unwrap_or(u64::MAX);
+        let started = Instant::now();
+        loop {
+            let mut command = redis::cmd("SET");
+            command
+                .arg(&lease_key)
+                .arg(&owner)
+                .arg("NX")
+                .arg("PX")
+                .arg(lease_ms);
+            match self.inner.run::<Option<String>>("SET NX", command).await {
+                Ok(Some(_)) => {
+                    return Renewal::Lease(Box::new(RedisLease {
+                        store: self.clone(),
+                        key: lease_key,
+                        owner,
+                    }));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "Redis cannot coordinate the renewal; renewing alone");
+                    return Renewal::Alone;
+                }
+            }
+            if started.elapsed() >= self.inner.renewal_wait {
+                tracing::warn!(
+                    waited_ms = started.elapsed().as_millis(),
+                    "another worker has held the renewal lease too long; renewing alone"
+                );
+                return Renewal::Alone;
+            }
+            tokio::time::sleep(poll_interval()).await;
+        }
+    }
+}
+
+/// A renewal lease held in Redis: released by its owner only (compare and delete), or by
+/// Redis when it expires — which is what happens when the worker holding it dies.
+struct RedisLease {
+    store: RedisStore,
+    key: String,
+    owner: String,
+}
+
+impl fmt::Debug for RedisLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLease")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RenewalLease for RedisLease {
+    async fn release(self: Box<Self>) {
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(RELEASE_SCRIPT)
+            .arg(1)
+            .arg(&self.key)
+            .arg(&self.owner);
+        if let Err(error) = self.store.inner.run::<i64>("EVAL (release)", command).await {
+            tracing::warn!(%error, "could not release the renewal lease; it expires by itself");
+        }
+    }
+}
+
+/// 128 random bits in hex: no two workers (or two leases of one) share an owner value.
+fn random_owner() -> String {
+    let mut bytes = [0_u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Unique enough within one host when the OS generator fails.
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        return format!("{}-{now}", std::process::id());
+    }
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// 25 to 75 ms, so that waiting workers do not poll in step.
+fn poll_interval() -> Duration {
+    let mut byte = [0_u8; 1];
+    let jitter = if getrandom::fill(&mut byte).is_ok() {
+        u64::from(byte[0]) * 50 / 255
+    } else {
+        25
+    };
+    Duration::from_millis(25 + jitter)
 }
 
 impl fmt::Debug for RedisStore {
@@ -312,6 +424,20 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// How long a renewal lease lasts unless its holder releases it (default 30 s): when a
+    /// worker dies while renewing, the others wait at most this long for it.
+    pub fn renewal_lease(mut self, lease: Duration) -> Self {
+        self.renewal_lease = lease;
+        self
+    }
+
+    /// How long a worker that finds the token due waits for another worker's renewal
+    /// before renewing alone (default 35 s, past a lease's expiry).
+    pub fn renewal_wait(mut self, wait: Duration) -> Self {
+        self.renewal_wait = wait;
+        self
+    }
+
     /// How long a token that carries a refresh token is kept (default 24 hours): the
     /// refresh token's life, which Redis cannot learn from the token itself.
     pub fn refresh_token_ttl(mut self, ttl: Duration) -> Self {
@@ -340,6 +466,7 @@ impl RedisStoreBuilder {
             ("connect_timeout", self.connect_timeout),
             ("command_timeout", self.command_timeout),
             ("refresh_token_ttl", self.refresh_token_ttl),
+            ("renewal_lease", self.renewal_lease),
         ] {
             if value.is_zero() {
                 return Err(RedisStoreError::InvalidSetting {
@@ -373,6 +500,8 @@ impl RedisStoreBuilder {
                 connect_timeout: self.connect_timeout,
                 command_timeout: self.command_timeout,
                 refresh_token_ttl: self.refresh_token_ttl,
+                renewal_lease: self.renewal_lease,
+                renewal_wait: self.renewal_wait,
                 encryption: self.encryption,
                 connection: tokio::sync::Mutex::new(None),
             }),

@@ -69,12 +69,16 @@ use base64::Engine as _;
 use crate::store::crypto::EncryptionKey;
 use crate::store::private_file::create_private_dir;
 use crate::store::record::{Record, json_error_kind};
-use crate::store::{StoreError, TokenStore, read_private_file, replace_private_file};
+use crate::store::{
+    Renewal, RenewalLease, StoreError, TokenStore, read_private_file, replace_private_file,
+};
 use crate::token::AccessToken;
 
 /// What the file says it is, so that a foreign JSON file is recognized as such.
 const FORMAT: &str = "d365-token-store";
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a process waits for another one's renewal by default: a token request's timeout.
+const DEFAULT_RENEWAL_WAIT: Duration = Duration::from_secs(30);
 /// The largest token file read: thousands of entries fit in far less.
 const MAX_FILE_LEN: u64 = 16 * 1024 * 1024;
 /// Entra ID's default refresh token lifetime (a sliding window of 90 days).
@@ -114,7 +118,10 @@ pub struct FileStore {
 struct Settings {
     path: PathBuf,
     lock_path: PathBuf,
+    /// The renewal lock: held by the one process renewing a token of this file.
+    renewal_lock_path: PathBuf,
     lock_timeout: Duration,
+    renewal_wait: Duration,
     keep_refresh_tokens_for: Duration,
     encryption: Option<EncryptionKey>,
 }
@@ -125,6 +132,7 @@ struct Settings {
 pub struct FileStoreBuilder {
     path: PathBuf,
     lock_timeout: Duration,
+    renewal_wait: Duration,
     keep_refresh_tokens_for: Duration,
     encryption: Option<EncryptionKey>,
 }
@@ -154,6 +162,7 @@ impl FileStore {
         FileStoreBuilder {
             path: path.into(),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            renewal_wait: DEFAULT_RENEWAL_WAIT,
             keep_refresh_tokens_for: DEFAULT_KEEP_REFRESH_TOKENS_FOR,
             encryption: None,
         }
@@ -204,6 +213,15 @@ impl FileStoreBuilder {
         self
     }
 
+    /// How long a process that finds a token due waits for another process renewing it
+    /// (holding the renewal lock on `<file>.renew.lock`) before renewing on its own (default
+    /// 30 seconds, the token request timeout). The lock is released when its holder is done
+    /// or dies, so the wait is usually the other process's one token request.
+    pub fn renewal_wait(mut self, wait: Duration) -> Self {
+        self.renewal_wait = wait;
+        self
+    }
+
     /// How long an entry whose access token expired is kept for its refresh token
     /// (default 90 days, Entra ID's refresh token lifetime). Expired entries without a
     /// refresh token are dropped on the next write whatever this says.
@@ -232,8 +250,10 @@ impl FileStoreBuilder {
         FileStore {
             settings: Arc::new(Settings {
                 lock_path: sibling(".lock"),
+                renewal_lock_path: sibling(".renew.lock"),
                 path: self.path,
                 lock_timeout: self.lock_timeout,
+                renewal_wait: self.renewal_wait,
                 keep_refresh_tokens_for: self.keep_refresh_tokens_for,
                 encryption: self.encryption,
             }),
@@ -285,6 +305,80 @@ impl TokenStore for FileStore {
         })
         .await
     }
+
+    /// The renewal lock on `<file>.renew.lock` (one for the whole file), waited for up to
+    /// [`FileStoreBuilder::renewal_wait`], polled with jitter so waiters do not wake
+    /// together. A failure to open or lock it means renewing alone, with a warning.
+    async fn begin_renewal(&self, _key: &str) -> Renewal {
+        let settings = Arc::clone(&self.settings);
+        let file = match blocking(move || settings.open_renewal_lock()).await {
+            Ok(file) => file,
+            Err(error) => {
+                tracing::warn!(%error, "no renewal lock; renewing without waiting for other processes");
+                return Renewal::Alone;
+            }
+        };
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Renewal::Lease(Box::new(FileLease { file })),
+                Err(fs::TryLockError::WouldBlock) => {}
+                Err(fs::TryLockError::Error(error)) => {
+                    tracing::warn!(%error, path = %self.settings.renewal_lock_path.display(), "cannot take the renewal lock; renewing alone");
+                    return Renewal::Alone;
+                }
+            }
+            if started.elapsed() >= self.settings.renewal_wait {
+                tracing::warn!(
+                    path = %self.settings.renewal_lock_path.display(),
+                    waited_ms = started.elapsed().as_millis(),
+                    "another process has been renewing a token for too long; renewing alone"
+                );
+                return Renewal::Alone;
+            }
+            tokio::time::sleep(renewal_poll_interval()).await;
+        }
+    }
+}
+
+/// How long a process waiting for the renewal lock sleeps between tries: 20 to 60 ms.
+fn renewal_poll_interval() -> Duration {
+    let mut byte = [0_u8; 1];
+    let jitter = if getrandom::fill(&mut byte).is_ok() {
+        u64::from(byte[0]) * 40 / 255
+    } else {
+        20
+    };
+    Duration::from_millis(20 + jitter)
+}
+
+/// The renewal lock, held: the OS releases it when the file is closed, which dropping
+/// does, as does the process's death.
+#[derive(Debug)]
+struct FileLease {
+    file: File,
+}
+
+#[async_trait]
+impl RenewalLease for FileLease {
+    async fn release(self: Box<Self>) {
+        if let Err(error) = self.file.unlock() {
+            tracing::debug!(%error, "could not unlock the renewal lock; closing it releases it");
+        }
+    }
+}
+
+/// How lock files are opened: created if absent with mode 0600, never through a symlink
+/// planted in their place, never truncated.
+fn lock_file_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options
 }
 
 /// Runs `work` on Tokio's blocking pool when there is a runtime, inline otherwise. Its
@@ -473,16 +567,28 @@ impl Settings {
 
     /// Takes the advisory lock on `<file>.lock`, retrying with a backoff up to the
     /// timeout. Dropping the returned file releases it.
-    fn lock(&self) -> Result<File, StoreError> {
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
+    /// Opens (creating, 0600, never through a symlink) the renewal lock file.
+    fn open_renewal_lock(&self) -> Result<File, StoreError> {
+        if let Some(parent) = self
+            .renewal_lock_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
         {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            // Never create or open the lock through a symlink planted in its place.
-            options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+            create_private_dir(parent).map_err(|error| {
+                io_error(
+                    "cannot create the directory of",
+                    &self.renewal_lock_path,
+                    error,
+                )
+            })?;
         }
-        let file = options
+        lock_file_options()
+            .open(&self.renewal_lock_path)
+            .map_err(|error| io_error("cannot open the lock file", &self.renewal_lock_path, error))
+    }
+
+    fn lock(&self) -> Result<File, StoreError> {
+        let file = lock_file_options()
             .open(&self.lock_path)
             .map_err(|error| io_error("cannot open the lock file", &self.lock_path, error))?;
         let started = Instant::now();

@@ -5,7 +5,9 @@
 //! [`encode_token`]/[`decode_token`], the record format persistent stores share (the
 //! Redis store in `d365-token-store-redis` writes it too); [`read_private_file`] and
 //! [`replace_private_file`], how every file holding secrets is read and written;
-//! [`EncryptionKey`], encryption at rest for persistent stores.
+//! [`EncryptionKey`], encryption at rest for persistent stores; [`Renewal`] and
+//! [`RenewalLease`], how a store lets one process of a fleet renew a shared token while the
+//! others wait (`docs/token-stores.md`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -56,6 +58,39 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     ///
     /// [`StoreError`] when the store cannot be written.
     async fn remove(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Asks for the right to renew the token under `key` while other processes sharing
+    /// this store wait, so that a fleet renews a shared token once. A store that can
+    /// coordinate waits (bounded) for another holder and answers [`Renewal::Lease`]; the
+    /// cache then reads the store again — another process may have renewed meanwhile —
+    /// and asks the identity provider only if it did not, saving the new token before it
+    /// releases the lease. A store that cannot coordinate, or gives up waiting, answers
+    /// [`Renewal::Alone`] (the default): the cache renews on its own, as without a store.
+    ///
+    /// A lease must end by itself when its holder dies (an OS lock, an expiring key).
+    async fn begin_renewal(&self, key: &str) -> Renewal {
+        let _ = key;
+        Renewal::Alone
+    }
+}
+
+/// What [`TokenStore::begin_renewal`] answers.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Renewal {
+    /// This process holds the renewal lease for the key until it calls
+    /// [`RenewalLease::release`] (or drops it, or dies).
+    Lease(Box<dyn RenewalLease>),
+    /// No coordination: renew alone.
+    Alone,
+}
+
+/// The right to renew one key's token, held by one process at a time. Dropping it without
+/// [`release`](RenewalLease::release) must release it too, at the latest when it expires.
+#[async_trait]
+pub trait RenewalLease: Send + fmt::Debug {
+    /// Gives the lease back, so that waiting processes go on at once.
+    async fn release(self: Box<Self>);
 }
 
 /// A store that could not be read or written.

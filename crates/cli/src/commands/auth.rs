@@ -168,12 +168,10 @@ pub(crate) async fn compare_rows(org: &Resource, candidates: Vec<Candidate>) -> 
                 let cached_time = started.elapsed();
                 let claims = claims(&token).unwrap_or(Value::Null);
                 let delegated = claims.get("scp").is_some();
-                let client = Client::builder_shared(
-                    org.organization_url(),
-                    Arc::clone(&candidate.provider),
-                )
-                .max_retries(0)
-                .build();
+                let client =
+                    Client::builder_shared(org.organization_url(), Arc::clone(&candidate.provider))
+                        .max_retries(0)
+                        .build();
                 let client = match client {
                     Ok(client) => client.discover_api_version().await,
                     Err(error) => Err(error),

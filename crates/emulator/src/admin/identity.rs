@@ -32,6 +32,10 @@ type Shared = State<Arc<AppState>>;
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/settings", get(get_settings).patch(patch_settings))
+        .route(
+            "/identity/stats",
+            get(token_stats).delete(reset_token_stats),
+        )
         .route("/tenants", get(list_tenants).post(add_tenant))
         .route("/tenants/{tenant}", get(get_tenant).delete(remove_tenant))
         .route("/tenants/{tenant}/apps", post(add_app))
@@ -57,6 +61,21 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
             "/tenants/{tenant}/users/{upn}",
             delete(remove_user).patch(patch_user),
         )
+}
+
+/// `GET /_emulator/identity/stats`: `{"token_requests": N, "by_client": {client_id: n}}`,
+/// every request to a token endpoint counted, so tests and benchmarks count from the
+/// server's side.
+async fn token_stats(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let by_client = state.token_requests();
+    let total: u64 = by_client.values().sum();
+    Json(json!({ "token_requests": total, "by_client": by_client }))
+}
+
+/// `DELETE /_emulator/identity/stats`: starts counting again from zero.
+async fn reset_token_stats(State(state): State<Arc<AppState>>) -> StatusCode {
+    state.reset_token_requests();
+    StatusCode::NO_CONTENT
 }
 
 fn created(body: Value) -> AdminResult {

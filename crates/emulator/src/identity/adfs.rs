@@ -35,6 +35,7 @@ pub(crate) async fn token(
     body: Bytes,
 ) -> Response {
     let context = RequestContext::new(ids);
+    token::count(&state, &headers, &body);
     let Some(tenant) = default_tenant(&state) else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };

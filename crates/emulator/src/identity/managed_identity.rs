@@ -116,6 +116,9 @@ fn fault_response(fault: ManagedIdentityFault) -> Response {
 }
 
 fn serve(state: &AppState, shape: Shape, headers: &HeaderMap, query: &str) -> Response {
+    let client_id = super::token::Form::parse_query(query)
+        .and_then(|form| form.get("client_id").map(str::to_owned));
+    state.count_token_request(Some(client_id.as_deref().unwrap_or("(managed identity)")));
     if let Some(fault) = state.managed_identity.next_request() {
         return fault_response(fault);
     }

@@ -52,10 +52,26 @@ fn handle(
     body: &[u8],
 ) -> Response {
     let context = RequestContext::new(ids);
+    count(state, headers, body);
     json_answer(
         issue(endpoint, state, segment, headers, body, &context),
         &context,
     )
+}
+
+/// Counts a token request by the client it names (form or Basic credentials), for the
+/// admin API's statistics.
+pub(crate) fn count(state: &AppState, headers: &HeaderMap, body: &[u8]) {
+    let from_form = Form::parse(body)
+        .ok()
+        .and_then(|form| form.get("client_id").map(str::to_owned));
+    let from_basic = || {
+        client_auth::basic_credentials(headers)
+            .ok()
+            .flatten()
+            .map(|basic| basic.client_id)
+    };
+    state.count_token_request(from_form.or_else(from_basic).as_deref());
 }
 
 /// A token-endpoint style answer: the JSON or the Entra error, never cached.

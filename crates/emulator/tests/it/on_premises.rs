@@ -158,11 +158,7 @@ async fn ad_fs_publishes_its_discovery_document_and_keys() {
         discovery.body["token_endpoint_auth_signing_alg_values_supported"],
         serde_json::json!(["RS256"])
     );
-    let keys = get(
-        discovery.body["jwks_uri"].as_str().unwrap(),
-        None,
-    )
-    .await;
+    let keys = get(discovery.body["jwks_uri"].as_str().unwrap(), None).await;
     assert_eq!(keys.status, 200);
     let key = &keys.body["keys"][0];
     assert_eq!(key["kid"], key["x5t"]);
