@@ -465,7 +465,11 @@ impl<P: TokenProvider> TokenCache<P> {
         if failed_recently {
             return Ok(current.clone());
         }
-        let outcome = self.fetch_shared(slot, request, Some(current)).await;
+        // The token is still valid: if another process is renewing it, keep serving it
+        // rather than waiting; a later call finds the new one in the store.
+        let Some(outcome) = self.fetch_shared(slot, request, Some(current), false).await else {
+            return Ok(current.clone());
+        };
         slot.finish_flight(&outcome);
         match outcome {
             Ok(token) => {
@@ -514,7 +518,16 @@ impl<P: TokenProvider> TokenCache<P> {
             Stored::Previous(token) => Some(token),
             Stored::Nothing => previous,
         };
-        let outcome = self.fetch_shared(slot, request, previous.as_ref()).await;
+        let outcome = self
+            .fetch_shared(slot, request, previous.as_ref(), true)
+            .await
+            .unwrap_or_else(|| {
+                Err(AuthError::unavailable(
+                    "the token store",
+                    "it answered that another process is renewing although asked to wait",
+                    "fix the store: asked to wait, it must wait or answer Renewal::Alone",
+                ))
+            });
         slot.finish_flight(&outcome);
         outcome
     }
@@ -522,17 +535,25 @@ impl<P: TokenProvider> TokenCache<P> {
     /// Renews across processes: under the store's renewal lease when it grants one, the
     /// token another process saved meanwhile is taken instead of asking the provider; a
     /// new token is saved before the lease is released, so the processes waiting for it
-    /// find it. The token is installed either way.
+    /// find it. The token is installed either way. `None` when `wait` is false, another
+    /// process holds the lease, and no newer token is saved yet.
     async fn fetch_shared(
         &self,
         slot: &Slot,
         request: &TokenRequest,
         previous: Option<&AccessToken>,
-    ) -> Result<AccessToken, AuthError> {
+        wait: bool,
+    ) -> Option<Result<AccessToken, AuthError>> {
         let key = self.store_key(request);
-        let lease = match self.shared.store.begin_renewal(&key).await {
+        let lease = match self.shared.store.begin_renewal(&key, wait).await {
             Renewal::Lease(lease) => Some(lease),
             Renewal::Alone => None,
+            Renewal::Busy => {
+                // Someone else is renewing (or just checking): its token may be saved already.
+                let token = self.renewed_elsewhere(&key, previous).await?;
+                self.remember(slot, request, &token);
+                return Some(Ok(token));
+            }
         };
         if lease.is_some()
             && let Some(token) = self.renewed_elsewhere(&key, previous).await
@@ -542,7 +563,7 @@ impl<P: TokenProvider> TokenCache<P> {
             if let Some(lease) = lease {
                 lease.release().await;
             }
-            return Ok(token);
+            return Some(Ok(token));
         }
         let outcome = self.fetch(request, previous).await;
         if let Ok(token) = &outcome {
@@ -551,7 +572,7 @@ impl<P: TokenProvider> TokenCache<P> {
         if let Some(lease) = lease {
             lease.release().await;
         }
-        outcome
+        Some(outcome)
     }
 
     /// The token under `key` when another process saved one that is not `previous` and is

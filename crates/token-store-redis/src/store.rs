@@ -293,9 +293,10 @@ impl TokenStore for RedisStore {
     }
 
     /// A lease on `{key}:renewing`: `SET … NX PX {lease}` with a random owner value,
-    /// retried every 25–75 ms while another worker holds it, up to the renewal wait.
+    /// retried every 25–75 ms while another worker holds it, up to the renewal wait (or
+    /// [`Renewal::Busy`] at once without `wait`).
     /// Redis unavailable, or a wait that runs out: renew alone, with a warning.
-    async fn begin_renewal(&self, key: &str) -> Renewal {
+    async fn begin_renewal(&self, key: &str, wait: bool) -> Renewal {
         let lease_key = format!("{}:renewing", self.redis_key(key));
         let owner = random_owner();
         let lease_ms = u64::try_from(self.inner.renewal_lease.as_millis()).unwrap_or(u64::MAX);
@@ -316,6 +317,7 @@ impl TokenStore for RedisStore {
                         owner,
                     }));
                 }
+                Ok(None) if !wait => return Renewal::Busy,
                 Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(%error, "Redis cannot coordinate the renewal; renewing alone");

@@ -307,9 +307,10 @@ impl TokenStore for FileStore {
     }
 
     /// The renewal lock on `<file>.renew.lock` (one for the whole file), waited for up to
-    /// [`FileStoreBuilder::renewal_wait`], polled with jitter so waiters do not wake
-    /// together. A failure to open or lock it means renewing alone, with a warning.
-    async fn begin_renewal(&self, _key: &str) -> Renewal {
+    /// [`FileStoreBuilder::renewal_wait`] (or not at all without `wait`: [`Renewal::Busy`]),
+    /// polled with jitter so waiters do not wake together. A failure to open or lock it
+    /// means renewing alone, with a warning.
+    async fn begin_renewal(&self, _key: &str, wait: bool) -> Renewal {
         let settings = Arc::clone(&self.settings);
         let file = match blocking(move || settings.open_renewal_lock()).await {
             Ok(file) => file,
@@ -322,6 +323,7 @@ impl TokenStore for FileStore {
         loop {
             match file.try_lock() {
                 Ok(()) => return Renewal::Lease(Box::new(FileLease { file })),
+                Err(fs::TryLockError::WouldBlock) if !wait => return Renewal::Busy,
                 Err(fs::TryLockError::WouldBlock) => {}
                 Err(fs::TryLockError::Error(error)) => {
                     tracing::warn!(%error, path = %self.settings.renewal_lock_path.display(), "cannot take the renewal lock; renewing alone");

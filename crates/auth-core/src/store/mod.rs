@@ -67,9 +67,13 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     /// releases the lease. A store that cannot coordinate, or gives up waiting, answers
     /// [`Renewal::Alone`] (the default): the cache renews on its own, as without a store.
     ///
+    /// With `wait` false (the cache still holds a valid token, so its callers need not
+    /// wait), a store answers [`Renewal::Busy`] at once when another process holds the
+    /// lease, and the cache keeps serving its token.
+    ///
     /// A lease must end by itself when its holder dies (an OS lock, an expiring key).
-    async fn begin_renewal(&self, key: &str) -> Renewal {
-        let _ = key;
+    async fn begin_renewal(&self, key: &str, wait: bool) -> Renewal {
+        let _ = (key, wait);
         Renewal::Alone
     }
 }
@@ -83,6 +87,8 @@ pub enum Renewal {
     Lease(Box<dyn RenewalLease>),
     /// No coordination: renew alone.
     Alone,
+    /// Another process is renewing and the caller asked not to wait.
+    Busy,
 }
 
 /// The right to renew one key's token, held by one process at a time. Dropping it without

@@ -332,3 +332,42 @@ async fn absurd_admin_values_are_refused_with_400() {
     let health = send(http.get(format!("{base}/_emulator/health"))).await;
     assert_eq!(health.status, 200);
 }
+
+#[tokio::test]
+async fn token_requests_are_counted_by_client_and_reset() {
+    let emulator = Emulator::builder().start().await.expect("started");
+    let seeded = emulator.seeded().expect("seeded");
+    let http = client();
+    let stats_url = format!("{}/_emulator/identity/stats", emulator.base_url());
+    let stats = || async { send(http.get(&stats_url)).await.body };
+    assert_eq!(stats().await, json!({"token_requests": 0, "by_client": {}}));
+    common::admin_token(&emulator).await;
+    common::admin_token(&emulator).await;
+    // A refused request is a request served too.
+    let refused = post_form(
+        &http,
+        &emulator.token_endpoint_v2(),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", seeded.reader_app.client_id.as_str()),
+            ("client_secret", "wrong"),
+            ("scope", &format!("{}/.default", emulator.base_url())),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    let counted = stats().await;
+    assert_eq!(counted["token_requests"], 3, "{counted}");
+    assert_eq!(
+        counted["by_client"][seeded.confidential_app.client_id.to_ascii_lowercase()],
+        2
+    );
+    assert_eq!(
+        counted["by_client"][seeded.reader_app.client_id.to_ascii_lowercase()],
+        1
+    );
+    let reset = send(http.delete(&stats_url)).await;
+    assert_eq!(reset.status, 204);
+    assert_eq!(stats().await["token_requests"], 0);
+    emulator.shutdown().await;
+}

@@ -309,6 +309,7 @@ async fn an_acl_user_limited_to_the_token_keys_is_enough() {
                 "+get",
                 "+set",
                 "+del",
+                "+eval",
             ][..],
         )
         .query_async(&mut redis(&server).await)
@@ -330,6 +331,20 @@ async fn an_acl_user_limited_to_the_token_keys_is_enough() {
     );
     limited.remove("k").await.unwrap();
     assert!(limited.load("k").await.unwrap().is_none());
+    // The renewal lease too: taken, held against a second worker, released.
+    let d365_auth_core::store::Renewal::Lease(lease) = limited.begin_renewal("k", true).await
+    else {
+        panic!("the ACL allows the lease");
+    };
+    assert!(matches!(
+        limited.begin_renewal("k", false).await,
+        d365_auth_core::store::Renewal::Busy
+    ));
+    lease.release().await;
+    assert!(matches!(
+        limited.begin_renewal("k", false).await,
+        d365_auth_core::store::Renewal::Lease(_)
+    ));
     // Outside the prefix the ACL says no: the store reports it as an error.
     let outside = RedisStore::builder(format!(
         "redis://d365:worker-pass@127.0.0.1:{}",
