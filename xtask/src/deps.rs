@@ -42,6 +42,7 @@ const GRANT_CRATES: &[&str] = &[
     "d365-auth-authorization-code",
     "d365-auth-azure-cli",
     "d365-auth-managed-identity",
+    "d365-auth-windows",
 ];
 
 /// Workspace members with no boundary to keep: they may depend on anything.
@@ -124,6 +125,13 @@ pub(crate) const RULES: &[Rule] = &[
         reason: "a grant crate depends on auth-core alone",
     },
     Rule {
+        package: "d365-auth-windows",
+        features: Features::Default,
+        forbidden: LIBRARY_FORBIDDEN,
+        allowed_internal: &["d365-auth-core"],
+        reason: "a grant crate depends on auth-core alone, Windows sign-in too (its ConnectionAuthenticator is auth-core's)",
+    },
+    Rule {
         package: "d365-webapi",
         features: Features::Default,
         forbidden: LIBRARY_FORBIDDEN,
@@ -149,6 +157,7 @@ pub(crate) const RULES: &[Rule] = &[
             GRANT_CRATES[3],
             GRANT_CRATES[4],
             GRANT_CRATES[5],
+            GRANT_CRATES[6],
             "d365-webapi",
         ],
         reason: "connect brings the grant crates and webapi, and nothing else of d365",

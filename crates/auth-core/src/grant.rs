@@ -9,6 +9,8 @@
 //!   [`AuthoritySettings`] resolves the authority with the grant's own tenant rule.
 //! - [`RefreshTokenRenewal`]: redeem refresh tokens, sign in again only when refused.
 //! - [`credential_fingerprint`]: what a provider's cache key carries of its credential.
+//! - [`ConnectionAuthenticator`] and [`SendLimits`]: for a credential proven on the
+//!   connection rather than with a token (Windows sign-in).
 //! - [`GrantRegistration`], [`GrantConfig`], [`SettingKey`]: how configuration (connection
 //!   strings, environment variables, flags, profiles) reaches the grant through
 //!   `d365-connect`, without anyone listing grants.
@@ -18,6 +20,7 @@
 pub use crate::__client_setters as client_setters;
 pub use crate::authority::{TargetParameter, TokenEndpoint};
 pub use crate::client_settings::ClientSettings;
+pub use crate::connection_auth::{ConnectionAuthenticator, SendLimits};
 pub use crate::endpoint::{
     ClientCredential, TokenEndpointClient, TokenEndpointClientBuilder, TokenForm, TokenResponse,
     classify_error_response, default_http_client,

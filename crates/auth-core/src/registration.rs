@@ -16,6 +16,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use crate::authority::{Authority, Tenant};
+use crate::connection_auth::ConnectionAuthenticator;
 use crate::error::ConfigError;
 use crate::provider::TokenProvider;
 use crate::resource::Resource;
@@ -402,6 +403,22 @@ pub trait GrantRegistration: Send + Sync + fmt::Debug + 'static {
     ///
     /// [`ConfigError`] naming the setting that is missing or cannot work, and how to fix it.
     fn build(&self, config: &GrantConfig) -> Result<Arc<dyn TokenProvider>, ConfigError>;
+
+    /// For a grant that proves itself on the connection instead of with a token (Windows
+    /// sign-in): its [`ConnectionAuthenticator`] for `config`. `None` (the default) for
+    /// every token grant. Such a grant's [`build`](Self::build) fails with a
+    /// [`ConfigError`] that says so.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the setting that is missing or cannot work, and how to fix it.
+    fn build_authenticator(
+        &self,
+        config: &GrantConfig,
+    ) -> Option<Result<Arc<dyn ConnectionAuthenticator>, ConfigError>> {
+        let _ = config;
+        None
+    }
 }
 
 #[cfg(test)]

@@ -182,6 +182,22 @@ pub(crate) fn warn_if_secret_on_command_line(text: &str) {
     }
 }
 
+/// `builder` with the retry, deadline, paging and version options of the command line.
+fn client_builder(
+    builder: d365_webapi::ClientBuilder,
+    global: &Global,
+    api_version: Option<&str>,
+) -> d365_webapi::ClientBuilder {
+    let retry = RetrySettings::default()
+        .max_retries(global.max_retries)
+        .deadline(Duration::from_secs(global.timeout));
+    let builder = builder.retry(retry).max_pages(global.max_pages);
+    match global.api_version.as_deref().or(api_version) {
+        Some(version) => builder.api_version(version),
+        None => builder,
+    }
+}
+
 /// The Web API client for `url` with `grant`, the retry, deadline and paging bounds of
 /// the options, and the token file unless `--no-token-cache` (or `token_file` is false).
 async fn client_for(
@@ -191,15 +207,11 @@ async fn client_for(
     api_version: Option<&str>,
     token_file_allowed: bool,
 ) -> anyhow::Result<Client> {
-    let retry = RetrySettings::default()
-        .max_retries(global.max_retries)
-        .deadline(Duration::from_secs(global.timeout));
-    let mut builder = Client::builder_shared(url.to_string(), grant)
-        .retry(retry)
-        .max_pages(global.max_pages);
-    if let Some(version) = global.api_version.as_deref().or(api_version) {
-        builder = builder.api_version(version);
-    }
+    let mut builder = client_builder(
+        Client::builder_shared(url.organization_url(), grant),
+        global,
+        api_version,
+    );
     if token_file_allowed && !global.no_token_cache {
         builder = builder.token_store(token_store()?);
     }
@@ -309,19 +321,37 @@ impl Connection {
         {
             options = options.extension(remembered);
         }
-        let provider = credential.provider(&options).await?;
         let org = credential
             .organization()
             .context("the connection names its organization")?;
         let api_version = credential.config().text("ApiVersion");
-        let client = client_for(
-            org,
-            Arc::clone(&provider),
-            global,
-            api_version,
-            emulator.is_none(),
-        )
-        .await?;
+        let (client, provider) = match credential.authenticator()? {
+            // Windows sign-in: each connection is signed in, there is no token to keep.
+            Some(authenticator) => {
+                let client = client_builder(
+                    Client::builder_with_authenticator(org.organization_url(), authenticator),
+                    global,
+                    api_version,
+                )
+                .build()?
+                .discover_api_version()
+                .await?;
+                let provider: Arc<dyn TokenProvider> = Arc::new(client.token_cache().clone());
+                (client, provider)
+            }
+            None => {
+                let provider = credential.provider(&options).await?;
+                let client = client_for(
+                    org,
+                    Arc::clone(&provider),
+                    global,
+                    api_version,
+                    emulator.is_none(),
+                )
+                .await?;
+                (client, provider)
+            }
+        };
         Ok(Self {
             provider: Arc::new(client.token_cache().clone()),
             client,

@@ -87,8 +87,15 @@ impl ConnectionString {
         &self,
         options: &ConnectOptions,
     ) -> Result<ClientBuilder, ConnectError> {
-        let provider = self.credential().provider(options).await?;
-        let mut builder = Client::builder_shared(self.url().to_string(), provider);
+        let credential = self.credential();
+        let mut builder = match credential.authenticator()? {
+            Some(authenticator) => {
+                Client::builder_with_authenticator(self.url().to_string(), authenticator)
+            }
+            None => {
+                Client::builder_shared(self.url().to_string(), credential.provider(options).await?)
+            }
+        };
         if let Some(version) = self.get("ApiVersion") {
             builder = builder.api_version(version);
         }

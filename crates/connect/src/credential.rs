@@ -180,6 +180,25 @@ impl Credential {
     }
 }
 
+impl Credential {
+    /// For a grant that proves itself on the connection (Windows sign-in, `AuthType=AD`):
+    /// its authenticator, to build a Web API client with instead of a token provider.
+    /// `None` for every token grant.
+    ///
+    /// # Errors
+    ///
+    /// The grant's configuration errors, in the source's terms.
+    pub fn authenticator(
+        &self,
+    ) -> Result<Option<Arc<dyn d365_auth_core::ConnectionAuthenticator>>, ConnectError> {
+        match self.grant.build_authenticator(&self.config) {
+            None => Ok(None),
+            Some(Ok(authenticator)) => Ok(Some(authenticator)),
+            Some(Err(error)) => Err(self.origin.error(error, &Registry::enabled(), 0)),
+        }
+    }
+}
+
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credential")

@@ -48,6 +48,8 @@ impl Registry {
         grants.push(&d365_auth_azure_cli::REGISTRATION);
         #[cfg(feature = "managed-identity")]
         grants.push(&d365_auth_managed_identity::REGISTRATION);
+        #[cfg(feature = "windows")]
+        grants.push(&d365_auth_windows::REGISTRATION);
         grants.push(&DEFAULT_CHAIN);
         grants.push(&EXTERNAL_TOKEN);
         Self { grants }

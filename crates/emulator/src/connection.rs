@@ -143,6 +143,12 @@ pub(crate) fn on_premises_connection_strings(
             )),
         },
         ConnectionString {
+            identity: format!("user {domain}\\{user} (Windows sign-in: NTLM, no AD FS)"),
+            value: SecretString::from(format!(
+                "AuthType=AD;Url={organization_url};Domain={domain};Username={user};Password={password}"
+            )),
+        },
+        ConnectionString {
             identity: format!("user {user} of {domain} (CrmServiceClient's IFD form)"),
             value: SecretString::from(format!(
                 "AuthType=IFD;Url={organization_url};ClientId={};Domain={domain};Username={user};Password={password}",

@@ -153,11 +153,17 @@ impl Emulator {
             return Vec::new();
         };
         if let Some(on_premises) = &self.state.on_premises {
-            return connection::on_premises_connection_strings(
+            let mut strings = connection::on_premises_connection_strings(
                 &self.organization_url(),
                 on_premises,
                 seeded,
             );
+            if !on_premises.takes_windows_sign_in() {
+                strings.retain(|string| {
+                    !secrecy::ExposeSecret::expose_secret(&string.value).starts_with("AuthType=AD;")
+                });
+            }
+            return strings;
         }
         let mut strings = connection::connection_strings(&self.base_url, seeded);
         let host = self.managed_identity();

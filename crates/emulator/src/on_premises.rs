@@ -22,6 +22,7 @@ pub struct OnPremises {
     organization: String,
     server_version: String,
     domain: String,
+    windows_sign_in: bool,
 }
 
 /// The server version when none is chosen: Dynamics 365 Customer Engagement 9.0.
@@ -35,7 +36,21 @@ impl OnPremises {
             organization: organization.into(),
             server_version: DEFAULT_SERVER_VERSION.to_owned(),
             domain: "CONTOSO".to_owned(),
+            windows_sign_in: true,
         }
+    }
+
+    /// Whether the Web API also takes Windows sign-in (NTLM, under `Negotiate` or `NTLM`)
+    /// beside AD FS's tokens, and says so in its `401` (default: yes, as a server with both
+    /// IIS integrated authentication and claims does).
+    pub fn windows_sign_in(mut self, enabled: bool) -> Self {
+        self.windows_sign_in = enabled;
+        self
+    }
+
+    /// Whether Windows sign-in is on.
+    pub fn takes_windows_sign_in(&self) -> bool {
+        self.windows_sign_in
     }
 
     /// The server's version as `RetrieveVersion()` reports it: `8.2.2.112` plays CRM 2016 /

@@ -39,6 +39,11 @@ pub(crate) fn router(state: Arc<AppState>, dv: Arc<DvState>) -> Router {
         .merge(public)
 }
 
+/// Which TCP connection a request came on: Windows sign-in (NTLM) proves a connection, not
+/// a request. Every request carries it as an extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ConnectionId(pub(crate) u64);
+
 /// Accepts connections until `stopped` fires, serving each on its own task (after the TLS
 /// handshake with `tls`).
 pub(crate) async fn serve(
@@ -49,6 +54,7 @@ pub(crate) async fn serve(
 ) {
     // Dropping the set on the way out aborts open connections: shutdown is immediate.
     let mut connections = JoinSet::new();
+    let mut next_connection = 0_u64;
     loop {
         tokio::select! {
             _ = &mut stopped => break,
@@ -62,7 +68,10 @@ pub(crate) async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(router.clone());
+                next_connection += 1;
+                let service = TowerToHyperService::new(
+                    router.clone().layer(axum::Extension(ConnectionId(next_connection))),
+                );
                 let tls = tls.clone();
                 connections.spawn(async move {
                     let http = hyper::server::conn::http1::Builder::new();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use d365_auth_core::ConnectionAuthenticator;
 use d365_auth_core::store::TokenStore;
 use d365_auth_core::{Resource, TokenCache, TokenProvider, TokenRequest};
 use url::Url;
@@ -62,6 +63,9 @@ pub(crate) struct Inner {
     pub(crate) org: Resource,
     pub(crate) tokens: TokenCache<Arc<dyn TokenProvider>>,
     pub(crate) token_request: TokenRequest,
+    /// Set for a credential proven on the connection (Windows sign-in): it sends every
+    /// request, and `tokens` is never asked.
+    pub(crate) connection_auth: Option<Arc<dyn ConnectionAuthenticator>>,
     pub(crate) retry: RetrySettings,
     pub(crate) timeout: Duration,
     pub(crate) dop_hint: AtomicUsize,
@@ -190,6 +194,23 @@ impl Client {
         Self::builder_shared(org_url, Arc::new(provider))
     }
 
+    /// Configures a client whose requests `authenticator` proves on the connection
+    /// (Windows sign-in to an on-premises server) instead of with a bearer token: it sends
+    /// each request itself. [`Client::token_cache`] then holds no token and refuses to get
+    /// one.
+    pub fn builder_with_authenticator(
+        org_url: impl Into<String>,
+        authenticator: Arc<dyn ConnectionAuthenticator>,
+    ) -> ClientBuilder {
+        let no_token = Arc::new(NoBearerToken {
+            scheme: authenticator.scheme(),
+            identity: authenticator.identity(),
+        });
+        let mut builder = Self::builder_shared(org_url, no_token);
+        builder.connection_auth = Some(authenticator);
+        builder
+    }
+
     /// As [`Client::builder`], for a provider already behind an `Arc`.
     pub fn builder_shared(
         org_url: impl Into<String>,
@@ -198,6 +219,7 @@ impl Client {
         ClientBuilder {
             org_url: org_url.into(),
             provider,
+            connection_auth: None,
             api_version: DEFAULT_API_VERSION.to_owned(),
             version_chosen: false,
             timeout: DEFAULT_TIMEOUT,
@@ -215,6 +237,13 @@ impl Client {
     #[must_use]
     pub fn org(&self) -> &Resource {
         &self.inner.org
+    }
+
+    /// The connection authenticator this client signs in with (Windows sign-in), if it
+    /// has one instead of a token provider.
+    #[must_use]
+    pub fn connection_authenticator(&self) -> Option<&Arc<dyn ConnectionAuthenticator>> {
+        self.inner.connection_auth.as_ref()
     }
 
     /// The Web API version of [`api_root`](Self::api_root) (`v9.2`).
@@ -337,6 +366,7 @@ impl Client {
                 org: inner.org.clone(),
                 tokens: inner.tokens.clone(),
                 token_request: inner.token_request.clone(),
+                connection_auth: inner.connection_auth.clone(),
                 retry: inner.retry,
                 timeout: inner.timeout,
                 dop_hint: AtomicUsize::new(
@@ -445,6 +475,7 @@ impl fmt::Debug for Client {
 pub struct ClientBuilder {
     org_url: String,
     provider: Arc<dyn TokenProvider>,
+    connection_auth: Option<Arc<dyn ConnectionAuthenticator>>,
     api_version: String,
     version_chosen: bool,
     timeout: Duration,
@@ -572,6 +603,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 http,
                 token_request: TokenRequest::new(org.clone()),
+                connection_auth: self.connection_auth,
                 tokens: match self.token_store {
                     Some(store) => TokenCache::builder(self.provider).store(store).build(),
                     None => TokenCache::new(self.provider),
@@ -599,5 +631,38 @@ impl fmt::Debug for ClientBuilder {
             .field("api_version", &self.api_version)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
+    }
+}
+
+/// The provider behind a client whose requests a connection authenticator proves: there
+/// is no bearer token, and asking for one says so.
+#[derive(Debug)]
+struct NoBearerToken {
+    scheme: &'static str,
+    identity: String,
+}
+
+#[d365_auth_core::async_trait]
+impl TokenProvider for NoBearerToken {
+    async fn request_token(
+        &self,
+        _request: &TokenRequest,
+    ) -> Result<d365_auth_core::AccessToken, d365_auth_core::AuthError> {
+        Err(d365_auth_core::AuthError::unavailable(
+            format!("a bearer token for {}", self.identity),
+            format!(
+                "this connection signs in with {} on each HTTP connection and has no token to give",
+                self.scheme
+            ),
+            "call the Web API through the client; for a token, connect with OAuth (AD FS) instead",
+        ))
+    }
+
+    fn grant(&self) -> d365_auth_core::Grant {
+        d365_auth_core::Grant::new(self.scheme)
+    }
+
+    fn cache_key(&self) -> String {
+        format!("{}|{}", self.scheme, self.identity)
     }
 }

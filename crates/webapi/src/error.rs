@@ -55,8 +55,9 @@ pub enum ErrorKind {
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WebApiError {
-    /// No token could be obtained.
-    #[error("could not get a token for Dataverse: {0}")]
+    /// No token could be obtained, or (Windows sign-in) the connection could not be
+    /// signed in.
+    #[error("could not sign in to Dataverse: {0}")]
     Auth(#[from] AuthError),
     /// Dataverse answered with an error status.
     #[error(transparent)]

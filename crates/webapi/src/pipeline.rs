@@ -155,11 +155,15 @@ impl Client {
         let mut refreshed_after_401 = false;
         let mut maybe_applied_before = false;
         loop {
-            let token = self.inner.tokens.get(&self.inner.token_request).await?;
+            // A connection authenticator proves the request itself: no token to get.
+            let token = match &self.inner.connection_auth {
+                Some(_) => None,
+                None => Some(self.inner.tokens.get(&self.inner.token_request).await?),
+            };
             let started = Instant::now();
             let timeout = self.inner.timeout.min(budget.left());
             let attempt = self
-                .attempt(request, &token, &client_request_id, timeout)
+                .attempt(request, token.as_ref(), &client_request_id, timeout)
                 .await;
             let attempt = match attempt {
                 Attempt::Failed(WebApiError::Service(error))
@@ -183,11 +187,13 @@ impl Client {
                 }
                 Attempt::Failed(error) => return Err(error),
                 Attempt::Unauthorized(error) => {
-                    if refreshed_after_401 {
+                    // Without a token there is nothing to renew: the authenticator already
+                    // answered the server's challenges, so the credential was refused.
+                    let Some(token) = token.as_ref().filter(|_| !refreshed_after_401) else {
                         return Err(error);
-                    }
+                    };
                     refreshed_after_401 = true;
-                    self.inner.tokens.invalidate(&token).await;
+                    self.inner.tokens.invalidate(token).await;
                     tracing::debug!(url = %request.url, "Dataverse refused the token; retrying once with a new one");
                     continue;
                 }
@@ -237,7 +243,7 @@ impl Client {
     async fn attempt(
         &self,
         request: &Prepared,
-        token: &d365_auth_core::AccessToken,
+        token: Option<&d365_auth_core::AccessToken>,
         client_request_id: &str,
         timeout: Duration,
     ) -> Attempt {
@@ -245,8 +251,11 @@ impl Client {
             .inner
             .http
             .request(request.method.clone(), request.url.as_url().clone())
-            .timeout(timeout)
-            .header(http::header::AUTHORIZATION, token.authorization_header())
+            .timeout(timeout);
+        if let Some(token) = token {
+            builder = builder.header(http::header::AUTHORIZATION, token.authorization_header());
+        }
+        let mut builder = builder
             .header(http::header::ACCEPT, "application/json")
             .header("OData-MaxVersion", "4.0")
             .header("OData-Version", "4.0")
@@ -263,19 +272,23 @@ impl Client {
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }
+        if let Some(authenticator) = &self.inner.connection_auth {
+            return self
+                .attempt_on_connection(
+                    authenticator.as_ref(),
+                    request,
+                    builder,
+                    client_request_id,
+                    timeout,
+                )
+                .await;
+        }
         let response = match builder.send().await {
             Ok(response) => response,
             Err(error) => return self.transport_failure(request, error, timeout),
         };
         let status = response.status();
         let headers = response.headers().clone();
-        if let Some(hint) = headers
-            .get("x-ms-dop-hint")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<usize>().ok())
-        {
-            self.inner.dop_hint.store(hint, Ordering::Relaxed);
-        }
         let body = match read_body(response, self.inner.max_response_size).await {
             Ok(body) => body,
             // The status line already says the request was refused and when to come back;
@@ -293,6 +306,90 @@ impl Client {
                 return self.transport_failure(request, error, timeout);
             }
         };
+        self.classify(request, status, headers, body, client_request_id)
+    }
+
+    /// The request sent by a [`ConnectionAuthenticator`](d365_auth_core::ConnectionAuthenticator)
+    /// on a connection it authenticates, the answer read under the same caps.
+    async fn attempt_on_connection(
+        &self,
+        authenticator: &dyn d365_auth_core::ConnectionAuthenticator,
+        request: &Prepared,
+        builder: reqwest::RequestBuilder,
+        client_request_id: &str,
+        timeout: Duration,
+    ) -> Attempt {
+        let built = match builder.build() {
+            Ok(built) => built,
+            Err(error) => return self.transport_failure(request, error, timeout),
+        };
+        let mut outgoing = http::Request::new(
+            built
+                .body()
+                .and_then(reqwest::Body::as_bytes)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default(),
+        );
+        *outgoing.method_mut() = built.method().clone();
+        *outgoing.headers_mut() = built.headers().clone();
+        match built.url().as_str().parse() {
+            Ok(uri) => *outgoing.uri_mut() = uri,
+            Err(_) => {
+                return Attempt::Failed(WebApiError::InvalidInput(format!(
+                    "the request URL {} is not a valid URI",
+                    request.url
+                )));
+            }
+        }
+        let limits = d365_auth_core::SendLimits::new(timeout, self.inner.max_response_size);
+        match authenticator.send(outgoing, limits).await {
+            Ok(answer) => {
+                let (parts, body) = answer.into_parts();
+                self.classify(
+                    request,
+                    parts.status,
+                    parts.headers,
+                    body,
+                    client_request_id,
+                )
+            }
+            Err(error) if error.kind() == d365_auth_core::ErrorKind::Network => {
+                // The cause, not the grant's wording: this was the organization, not a
+                // token endpoint.
+                let cause = std::error::Error::source(&error)
+                    .map_or_else(|| error.to_string(), ToString::to_string);
+                Attempt::Unreachable(WebApiError::Network {
+                    url: request.url.to_string(),
+                    source: Arc::new(std::io::Error::other(cause)),
+                })
+            }
+            Err(error) if error.kind() == d365_auth_core::ErrorKind::Timeout => {
+                Attempt::RetryIfReplayable(WebApiError::Timeout {
+                    method: request.method.clone(),
+                    url: request.url.to_string(),
+                    after: timeout,
+                })
+            }
+            Err(error) => Attempt::Failed(WebApiError::Auth(error)),
+        }
+    }
+
+    /// What an answer means for the request: done, or which kind of failure.
+    fn classify(
+        &self,
+        request: &Prepared,
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Vec<u8>,
+        client_request_id: &str,
+    ) -> Attempt {
+        if let Some(hint) = headers
+            .get("x-ms-dop-hint")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<usize>().ok())
+        {
+            self.inner.dop_hint.store(hint, Ordering::Relaxed);
+        }
         let multipart = headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())

@@ -248,6 +248,27 @@ pub(crate) async fn compare(global: &Global) -> anyhow::Result<()> {
         )
     } else {
         let connection = Connection::resolve_as(global, None).await?;
+        if let Some(authenticator) = connection.client.connection_authenticator() {
+            // Windows sign-in: no token to time or read; WhoAmI says whom it signs in.
+            let started = Instant::now();
+            let user = match connection.client.who_am_i().await {
+                Ok(me) => me.user_id.to_string(),
+                Err(error) => format!("WhoAmI failed: {}", error.kind_text()),
+            };
+            let rows = vec![json!({
+                "grant": connection.source,
+                "kind": format!("Windows sign-in ({}, no token)", authenticator.scheme()),
+                "cold": format_duration(started.elapsed()),
+                "roles / scp": authenticator.identity(),
+                "WhoAmI user": user,
+            })];
+            return output::records_in_order(
+                &mut std::io::stdout().lock(),
+                global.output,
+                &rows,
+                COMPARE_COLUMNS,
+            );
+        }
         let mut candidates = vec![Candidate {
             label: connection.source.clone(),
             provider: Arc::clone(&connection.provider),
@@ -413,6 +434,20 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
         steps.push(adfs_step(&http, &discovery).await);
     }
 
+    if let Some(authenticator) = connection.client.connection_authenticator() {
+        // Windows sign-in has no token: the WhoAmI below proves the account, on a new
+        // connection signed in for it.
+        steps.push(Step::pass(
+            "sign-in",
+            format!(
+                "Windows sign-in ({}) as {}, no token: each connection is signed in",
+                authenticator.scheme(),
+                authenticator.identity()
+            ),
+        ));
+        return server_steps(connection, steps).await;
+    }
+
     // The credential is proved by a fresh request to the identity provider: a token from
     // the token file says nothing about whether the secret configured now still works.
     let request = TokenRequest::new(org.clone());
@@ -453,7 +488,11 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
         ));
         return steps;
     }
+    server_steps(connection, steps).await
+}
 
+/// The steps that ask the organization itself: WhoAmI, the server's version, a read.
+async fn server_steps(connection: &Connection, mut steps: Vec<Step>) -> Vec<Step> {
     match connection.client.who_am_i().await {
         Ok(me) => steps.push(Step::pass(
             "WhoAmI / application user",

@@ -47,7 +47,7 @@ fn every_command_works_against_an_on_premises_server_of_either_generation() {
         let organization = format!("{}/Contoso", emulator.base_url);
         assert_eq!(
             emulator.connection_strings.len(),
-            4,
+            5,
             "{:?}",
             emulator.connection_strings
         );
@@ -120,6 +120,26 @@ fn every_command_works_against_an_on_premises_server_of_either_generation() {
         assert!(
             steps.iter().all(|step| step["result"] == "ok"),
             "{steps:#?}"
+        );
+
+        // Windows sign-in: no token, so doctor says so and proves the account with WhoAmI.
+        let windows = emulator
+            .connection_strings
+            .iter()
+            .find(|connection| connection.starts_with("AuthType=AD;"))
+            .expect("a Windows sign-in connection string");
+        let (code, out, err) = run(&config, windows, &["auth", "doctor", "-o", "json"]);
+        assert_eq!(code, Some(0), "{out}\n{err}");
+        assert!(
+            out.contains("Windows sign-in (NTLM) as CONTOSO\\\\alice, no token"),
+            "{out}"
+        );
+        let wrong = windows.replace("Password=", "Password=x");
+        let (code, _, err) = run(&config, &wrong, &["whoami"]);
+        assert_ne!(code, Some(0));
+        assert!(
+            err.contains("refused the Windows sign-in of CONTOSO\\alice"),
+            "{err}"
         );
 
         let (code, out, err) = run(&config, admin, &["auth", "compare", "-o", "json"]);

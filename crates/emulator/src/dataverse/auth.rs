@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::DvState;
 use super::org::Principal;
+use super::windows::Answer;
 use crate::on_premises::OnPremises;
+use crate::server::ConnectionId;
 use crate::validation::{TokenValidator, TokenVersion, ValidatedToken};
 
 /// The caller a valid token stands for, and the keys its service protection limits go by.
@@ -46,14 +48,98 @@ fn challenge(state: &DvState) -> Response {
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, value);
     }
+    // IIS lists its Windows schemes after the Bearer challenge, each on a line of its own.
+    if takes_windows_sign_in(state) {
+        for scheme in ["Negotiate", "NTLM"] {
+            response
+                .headers_mut()
+                .append(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme));
+        }
+    }
     response
 }
 
-/// Validates the bearer token of a request.
+fn takes_windows_sign_in(state: &DvState) -> bool {
+    state
+        .app
+        .on_premises
+        .as_ref()
+        .is_some_and(OnPremises::takes_windows_sign_in)
+}
+
+/// The Windows scheme and token of an `Authorization` header, if it is one.
+fn windows_authorization(headers: &HeaderMap) -> Option<(&str, &str)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("ntlm") || scheme.eq_ignore_ascii_case("negotiate"))
+        .then_some((scheme, token))
+}
+
+/// Windows sign-in on-premises: the NTLM handshake on this connection, or the account
+/// the connection signed in as. `None` when the request uses neither.
+fn windows_identity(
+    state: &DvState,
+    headers: &HeaderMap,
+    connection: Option<ConnectionId>,
+) -> Option<Result<Identity, Box<Response>>> {
+    if !takes_windows_sign_in(state) {
+        return None;
+    }
+    let connection = connection?.0;
+    let user = match windows_authorization(headers) {
+        Some((scheme, token)) => {
+            let domain = state
+                .app
+                .on_premises
+                .as_ref()
+                .map_or("CONTOSO", OnPremises::domain_name)
+                .to_owned();
+            let answer = state
+                .windows
+                .answer(connection, token, &state.app.directory(), &domain);
+            match answer {
+                Answer::Challenge(challenge) => {
+                    let mut response = StatusCode::UNAUTHORIZED.into_response();
+                    if let Ok(value) = HeaderValue::from_str(&format!("{scheme} {challenge}")) {
+                        response
+                            .headers_mut()
+                            .insert(header::WWW_AUTHENTICATE, value);
+                    }
+                    return Some(Err(Box::new(response)));
+                }
+                Answer::Refused(why) => {
+                    tracing::debug!(why, "Windows sign-in refused");
+                    return Some(Err(Box::new(challenge(state))));
+                }
+                Answer::SignedIn(user) => user,
+            }
+        }
+        None if headers.get(header::AUTHORIZATION).is_none() => {
+            state.windows.connection_user(connection)?
+        }
+        None => return None,
+    };
+    Some(Ok(Identity {
+        principal: Principal::User {
+            object_id: user.object_id.clone(),
+        },
+        limit_keys: vec![
+            user.object_id.to_ascii_lowercase(),
+            user.upn.to_ascii_lowercase(),
+        ],
+    }))
+}
+
+/// Authenticates a request: its bearer token, or on-premises its Windows sign-in on
+/// `connection`.
 pub(crate) fn authenticate(
     state: &DvState,
     headers: &HeaderMap,
+    connection: Option<ConnectionId>,
 ) -> Result<Identity, Box<Response>> {
+    if let Some(outcome) = windows_identity(state, headers, connection) {
+        return outcome;
+    }
     identify(state, headers).map_err(|()| Box::new(challenge(state)))
 }
 

@@ -30,6 +30,7 @@ mod request;
 mod response;
 pub(crate) mod schema;
 pub(crate) mod store;
+mod windows;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -88,6 +89,8 @@ pub(crate) struct DvState {
     dop_hint: AtomicU32,
     pub(crate) tenant_id: String,
     api_root: String,
+    /// On-premises: the Windows sign-ins (NTLM) of each connection.
+    pub(crate) windows: windows::WindowsSignIns,
 }
 
 impl DvState {
@@ -127,6 +130,7 @@ impl DvState {
             dop_hint: AtomicU32::new(settings.dop_hint),
             tenant_id,
             api_root,
+            windows: windows::WindowsSignIns::default(),
         })
     }
 
@@ -245,7 +249,11 @@ async fn handle(State(state): State<Arc<DvState>>, request: Request) -> Response
     // Authentication comes first, as on the real servers (IIS or the front door answer
     // 401 before the Web API sees the path): an unauthenticated probe at any version gets
     // the challenge.
-    let identity = match auth::authenticate(&state, &parts.headers) {
+    let connection = parts
+        .extensions
+        .get::<crate::server::ConnectionId>()
+        .copied();
+    let identity = match auth::authenticate(&state, &parts.headers, connection) {
         Ok(identity) => identity,
         Err(response) => return finish(&state, *response),
     };
