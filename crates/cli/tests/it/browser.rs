@@ -110,39 +110,9 @@ fn value_of<'a>(connection_string: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("{key} in {connection_string}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_signs_in_in_a_real_browser_and_is_remembered() {
-    if !browser_available() {
-        return;
-    }
-    let config = temp_config("browser");
-    let emulator = RunningEmulator::start(&config);
-    let driver = ChromeDriver::start();
-    let user = emulator.user_connection_string.clone();
-    let mut login = d365_process(&config)
-        .args([
-            "login",
-            "--no-browser",
-            "-p",
-            "bob",
-            "-o",
-            "json",
-            "--url",
-            &emulator.base_url,
-            "--authority-host",
-            &emulator.base_url,
-            "--tenant",
-            value_of(&user, "TenantId"),
-            "--client-id",
-            value_of(&user, "ClientId"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (address, login_stderr) = sign_in_address(&mut login);
-    assert!(address.contains("code_challenge_method=S256"), "{address}");
-
+/// Opens `address` in headless Chromium, signs in as alice at the emulator's page, and
+/// waits until the browser is back at d365's loopback page.
+async fn sign_in_in_chromium(driver: &ChromeDriver, address: &str) {
     let profile_dir = tempfile::tempdir().unwrap();
     let mut capabilities = serde_json::Map::new();
     let mut chrome = json!({
@@ -164,7 +134,7 @@ async fn a_person_signs_in_in_a_real_browser_and_is_remembered() {
         .connect(&driver.url)
         .await
         .expect("a WebDriver session");
-    browser.goto(&address).await.unwrap();
+    browser.goto(address).await.unwrap();
     let username = browser.find(Locator::Id("username")).await.unwrap();
     username.clear().await.unwrap();
     username
@@ -201,6 +171,42 @@ async fn a_person_signs_in_in_a_real_browser_and_is_remembered() {
     let final_url = browser.current_url().await.unwrap();
     assert_eq!(final_url.host_str(), Some("localhost"), "{final_url}");
     browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_in_a_real_browser_and_is_remembered() {
+    if !browser_available() {
+        return;
+    }
+    let config = temp_config("browser");
+    let emulator = RunningEmulator::start(&config);
+    let driver = ChromeDriver::start();
+    let user = emulator.user_connection_string.clone();
+    let mut login = d365_process(&config)
+        .args([
+            "login",
+            "--no-browser",
+            "-p",
+            "bob",
+            "-o",
+            "json",
+            "--url",
+            &emulator.base_url,
+            "--authority-host",
+            &emulator.base_url,
+            "--tenant",
+            value_of(&user, "TenantId"),
+            "--client-id",
+            value_of(&user, "ClientId"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (address, login_stderr) = sign_in_address(&mut login);
+    assert!(address.contains("code_challenge_method=S256"), "{address}");
+
+    sign_in_in_chromium(&driver, &address).await;
 
     let output = tokio::task::spawn_blocking(move || login.wait_with_output())
         .await
@@ -226,6 +232,71 @@ async fn a_person_signs_in_in_a_real_browser_and_is_remembered() {
         stderr(&output)
     );
     assert!(stdout(&output).contains(ALICE_SYSTEMUSER_ID));
+    drop(driver);
+    emulator.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_at_ad_fs_in_a_real_browser() {
+    if !browser_available() {
+        return;
+    }
+    let config = temp_config("browser-adfs");
+    let emulator = RunningEmulator::start_with(&config, &["--on-premises"]);
+    let organization = format!("{}/Contoso", emulator.base_url);
+    let driver = ChromeDriver::start();
+    // Without --client-id, d365 says AD FS needs one, before any browser opens.
+    let output = d365(&config)
+        .args(["login", "--no-browser", "--url", &organization])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Add-AdfsClient"),
+        "{}",
+        stderr(&output)
+    );
+
+    let public_client = value_of(&emulator.user_connection_string, "ClientId").to_owned();
+    let mut login = d365_process(&config)
+        .args([
+            "login",
+            "--no-browser",
+            "-p",
+            "onprem",
+            "-o",
+            "json",
+            "--url",
+            &organization,
+            "--client-id",
+            &public_client,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (address, login_stderr) = sign_in_address(&mut login);
+    assert!(address.contains("/adfs/oauth2/authorize"), "{address}");
+    assert!(address.contains("code_challenge_method=S256"), "{address}");
+    sign_in_in_chromium(&driver, &address).await;
+    let output = tokio::task::spawn_blocking(move || login.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let login_stderr = login_stderr.join().unwrap();
+    assert!(output.status.success(), "{login_stderr}");
+
+    // Remembered: the profile's later commands ask nobody.
+    let output = d365(&config)
+        .args(["whoami", "-o", "json", "-p", "onprem"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(ALICE_SYSTEMUSER_ID),
+        "{}",
+        stdout(&output)
+    );
     drop(driver);
     emulator.stop();
 }
