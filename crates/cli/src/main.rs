@@ -5,6 +5,9 @@
 //! the exit code says what kind of failure it was (see [`exit`]).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+// The doc comments of the clap definitions are the `--help` text, read in a terminal,
+// where `<https://…>` would show its brackets: URLs there stay bare.
+#![allow(rustdoc::bare_urls)]
 
 mod cli;
 mod commands;
