@@ -41,25 +41,19 @@ impl NtlmClient {
 
     /// The NEGOTIATE message.
     pub(crate) fn negotiate(&mut self) -> Result<Vec<u8>, String> {
-        let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
-        let mut builder = self
-            .ntlm
-            .initialize_security_context()
-            .with_credentials_handle(&mut self.credentials)
-            .with_context_requirements(ClientRequestFlags::ALLOCATE_MEMORY)
-            .with_target_data_representation(DataRepresentation::Native)
-            .with_target_name(&self.target)
-            .with_output(&mut output);
-        self.ntlm
-            .initialize_security_context_impl(&mut builder)
-            .and_then(|mut generator| generator.resolve_to_result())
-            .map_err(|error| format!("NTLM negotiation: {error}"))?;
-        Ok(std::mem::take(&mut output[0].buffer))
+        self.step(&[])
+            .map_err(|error| format!("NTLM negotiation: {error}"))
     }
 
     /// The AUTHENTICATE message answering `challenge`.
     pub(crate) fn authenticate(&mut self, challenge: &[u8]) -> Result<Vec<u8>, String> {
-        let mut input = vec![SecurityBuffer::new(challenge.to_vec(), BufferType::Token)];
+        self.step(challenge)
+            .map_err(|error| format!("the server's NTLM challenge cannot be answered: {error}"))
+    }
+
+    /// One `InitializeSecurityContext` step: the server's token in (none at first), ours out.
+    fn step(&mut self, input: &[u8]) -> sspi::Result<Vec<u8>> {
+        let mut input = vec![SecurityBuffer::new(input.to_vec(), BufferType::Token)];
         let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
         let mut builder = self
             .ntlm
@@ -72,8 +66,7 @@ impl NtlmClient {
             .with_output(&mut output);
         self.ntlm
             .initialize_security_context_impl(&mut builder)
-            .and_then(|mut generator| generator.resolve_to_result())
-            .map_err(|error| format!("the server's NTLM challenge cannot be answered: {error}"))?;
+            .and_then(|mut generator| generator.resolve_to_result())?;
         Ok(std::mem::take(&mut output[0].buffer))
     }
 }

@@ -251,37 +251,18 @@ fn table() -> Vec<(&'static str, Expect)> {
             "AuthType=ClientSecret;Url=contoso.crm.dynamics.com;ClientId=c1;ClientSecret=SUPER-SECRET-1",
             Invalid(|e| matches!(e, ConnectError::InvalidUrl(_)), "not a URL"),
         ),
-        // --- Authentication types d365 cannot use, each with its alternative.
+        // --- Windows sign-in: ServiceClient's AD strings sign in with NTLM.
         (
             "AuthType=AD;Url=https://crm.contoso.com/org;Domain=CONTOSO;Username=ana;Password='p@ss;word'",
-            Invalid(
-                |e| {
-                    matches!(
-                        e,
-                        ConnectError::UnsupportedAuthType {
-                            auth_type: AuthType::Ad,
-                            ..
-                        }
-                    )
-                },
-                "Windows integrated (NTLM/Kerberos)",
+            Valid(
+                "AuthType=AD;Url=https://crm.contoso.com/org;Username=ana;Password=***;Domain=CONTOSO",
             ),
         ),
         (
-            "AuthType=AD;Url=https://crm.contoso.com;Domain=CONTOSO;Username=ana;Password='p@ss;word'",
-            Invalid(
-                |e| {
-                    matches!(
-                        e,
-                        ConnectError::UnsupportedAuthType {
-                            auth_type: AuthType::Ad,
-                            ..
-                        }
-                    )
-                },
-                "use AuthType=OAuth with Username and Password",
-            ),
+            "AuthType=AD;Url=https://crm.contoso.com/org;Domain=CONTOSO",
+            Invalid(|e| matches!(e, ConnectError::MissingKey { .. }), "Username"),
         ),
+        // --- Authentication types d365 cannot use, each with its alternative.
         // CrmServiceClient's IFD sign-in becomes the password grant at the server's AD FS.
         (
             "AuthType=IFD;Url=https://crm.contoso.com;HomeRealmUri=https://adfs.contoso.com;Domain=CONTOSO;Username=ana;Password='p@ss;word'",

@@ -114,19 +114,8 @@ impl WindowsSignIns {
         {
             credentials = acquired.credentials_handle;
         }
-        let mut input = vec![SecurityBuffer::new(negotiate.to_vec(), BufferType::Token)];
-        let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
-        let builder = ntlm
-            .accept_security_context()
-            .with_credentials_handle(&mut credentials)
-            .with_context_requirements(ServerRequestFlags::ALLOCATE_MEMORY)
-            .with_target_data_representation(DataRepresentation::Native)
-            .with_input(&mut input)
-            .with_output(&mut output);
-        let accepted = ntlm
-            .accept_security_context_impl(builder)
-            .and_then(|mut generator| generator.resolve_to_result());
-        if accepted.is_err() {
+        let mut output = token_buffer(Vec::new());
+        if accept(&mut ntlm, &mut credentials, negotiate, &mut output).is_err() {
             return Answer::Refused("the NTLM NEGOTIATE message cannot be read");
         }
         let challenge = STANDARD.encode(&output[0].buffer);
@@ -190,24 +179,13 @@ impl WindowsSignIns {
             password: user.password.expose_secret().to_owned().into(),
         };
         let mut credentials = Some(AuthIdentityBuffers::from(identity));
-        let mut input = vec![SecurityBuffer::new(message.to_vec(), BufferType::Token)];
-        let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
+        let mut output = token_buffer(Vec::new());
         let ntlm = &mut handshake.ntlm;
-        let builder = ntlm
-            .accept_security_context()
-            .with_credentials_handle(&mut credentials)
-            .with_context_requirements(ServerRequestFlags::ALLOCATE_MEMORY)
-            .with_target_data_representation(DataRepresentation::Native)
-            .with_input(&mut input)
-            .with_output(&mut output);
-        let accepted = ntlm
-            .accept_security_context_impl(builder)
-            .and_then(|mut generator| generator.resolve_to_result());
-        let Ok(accepted) = accepted else {
+        let Ok(status) = accept(ntlm, &mut credentials, message, &mut output) else {
             return Answer::Refused("the NTLM AUTHENTICATE message cannot be read");
         };
         // The proof is checked when the token is completed: a wrong password fails here.
-        let completed = match accepted.status {
+        let completed = match status {
             SecurityStatus::CompleteNeeded | SecurityStatus::CompleteAndContinue => {
                 ntlm.complete_auth_token(&mut output).map(|_| ())
             }
@@ -234,6 +212,31 @@ impl WindowsSignIns {
         }
         Answer::SignedIn(signed_in)
     }
+}
+
+/// One token buffer, as sspi takes input and gives output.
+fn token_buffer(token: Vec<u8>) -> Vec<SecurityBuffer> {
+    vec![SecurityBuffer::new(token, BufferType::Token)]
+}
+
+/// One `AcceptSecurityContext` step: `message` in, the answer (if any) in `output`.
+fn accept(
+    ntlm: &mut Ntlm,
+    credentials: &mut Option<AuthIdentityBuffers>,
+    message: &[u8],
+    output: &mut [SecurityBuffer],
+) -> sspi::Result<SecurityStatus> {
+    let mut input = token_buffer(message.to_vec());
+    let builder = ntlm
+        .accept_security_context()
+        .with_credentials_handle(credentials)
+        .with_context_requirements(ServerRequestFlags::ALLOCATE_MEMORY)
+        .with_target_data_representation(DataRepresentation::Native)
+        .with_input(&mut input)
+        .with_output(output);
+    ntlm.accept_security_context_impl(builder)
+        .and_then(|mut generator| generator.resolve_to_result())
+        .map(|accepted| accepted.status)
 }
 
 /// The type of an NTLM message: 1 NEGOTIATE, 2 CHALLENGE, 3 AUTHENTICATE.
