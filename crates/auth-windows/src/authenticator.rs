@@ -298,17 +298,31 @@ async fn send_once(
         .map_err(|error| AuthError::credential("the answer cannot be read", Some(Box::new(error))))
 }
 
+/// A transport failure, by what it means for the request: `Network` only when no
+/// connection was made (nothing reached the server, so the caller may send again);
+/// `Timeout` for no answer in time (the caller retries only what is safe to repeat);
+/// anything else failed after the request may have reached the server, and is reported,
+/// never retried, so that a write is not applied twice.
 fn transport(endpoint: &url::Url, error: reqwest::Error, after: Duration) -> AuthError {
     if error.is_timeout() {
         AuthError::Timeout {
             endpoint: endpoint.clone(),
             after,
         }
-    } else {
+    } else if error.is_connect() {
         AuthError::Network {
             endpoint: endpoint.clone(),
             source: std::sync::Arc::new(error.without_url()),
         }
+    } else {
+        AuthError::credential(
+            format!(
+                "the connection to {} failed before its answer ({}); the request may have been applied: check before sending it again",
+                endpoint.host_str().unwrap_or("the organization"),
+                error.without_url()
+            ),
+            None,
+        )
     }
 }
 

@@ -149,3 +149,17 @@ async fn a_server_that_never_answers_times_out() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(error.kind(), d365_auth_core::ErrorKind::Timeout, "{error}");
 }
+
+#[tokio::test]
+async fn a_connection_cut_before_the_answer_is_reported_not_repeated() {
+    let server = Server::start(|_: &Captured, _| Canned::drop_connection()).await;
+    let error = sign_in(&server.base)
+        .send(request(&server.base), LIMITS)
+        .await
+        .expect_err("no answer");
+    assert!(
+        error.to_string().contains("may have been applied"),
+        "{error}"
+    );
+    assert_eq!(server.requests().len(), 1, "sent once, never repeated");
+}
