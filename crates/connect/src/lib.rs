@@ -30,6 +30,7 @@
 //! organization's `401` challenge when the configuration names no tenant, as ServiceClient
 //! does. `docs/connection-strings.md` is the guide.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 mod auth_type;
 mod build;
 mod chain;

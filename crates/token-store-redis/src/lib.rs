@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 mod error;
 mod store;
 
@@ -35,3 +36,8 @@ mod store;
 pub use d365_auth_core::store::EncryptionKey;
 pub use error::RedisStoreError;
 pub use store::{DEFAULT_KEY_PREFIX, RedisStore, RedisStoreBuilder};
+
+/// The README's example, compiled as a doctest so that it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;
