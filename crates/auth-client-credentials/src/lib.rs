@@ -40,3 +40,8 @@ pub use certificate::{AssertionAlgorithm, Certificate};
 pub use external::AssertionFuture;
 pub use provider::{ClientCredentials, ClientCredentialsBuilder, SecretMethod};
 pub use registration::{ClientCredentialsRegistration, REGISTRATION};
+
+/// The README's example, compiled as a doctest so that it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

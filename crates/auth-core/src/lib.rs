@@ -102,3 +102,8 @@ pub use token::AccessToken;
 pub mod __private {
     pub use reqwest;
 }
+
+/// The README's example, compiled as a doctest so that it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

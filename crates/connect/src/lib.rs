@@ -63,3 +63,8 @@ pub use string::ConnectionString;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/connection-strings.md")]
 struct ConnectionStringsGuide;
+
+/// The README's example, compiled as a doctest so that it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

@@ -82,3 +82,8 @@ pub use seed::{
     SeededPublicApp, SeededSecretApp, SeededTenant, SeededUser,
 };
 pub use validation::{TokenRejection, TokenValidator, TokenVersion, ValidatedToken};
+
+/// The README's example, compiled as a doctest so that it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

@@ -57,3 +57,8 @@ pub use query::{Filter, Literal, Order, Query, RecordKey};
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/webapi.md")]
 struct WebApiGuide;
+
+/// The README's example, compiled as a doctest so that it cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;
