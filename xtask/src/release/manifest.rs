@@ -27,6 +27,30 @@ pub(crate) fn workspace_version(manifest: &str) -> Result<Version> {
     Version::parse(&text).context("the version in Cargo.toml [workspace.package]")
 }
 
+/// The `rust-version` in `[workspace.package]` (the MSRV every crate inherits), as written.
+pub(crate) fn workspace_rust_version(manifest: &str) -> Result<String> {
+    let mut found = None;
+    for_each_line(manifest, |table, line| {
+        if table == PACKAGE_TABLE && key_of(line) == Some("rust-version") {
+            found =
+                string_field(line, "rust-version").map(|(start, end)| line[start..end].to_owned());
+        }
+        None
+    });
+    let text = found.with_context(|| {
+        format!("Cargo.toml has no `rust-version = \"…\"` in [{PACKAGE_TABLE}]")
+    })?;
+    ensure!(
+        !text.is_empty()
+            && text.split('.').count() <= 3
+            && text
+                .split('.')
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())),
+        "the rust-version in Cargo.toml [{PACKAGE_TABLE}] is not a Rust version: `{text}`"
+    );
+    Ok(text)
+}
+
 /// Sets `new` as the `[workspace.package]` version and as the version of every `d365-*`
 /// entry of `[workspace.dependencies]`. Fails if either is missing, or an internal entry has
 /// no `version` (a published crate cannot depend on a path alone).
@@ -171,6 +195,20 @@ d365-auth-core = { version = "0.0.1" }
 
     fn v(text: &str) -> Version {
         Version::parse(text).unwrap()
+    }
+
+    #[test]
+    fn reads_the_workspace_rust_version() {
+        let manifest = "[workspace.package]\nversion = \"0.1.0\"\nrust-version = \"1.89\"\n\n[dependencies]\nrust-version = \"9\"\n";
+        assert_eq!(workspace_rust_version(manifest).unwrap(), "1.89");
+        assert!(workspace_rust_version("[workspace.package]\nversion = \"0.1.0\"\n").is_err());
+        let bad = "[workspace.package]\nrust-version = \"stable\"\n";
+        assert!(
+            workspace_rust_version(bad)
+                .unwrap_err()
+                .to_string()
+                .contains("not a Rust version: `stable`")
+        );
     }
 
     #[test]
