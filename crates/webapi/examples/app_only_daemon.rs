@@ -1,6 +1,6 @@
 //! An app-only daemon: the client credentials grant (a client secret), a token cache in
-//! front of it, and the Web API client doing a job every round — here WhoAmI and a count of
-//! accounts, three rounds, with one token request for all of them.
+//! front of it, and the Web API client doing a job every round — here a record created and
+//! the accounts counted, three rounds, with one token request for all of them.
 //!
 //! It starts the d365 emulator in-process, so it runs with no setup:
 //!
@@ -15,7 +15,8 @@
 
 use d365_auth_client_credentials::ClientCredentials;
 use d365_emulator::Emulator;
-use d365_webapi::{Client, Query};
+use d365_webapi::{Client, Query, RequestOptions};
+use serde_json::json;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,8 +38,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The client keeps the grant behind a token cache: one token for every round.
     let client = Client::builder(emulator.base_url(), grant).build()?;
 
+    let me = client.who_am_i().await?;
     for round in 1..=3 {
-        let me = client.who_am_i().await?;
+        let name = format!("Daemon round {round}");
+        client
+            .create("accounts", &json!({ "name": name }), &RequestOptions::new())
+            .await?;
         let page = client
             .query_page::<serde_json::Value>(&Query::new("accounts").select(["name"]).count())
             .await?;

@@ -232,6 +232,8 @@ fn run_snippet(body: &str, dir: &Path, config: &Path, connection: &str) -> Resul
 }
 
 #[test]
+// The report of what ran and what was skipped is this test's output (shown with --nocapture).
+#[allow(clippy::print_stdout)]
 fn every_shell_snippet_in_the_docs_runs_against_the_emulator() {
     let emulator_config = temp_config("snippets-emulator");
     let emulator = RunningEmulator::start(&emulator_config);
@@ -254,7 +256,7 @@ fn every_shell_snippet_in_the_docs_runs_against_the_emulator() {
                     match run_snippet(&snippet.body, &dir, &config, &emulator.connection_string) {
                         Ok(_) => ran.push(snippet.place.clone()),
                         Err(why) => {
-                            failures.push(format!("{}:\n{}\n{why}", snippet.place, snippet.body))
+                            failures.push(format!("{}:\n{}\n{why}", snippet.place, snippet.body));
                         }
                     }
                 }
