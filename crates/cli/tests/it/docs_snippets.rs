@@ -317,3 +317,45 @@ fn every_readme_with_rust_is_a_doctest() {
         );
     }
 }
+
+/// Pages of `docs/` whose Rust snippets are not yet doctests, and why. Shrink, never grow.
+const DOCS_NOT_YET_DOCTESTS: &[(&str, &str)] = &[(
+    "docs/emulator.md",
+    "its one Rust snippet uses `.await` at the top level, and two bare fences would become \
+     doctests: include it in d365-emulator's lib.rs once they are marked",
+)];
+
+#[test]
+fn every_docs_page_with_rust_is_a_doctest_of_some_crate() {
+    let root = root();
+    let libraries: Vec<String> = std::fs::read_dir(root.join("crates"))
+        .unwrap()
+        .filter_map(|entry| std::fs::read_to_string(entry.unwrap().path().join("src/lib.rs")).ok())
+        .collect();
+    let mut unchecked = Vec::new();
+    for page in pages()
+        .into_iter()
+        .filter(|page| page.starts_with(root.join("docs")))
+    {
+        let place = page.strip_prefix(&root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&page).unwrap();
+        let rust = snippets(&place, &text)
+            .into_iter()
+            .filter(|snippet| {
+                snippet.language == "rust" && !snippet.tags.iter().any(|tag| tag == "ignore")
+            })
+            .count();
+        let included = format!("include_str!(\"../../../{place}\")");
+        if rust > 0 && !libraries.iter().any(|lib| lib.contains(&included)) {
+            unchecked.push(place);
+        }
+    }
+    let allowed: Vec<&str> = DOCS_NOT_YET_DOCTESTS
+        .iter()
+        .map(|(page, _)| *page)
+        .collect();
+    assert_eq!(
+        unchecked, allowed,
+        "pages with Rust snippets that no crate's lib.rs includes as doctests"
+    );
+}
