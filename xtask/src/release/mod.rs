@@ -203,10 +203,16 @@ fn plan(args: &ReleaseArgs, inputs: &Inputs) -> Result<Plan> {
         );
     }
 
+    let unpublished: Vec<&str> = inputs
+        .packages
+        .iter()
+        .filter(|package| !package.publishable)
+        .map(|package| package.name.as_str())
+        .collect();
     let edits = vec![
         FileEdit {
             path: MANIFEST,
-            new: manifest::bump_versions(&inputs.manifest, &version)?,
+            new: manifest::bump_versions(&inputs.manifest, &version, &unpublished)?,
             old: inputs.manifest.clone(),
         },
         FileEdit {
