@@ -91,6 +91,18 @@ impl Cmd {
         self
     }
 
+    /// Removes an environment variable from the child's environment.
+    pub(crate) fn env_remove(mut self, key: &str) -> Self {
+        self.command.env_remove(key);
+        self
+    }
+
+    /// Sends standard output to `/dev/null` (for commands whose errors are what matters).
+    pub(crate) fn stdout_null(mut self) -> Self {
+        self.command.stdout(Stdio::null());
+        self
+    }
+
     /// Runs with inherited standard streams; a non-zero exit is an error.
     pub(crate) fn run(mut self) -> Result<()> {
         self.announce();

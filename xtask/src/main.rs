@@ -38,9 +38,13 @@ commands:
   snapshots [--accept]            run the insta snapshot tests; --accept writes new and
                                   changed snapshots in place; lists changed .snap files
   release <version> [--dry-run] [--allow-dirty]
-                                  bump versions, cut CHANGELOG.md, verify packaging,
-                                  commit and tag; --dry-run prints the plan only
-                                  (--allow-dirty: plan from a dirty tree, dry run only)
+                                  check (package every crate in dependency order with
+                                  its licences, semver against the previous tag when
+                                  cargo-semver-checks is installed, the MSRV when its
+                                  toolchain is), bump versions, cut CHANGELOG.md, verify
+                                  packaging, commit and tag; --dry-run prints the plan
+                                  and runs the checks only (--allow-dirty: from a dirty
+                                  tree, dry run only); a skipped check is printed
   bench [--quick] [args...]       cargo bench (criterion benches), then write
                                   target/bench/report.md: medians and ratios against
                                   each group's baseline; args go to cargo bench

@@ -96,9 +96,57 @@ fn parse_package(package: &Value) -> Result<WorkspacePackage> {
     })
 }
 
+/// Every example of the workspace's packages, as `(package, example)` in metadata order.
+pub(crate) fn workspace_examples() -> Result<Vec<(String, String)>> {
+    let json = Cmd::cargo(["metadata", "--format-version", "1", "--no-deps", "--locked"]).read()?;
+    parse_examples(&json)
+}
+
+fn parse_examples(json: &str) -> Result<Vec<(String, String)>> {
+    let metadata: Value = serde_json::from_str(json).context("parsing cargo metadata")?;
+    let Some(packages) = metadata["packages"].as_array() else {
+        bail!("cargo metadata has no `packages` array");
+    };
+    let mut examples = Vec::new();
+    for package in packages {
+        let name = package["name"]
+            .as_str()
+            .context("a package without a name")?;
+        for target in package["targets"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let is_example = target["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|kind| kind == "example"));
+            if is_example {
+                let example = target["name"].as_str().context("a target without a name")?;
+                examples.push((name.to_owned(), example.to_owned()));
+            }
+        }
+    }
+    Ok(examples)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_examples_by_package() {
+        let json = r#"{"packages": [
+            {"name": "d365-webapi", "targets": [
+                {"name": "d365_webapi", "kind": ["lib"]},
+                {"name": "batch", "kind": ["example"]},
+                {"name": "it", "kind": ["test"]}]},
+            {"name": "xtask", "targets": [{"name": "xtask", "kind": ["bin"]}]}
+        ]}"#;
+        assert_eq!(
+            parse_examples(json).unwrap(),
+            [("d365-webapi".to_owned(), "batch".to_owned())]
+        );
+    }
 
     #[test]
     fn reads_names_versions_publishability_and_dependency_kinds() {

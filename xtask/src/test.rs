@@ -6,6 +6,7 @@ use anyhow::Result;
 use crate::cmd::Cmd;
 use crate::deps;
 use crate::install;
+use crate::metadata;
 use crate::steps::Steps;
 
 /// What `cargo xtask test` was asked to skip.
@@ -59,6 +60,7 @@ pub(crate) fn run_test(args: TestArgs) -> Result<()> {
             &mut counts,
         )
     })?;
+    steps.run("examples", run_examples)?;
     steps.run("doctests", || {
         cargo_test(
             &["--workspace", "--doc", "--locked", "--no-fail-fast"],
@@ -128,6 +130,35 @@ fn doc() -> Result<()> {
     Cmd::cargo(["doc", "--workspace", "--no-deps", "--locked"])
         .env("RUSTDOCFLAGS", "-Dwarnings")
         .run()
+}
+
+/// Runs every example of the workspace (`cargo run --example`), each of which starts the
+/// emulator itself: an example that fails, or needs setup, fails the step. They were built
+/// by the tests step (`--all-targets`), so this mostly runs them.
+fn run_examples() -> Result<()> {
+    let examples = metadata::workspace_examples()?;
+    anyhow::ensure!(!examples.is_empty(), "the workspace has no examples to run");
+    for (package, example) in &examples {
+        Cmd::cargo([
+            "run",
+            "--quiet",
+            "--locked",
+            "--package",
+            package,
+            "--example",
+            example,
+        ])
+        .envs(&test_environment("no"))
+        // Examples switch to a real tenant when these are set: never in tests.
+        .env_remove("D365_ORG_URL")
+        .env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_TENANT_ID")
+        .env_remove("AZURE_CLIENT_SECRET")
+        .stdout_null()
+        .run()?;
+    }
+    println!("examples: {} ran against the emulator", examples.len());
+    Ok(())
 }
 
 /// `cargo test <args>` in the test environment, adding its results to `counts`.

@@ -33,6 +33,10 @@
 //! # Ok(()) }
 //! ```
 
+// docs.rs labels each feature-gated item with its feature (`doc_cfg`, which took in
+// `doc_auto_cfg` in 2025).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod authorize;
 mod browser;
 mod builder;
@@ -55,3 +59,9 @@ pub use registration::{DEFAULT_CLIENT_ID, InteractiveRegistration, REGISTRATION,
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/grants/interactive.md")]
 struct InteractiveGuide;
+
+/// The README's examples, compiled (and run, unless marked `no_run`) as doctests so the
+/// page a user reads first cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -36,6 +36,10 @@
 //! # Ok(()) }
 //! ```
 
+// docs.rs labels each feature-gated item with its feature (`doc_cfg`, which took in
+// `doc_auto_cfg` in 2025).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod builder;
 mod output;
 mod process;
@@ -52,3 +56,9 @@ pub use registration::{AzureCliRegistration, REGISTRATION};
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/grants/azure-cli.md")]
 struct AzureCliGuide;
+
+/// The README's examples, compiled (and run, unless marked `no_run`) as doctests so the
+/// page a user reads first cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -31,6 +31,10 @@
 //! # Ok(()) }
 //! ```
 
+// docs.rs labels each feature-gated item with its feature (`doc_cfg`, which took in
+// `doc_auto_cfg` in 2025).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod certificate;
 mod external;
 mod provider;
@@ -41,7 +45,8 @@ pub use external::AssertionFuture;
 pub use provider::{ClientCredentials, ClientCredentialsBuilder, SecretMethod};
 pub use registration::{ClientCredentialsRegistration, REGISTRATION};
 
-/// The README's example, compiled as a doctest so that it cannot drift.
+/// The README's examples, compiled (and run, unless marked `no_run`) as doctests so the
+/// page a user reads first cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
-struct ReadmeDoctest;
+struct ReadmeDoctests;

@@ -45,6 +45,10 @@
 //! # Ok(()) }
 //! ```
 
+// docs.rs labels each feature-gated item with its feature (`doc_cfg`, which took in
+// `doc_auto_cfg` in 2025).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod builder;
 mod fetch;
 mod identity;
@@ -66,3 +70,9 @@ pub use source::{IMDS_ENDPOINT, ManagedIdentitySource};
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/grants/managed-identity.md")]
 struct ManagedIdentityGuide;
+
+/// The README's examples, compiled (and run, unless marked `no_run`) as doctests so the
+/// page a user reads first cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -187,6 +187,8 @@ pub(crate) enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Print the manual page (roff), e.g. `d365 man > d365.1 && man ./d365.1`.
+    Man,
     /// Manage saved connection profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),

@@ -30,7 +30,10 @@
 //! organization's `401` challenge when the configuration names no tenant, as ServiceClient
 //! does. `docs/connection-strings.md` is the guide.
 
+// docs.rs labels each feature-gated item with its feature (`doc_cfg`, which took in
+// `doc_auto_cfg` in 2025).
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod auth_type;
 mod build;
 mod chain;
@@ -64,7 +67,8 @@ pub use string::ConnectionString;
 #[doc = include_str!("../../../docs/connection-strings.md")]
 struct ConnectionStringsGuide;
 
-/// The README's example, compiled as a doctest so that it cannot drift.
+/// The README's examples, compiled (and run, unless marked `no_run`) as doctests so the
+/// page a user reads first cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
-struct ReadmeDoctest;
+struct ReadmeDoctests;

@@ -40,6 +40,10 @@
 //! See `docs/emulator.md` for the seeded identities, the configuration file and the list of
 //! Entra behaviours it reproduces.
 
+// docs.rs labels each feature-gated item with its feature (`doc_cfg`, which took in
+// `doc_auto_cfg` in 2025).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod admin;
 mod builder;
 mod config;
@@ -83,7 +87,8 @@ pub use seed::{
 };
 pub use validation::{TokenRejection, TokenValidator, TokenVersion, ValidatedToken};
 
-/// The README's example, compiled as a doctest so that it cannot drift.
+/// The README's examples, compiled (and run, unless marked `no_run`) as doctests so the
+/// page a user reads first cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
-struct ReadmeDoctest;
+struct ReadmeDoctests;

@@ -28,7 +28,10 @@
 //! # Ok(()) }
 //! ```
 
+// docs.rs labels each feature-gated item with its feature (`doc_cfg`, which took in
+// `doc_auto_cfg` in 2025).
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod error;
 mod store;
 
@@ -37,7 +40,8 @@ pub use d365_auth_core::store::EncryptionKey;
 pub use error::RedisStoreError;
 pub use store::{DEFAULT_KEY_PREFIX, RedisStore, RedisStoreBuilder};
 
-/// The README's example, compiled as a doctest so that it cannot drift.
+/// The README's examples, compiled (and run, unless marked `no_run`) as doctests so the
+/// page a user reads first cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
-struct ReadmeDoctest;
+struct ReadmeDoctests;

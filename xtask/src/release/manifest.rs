@@ -27,10 +27,34 @@ pub(crate) fn workspace_version(manifest: &str) -> Result<Version> {
     Version::parse(&text).context("the version in Cargo.toml [workspace.package]")
 }
 
+/// The `rust-version` in `[workspace.package]` (the MSRV every crate inherits), as written.
+pub(crate) fn workspace_rust_version(manifest: &str) -> Result<String> {
+    let mut found = None;
+    for_each_line(manifest, |table, line| {
+        if table == PACKAGE_TABLE && key_of(line) == Some("rust-version") {
+            found =
+                string_field(line, "rust-version").map(|(start, end)| line[start..end].to_owned());
+        }
+        None
+    });
+    let text = found.with_context(|| {
+        format!("Cargo.toml has no `rust-version = \"…\"` in [{PACKAGE_TABLE}]")
+    })?;
+    ensure!(
+        !text.is_empty()
+            && text.split('.').count() <= 3
+            && text
+                .split('.')
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())),
+        "the rust-version in Cargo.toml [{PACKAGE_TABLE}] is not a Rust version: `{text}`"
+    );
+    Ok(text)
+}
+
 /// Sets `new` as the `[workspace.package]` version and as the version of every `d365-*`
 /// entry of `[workspace.dependencies]`. Fails if either is missing, or an internal entry has
 /// no `version` (a published crate cannot depend on a path alone).
-pub(crate) fn bump_versions(manifest: &str, new: &Version) -> Result<String> {
+pub(crate) fn bump_versions(manifest: &str, new: &Version, unpublished: &[&str]) -> Result<String> {
     let new = new.to_string();
     let mut package_versions = 0;
     let mut internal_entries = 0;
@@ -42,6 +66,14 @@ pub(crate) fn bump_versions(manifest: &str, new: &Version) -> Result<String> {
             return replace_string_field(line, "version", &new);
         }
         if table == DEPENDENCIES_TABLE && key.trim_matches('"').starts_with(INTERNAL_PREFIX) {
+            // A workspace member that is never published (a dev-dependency such as
+            // d365-test-support) may be a path alone: cargo strips such dev-dependencies
+            // when it packages a crate.
+            if unpublished.contains(&key.trim_matches('"'))
+                && string_field(line, "version").is_none()
+            {
+                return None;
+            }
             internal_entries += 1;
             let replaced = replace_string_field(line, "version", &new);
             if replaced.is_none() {
@@ -174,6 +206,37 @@ d365-auth-core = { version = "0.0.1" }
     }
 
     #[test]
+    fn an_unpublished_member_may_be_a_path_alone() {
+        let manifest = "[workspace.package]\nversion = \"0.1.0\"\n\n[workspace.dependencies]\n\
+            d365-auth-core = { path = \"crates/auth-core\", version = \"0.1.0\" }\n\
+            d365-test-support = { path = \"crates/test-support\" }\n";
+        let bumped = bump_versions(manifest, &v("0.2.0"), &["d365-test-support"]).unwrap();
+        assert!(
+            bumped
+                .contains("d365-auth-core = { path = \"crates/auth-core\", version = \"0.2.0\" }")
+        );
+        assert!(bumped.contains("d365-test-support = { path = \"crates/test-support\" }\n"));
+        assert!(
+            bump_versions(manifest, &v("0.2.0"), &[]).is_err(),
+            "a published member needs a version"
+        );
+    }
+
+    #[test]
+    fn reads_the_workspace_rust_version() {
+        let manifest = "[workspace.package]\nversion = \"0.1.0\"\nrust-version = \"1.89\"\n\n[dependencies]\nrust-version = \"9\"\n";
+        assert_eq!(workspace_rust_version(manifest).unwrap(), "1.89");
+        assert!(workspace_rust_version("[workspace.package]\nversion = \"0.1.0\"\n").is_err());
+        let bad = "[workspace.package]\nrust-version = \"stable\"\n";
+        assert!(
+            workspace_rust_version(bad)
+                .unwrap_err()
+                .to_string()
+                .contains("not a Rust version: `stable`")
+        );
+    }
+
+    #[test]
     fn reads_the_workspace_package_version() {
         assert_eq!(workspace_version(MANIFEST).unwrap(), v("0.1.0"));
         assert!(workspace_version("[workspace.package]\nedition = \"2024\"\n").is_err());
@@ -182,7 +245,7 @@ d365-auth-core = { version = "0.0.1" }
 
     #[test]
     fn bumps_the_package_version_and_internal_entries_only() {
-        let bumped = bump_versions(MANIFEST, &v("0.2.0")).unwrap();
+        let bumped = bump_versions(MANIFEST, &v("0.2.0"), &[]).unwrap();
         let expected = MANIFEST
             .replace(
                 r#"version = "0.1.0"   # the release"#,
@@ -206,7 +269,7 @@ d365-auth-core = { version = "0.0.1" }
     #[test]
     fn keeps_crlf_line_endings() {
         let crlf = MANIFEST.replace('\n', "\r\n");
-        let bumped = bump_versions(&crlf, &v("1.0.0")).unwrap();
+        let bumped = bump_versions(&crlf, &v("1.0.0"), &[]).unwrap();
         assert_eq!(bumped.matches("\r\n").count(), crlf.matches("\r\n").count());
         assert_eq!(bumped.matches('\n').count(), crlf.matches('\n').count());
     }
@@ -217,7 +280,7 @@ d365-auth-core = { version = "0.0.1" }
             r#"d365-auth-core = { path = "crates/auth-core", version = "0.1.0" }"#,
             r#"d365-auth-core = { path = "crates/auth-core" }"#,
         );
-        let error = bump_versions(&manifest, &v("0.2.0")).unwrap_err();
+        let error = bump_versions(&manifest, &v("0.2.0"), &[]).unwrap_err();
         assert!(
             error.to_string().contains("d365-auth-core need a `version"),
             "{error}"
@@ -227,10 +290,10 @@ d365-auth-core = { version = "0.0.1" }
     #[test]
     fn refuses_a_manifest_without_the_version_or_internal_entries() {
         let no_package_version = MANIFEST.replace("version = \"0.1.0\"   #", "# version =");
-        assert!(bump_versions(&no_package_version, &v("0.2.0")).is_err());
+        assert!(bump_versions(&no_package_version, &v("0.2.0"), &[]).is_err());
         let no_internal =
             "[workspace.package]\nversion = \"0.1.0\"\n[workspace.dependencies]\nserde = \"1\"\n";
-        assert!(bump_versions(no_internal, &v("0.2.0")).is_err());
+        assert!(bump_versions(no_internal, &v("0.2.0"), &[]).is_err());
     }
 
     #[test]

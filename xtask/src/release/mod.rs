@@ -1,5 +1,8 @@
-//! `cargo xtask release <version> [--dry-run]`: bump the version, cut the changelog, verify
-//! that every crate packages and builds, commit "Release X.Y.Z" and tag `vX.Y.Z`.
+//! `cargo xtask release <version> [--dry-run]`: check the release (every crate packages in
+//! dependency order with its licences and README, semver against the previous release tag,
+//! the MSRV — see [`checks`]), bump the version, cut the changelog, verify that every crate
+//! packages and builds, commit "Release X.Y.Z" and tag `vX.Y.Z`. `--dry-run` prints the plan
+//! and runs the checks, and changes nothing.
 //!
 //! [`plan`] decides everything from the inputs (pure, unit-tested, including every
 //! refusal); [`run`] gathers the inputs from git, the files and cargo, prints the plan and,
@@ -7,6 +10,7 @@
 //! step after pushing the tag.
 
 mod changelog;
+mod checks;
 mod date;
 mod diff;
 mod manifest;
@@ -199,10 +203,16 @@ fn plan(args: &ReleaseArgs, inputs: &Inputs) -> Result<Plan> {
         );
     }
 
+    let unpublished: Vec<&str> = inputs
+        .packages
+        .iter()
+        .filter(|package| !package.publishable)
+        .map(|package| package.name.as_str())
+        .collect();
     let edits = vec![
         FileEdit {
             path: MANIFEST,
-            new: manifest::bump_versions(&inputs.manifest, &version)?,
+            new: manifest::bump_versions(&inputs.manifest, &version, &unpublished)?,
             old: inputs.manifest.clone(),
         },
         FileEdit {
@@ -222,7 +232,28 @@ fn plan(args: &ReleaseArgs, inputs: &Inputs) -> Result<Plan> {
     })
 }
 
-/// Gathers the inputs, prints the plan, and carries it out unless `args.dry_run`.
+/// The newest `v*` tag reachable from HEAD: the previous release, if any.
+fn previous_release_tag() -> Result<Option<String>> {
+    let tags = Cmd::new("git")
+        .args([
+            "tag",
+            "--list",
+            "v*",
+            "--merged",
+            "HEAD",
+            "--sort=-v:refname",
+        ])
+        .read()?;
+    Ok(tags
+        .lines()
+        .next()
+        .map(str::trim)
+        .filter(|tag| !tag.is_empty())
+        .map(str::to_owned))
+}
+
+/// Gathers the inputs, prints the plan, runs the checks, and carries the plan out unless
+/// `args.dry_run`.
 pub(crate) fn run(args: &ReleaseArgs) -> Result<()> {
     ensure!(
         !args.allow_dirty || args.dry_run,
@@ -247,10 +278,45 @@ pub(crate) fn run(args: &ReleaseArgs) -> Result<()> {
     };
     let plan = plan(args, &inputs)?;
     print!("{}", plan.render());
+
+    let msrv = manifest::workspace_rust_version(&inputs.manifest)?;
+    let baseline_tag = previous_release_tag()?;
+    let release_type = baseline_tag
+        .as_deref()
+        .and_then(|tag| Version::parse(tag.trim_start_matches('v')).ok())
+        .map_or(semver::ReleaseType::Patch, |previous| {
+            plan.version.release_type_after(&previous)
+        });
+    let tools = checks::Tools {
+        semver_checks: Cmd::cargo(["semver-checks", "--version"])
+            .succeeds()
+            .unwrap_or(false),
+        msrv_toolchain: Cmd::new("rustup")
+            .args(["run", &msrv, "cargo", "--version"])
+            .env("RUSTUP_AUTO_INSTALL", "0")
+            .succeeds()
+            .unwrap_or(false),
+    };
+    let checks = checks::checks(
+        &checks::Target {
+            publish_order: &plan.publish_order,
+            msrv: &msrv,
+            baseline_tag: baseline_tag.as_deref(),
+            release_type,
+        },
+        tools,
+    );
+    let skipped = checks::run(&checks)?;
+    let skipped_line = if skipped.is_empty() {
+        "no check was skipped".to_owned()
+    } else {
+        format!("SKIPPED checks:\n  {}", skipped.join("\n  "))
+    };
     if args.dry_run {
-        println!("dry run: nothing was changed");
+        println!("{skipped_line}\ndry run: the checks passed; nothing was changed");
         return Ok(());
     }
+    println!("{skipped_line}");
 
     let lockfile = read(LOCKFILE)?;
     let restore = || -> Result<()> {
@@ -458,6 +524,33 @@ mod tests {
             refusal(&args("0.2.0"), &empty)
                 .contains("[Unreleased] section of CHANGELOG.md is empty")
         );
+    }
+
+    #[test]
+    fn a_dry_run_refuses_a_changelog_without_entries_too() {
+        let dry_run = ReleaseArgs {
+            dry_run: true,
+            ..args("0.2.0")
+        };
+        for changelog in [
+            "# Changelog\n\n## [Unreleased]\n\n### Added\n\n## [0.1.0] - 2026-10-01\n- First.\n",
+            "# Changelog\n\n## [Unreleased]\n<!-- nothing yet -->\n",
+        ] {
+            let empty = Inputs {
+                changelog: changelog.to_owned(),
+                ..inputs()
+            };
+            let message = refusal(&dry_run, &empty);
+            assert!(
+                message.contains("[Unreleased] section of CHANGELOG.md is empty"),
+                "{message}"
+            );
+        }
+        let without = Inputs {
+            changelog: "# Changelog\n\n## [0.1.0] - 2026-10-01\n- First.\n".to_owned(),
+            ..inputs()
+        };
+        assert!(refusal(&dry_run, &without).contains("no `## [Unreleased]` heading"));
     }
 
     #[test]

@@ -22,7 +22,44 @@ enum Identifier {
     Alphanumeric(String),
 }
 
+/// What kind of release one version is after another, as cargo-semver-checks names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReleaseType {
+    Major,
+    Minor,
+    Patch,
+}
+
+impl ReleaseType {
+    /// The word `cargo semver-checks --release-type` takes.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Major => "major",
+            Self::Minor => "minor",
+            Self::Patch => "patch",
+        }
+    }
+}
+
 impl Version {
+    /// The kind of release `self` is after `previous`: under Cargo's rules a change of the
+    /// first non-zero component is breaking (`0.1.0 -> 0.2.0` is major).
+    pub(crate) fn release_type_after(&self, previous: &Self) -> ReleaseType {
+        let ours = [self.major, self.minor, self.patch];
+        let theirs = [previous.major, previous.minor, previous.patch];
+        // The index of the first non-zero component of the previous version: the breaking one.
+        let breaking = theirs.iter().position(|&part| part != 0).unwrap_or(2);
+        match ours
+            .iter()
+            .zip(theirs)
+            .position(|(ours, theirs)| *ours != theirs)
+        {
+            Some(changed) if changed <= breaking => ReleaseType::Major,
+            Some(changed) if changed == breaking + 1 && breaking < 2 => ReleaseType::Minor,
+            _ => ReleaseType::Patch,
+        }
+    }
+
     /// Parses `text` strictly: no leading `v`, no whitespace, no leading zeros in numbers.
     pub(crate) fn parse(text: &str) -> Result<Self> {
         let invalid =
@@ -224,5 +261,27 @@ mod tests {
     fn build_metadata_does_not_change_precedence() {
         assert_eq!(v("1.0.0+a").precedence(&v("1.0.0+b")), Ordering::Equal);
         assert_eq!(v("1.0.0+a").precedence(&v("1.0.0")), Ordering::Equal);
+    }
+}
+
+#[cfg(test)]
+mod release_type_tests {
+    use super::*;
+
+    fn release(new: &str, old: &str) -> ReleaseType {
+        Version::parse(new)
+            .unwrap()
+            .release_type_after(&Version::parse(old).unwrap())
+    }
+
+    #[test]
+    fn breaking_is_the_first_non_zero_component() {
+        assert_eq!(release("2.0.0", "1.4.2"), ReleaseType::Major);
+        assert_eq!(release("1.5.0", "1.4.2"), ReleaseType::Minor);
+        assert_eq!(release("1.4.3", "1.4.2"), ReleaseType::Patch);
+        assert_eq!(release("0.2.0", "0.1.0"), ReleaseType::Major);
+        assert_eq!(release("0.1.1", "0.1.0"), ReleaseType::Minor);
+        assert_eq!(release("0.0.2", "0.0.1"), ReleaseType::Major);
+        assert_eq!(release("1.0.0", "0.9.0"), ReleaseType::Major);
     }
 }

@@ -28,6 +28,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "d365", &mut std::io::stdout());
             Ok(())
         }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &page)?;
+            Ok(())
+        }
         Command::Auth(AuthCommand::Compare) => auth::compare(global).await,
         Command::Auth(AuthCommand::Doctor) => auth::doctor(global).await,
         Command::Auth(AuthCommand::Grants) => auth::grants(global),
@@ -51,6 +57,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 | Command::Emulator(_)
                 | Command::Profile(_)
                 | Command::Completions { .. }
+                | Command::Man
                 | Command::Login(_)
                 | Command::Logout
                 | Command::Auth(_) => unreachable!("handled above"),

@@ -43,6 +43,78 @@ fn version_and_completions() {
 }
 
 #[test]
+fn completions_for_every_shell_name_every_command() {
+    let config = temp_config("completions");
+    for (shell, marker) in [
+        ("bash", "_d365()"),
+        ("zsh", "#compdef d365"),
+        ("fish", "complete -c d365"),
+        ("powershell", "Register-ArgumentCompleter"),
+        ("elvish", "edit:completion:arg-completer[d365]"),
+    ] {
+        let output = d365(&config).args(["completions", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}: {}", stderr(&output));
+        let script = stdout(&output);
+        assert!(
+            script.contains(marker),
+            "{shell}: no {marker:?} in the script"
+        );
+        for command in [
+            "whoami",
+            "batch",
+            "emulator",
+            "completions",
+            "man",
+            "profile",
+        ] {
+            assert!(
+                script.contains(command),
+                "{shell}: `{command}` is not completed"
+            );
+        }
+    }
+    let output = d365(&config)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
+
+#[test]
+fn man_page_is_roff_generated_from_the_command_definitions() {
+    let config = temp_config("man");
+    let output = d365(&config).arg("man").output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = stdout(&output);
+    assert!(
+        page.starts_with(".ie \\n(.g .ds Aq"),
+        "roff preamble: {page:.80}"
+    );
+    assert!(page.contains(".TH d365 1"), "the page's title line");
+    for section in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH DESCRIPTION",
+        ".SH OPTIONS",
+        ".SH SUBCOMMANDS",
+    ] {
+        assert!(page.contains(section), "missing {section}");
+    }
+    for text in [
+        "\\-\\-connection\\-string",
+        "whoami",
+        "completions",
+        env!("CARGO_PKG_VERSION"),
+    ] {
+        assert!(page.contains(text), "missing {text:?}");
+    }
+}
+
+#[test]
 fn usage_errors_exit_2_with_one_clear_line() {
     let config = temp_config("usage");
     let output = d365(&config).arg("whoami").output().unwrap();

@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod docs_snippets;
 mod hostile;
 mod login;
 mod no_secrets;
