@@ -92,3 +92,8 @@ pub use validation::{TokenRejection, TokenValidator, TokenVersion, ValidatedToke
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// `docs/emulator.md`'s Rust snippet, compiled as a doctest so that the guide cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/emulator.md")]
+struct EmulatorGuide;
