@@ -247,6 +247,18 @@ impl Tenant {
             .find(|a| a.client_id.eq_ignore_ascii_case(client_id.trim()))
     }
 
+    /// The user an on-premises account name stands for: its UPN, or the part of the UPN
+    /// before `@` (`alice` for `alice@contoso.onmicrosoft.com`), in any case.
+    pub(crate) fn user_by_account(&self, account: &str) -> Option<&User> {
+        self.user(account).or_else(|| {
+            self.users.iter().find(|user| {
+                user.upn
+                    .split_once('@')
+                    .is_some_and(|(name, _)| name.eq_ignore_ascii_case(account))
+            })
+        })
+    }
+
     pub(crate) fn user(&self, upn: &str) -> Option<&User> {
         self.users
             .iter()

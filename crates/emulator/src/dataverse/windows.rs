@@ -160,14 +160,7 @@ impl WindowsSignIns {
         let user = directory
             .tenants
             .iter()
-            .flat_map(|tenant| &tenant.users)
-            .find(|user| {
-                user.upn.eq_ignore_ascii_case(&account)
-                    || user
-                        .upn
-                        .split_once('@')
-                        .is_some_and(|(name, _)| name.eq_ignore_ascii_case(&account))
-            });
+            .find_map(|tenant| tenant.user_by_account(&account));
         let Some(user) = user.filter(|user| domain_ok && !user.disabled) else {
             return Answer::Refused("unknown account");
         };

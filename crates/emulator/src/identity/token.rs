@@ -456,12 +456,7 @@ fn adfs_user_name(state: &AppState, tenant: &Tenant, username: &str) -> String {
         .on_premises
         .as_ref()
         .is_some_and(|on_premises| on_premises.domain_name().eq_ignore_ascii_case(domain));
-    let upn = tenant.users.iter().find(|user| {
-        user.upn
-            .split_once('@')
-            .is_some_and(|(name, _)| name.eq_ignore_ascii_case(account))
-    });
-    match upn {
+    match tenant.user_by_account(account) {
         Some(user) if ours => user.upn.clone(),
         _ => username.to_owned(),
     }
