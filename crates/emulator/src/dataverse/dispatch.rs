@@ -7,6 +7,7 @@
 use axum::http::{Method, StatusCode};
 
 use super::associations::{self, Navigation};
+use super::definitions;
 use super::errors::{ApiError, ApiResult};
 use super::metadata;
 use super::odata::path::{self, Segment};
@@ -28,6 +29,9 @@ fn dispatch(ctx: &Ctx<'_>, db: &mut Db, request: &DvRequest) -> ApiResult<DvResp
     let first = &segments[0];
     if let Some(answer) = service_root(&call, first, segments.len()) {
         return answer;
+    }
+    if definitions::SETS.contains(&first.name.as_str()) {
+        return definitions::respond(&call, &segments);
     }
     let table = ctx
         .schema

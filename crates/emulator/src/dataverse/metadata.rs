@@ -8,16 +8,22 @@ use std::fmt::Write as _;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use super::definitions;
 use super::response::{DvResponse, Ordered};
 use super::schema::{Kind, Schema, Table};
 
 /// The service document: every entity set, by name and URL.
 pub(crate) fn service_document(schema: &Schema, api_root: &str) -> DvResponse {
-    let value: Vec<Value> = schema
+    let mut value: Vec<Value> = schema
         .tables
         .iter()
         .map(|t| json!({"name": t.entity_set, "kind": "EntitySet", "url": t.entity_set}))
         .collect();
+    value.extend(
+        definitions::SETS
+            .iter()
+            .map(|set| json!({"name": set, "kind": "EntitySet", "url": set})),
+    );
     let mut body = Ordered::default();
     body.push(
         "@odata.context",
@@ -128,9 +134,10 @@ pub(crate) fn csdl(schema: &Schema) -> String {
         <Property Name="OrganizationId" Type="Edm.Guid" Nullable="false" />
       </ComplexType>
       <Function Name="WhoAmI"><ReturnType Type="mscrm.WhoAmIResponse" Nullable="false" /></Function>
-      <EntityContainer Name="System">
 "#,
     );
+    definitions::csdl_types(&mut out);
+    out.push_str("      <EntityContainer Name=\"System\">\n");
     for table in &schema.tables {
         let _ = writeln!(
             out,
@@ -153,6 +160,7 @@ pub(crate) fn csdl(schema: &Schema) -> String {
         }
         let _ = writeln!(out, "        </EntitySet>");
     }
+    definitions::csdl_sets(&mut out);
     out.push_str(
         r#"        <FunctionImport Name="WhoAmI" Function="Microsoft.Dynamics.CRM.WhoAmI" />
       </EntityContainer>
@@ -185,7 +193,11 @@ mod tests {
                 "businessunits",
                 "systemusers",
                 "accounts",
-                "contacts"
+                "contacts",
+                "asyncoperations",
+                "EntityDefinitions",
+                "RelationshipDefinitions",
+                "GlobalOptionSetDefinitions"
             ]
         );
         assert!(text.contains(

@@ -14,6 +14,7 @@
 mod associations;
 mod auth;
 mod batch;
+mod definitions;
 mod dispatch;
 mod errors;
 pub(crate) mod faults;

@@ -12,6 +12,7 @@ mod dataverse_auth;
 mod dataverse_batch;
 mod dataverse_crud;
 mod dataverse_limits;
+mod dataverse_metadata;
 mod dataverse_query;
 mod dataverse_stats;
 mod dataverse_store;
