@@ -17,6 +17,7 @@ mod batch;
 mod definitions;
 mod dispatch;
 mod errors;
+mod expansion;
 pub(crate) mod faults;
 mod fetchxml;
 mod generate;

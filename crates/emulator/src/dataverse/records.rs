@@ -8,6 +8,7 @@ use rusqlite::types::Value as Sql;
 use serde_json::Value;
 
 use super::errors::{ApiError, ApiResult};
+use super::expansion::Expansion;
 use super::odata::FORMATTED;
 use super::odata::json::{self, Changes, Shape, etag, json_to_sql, parse_body, parse_select};
 use super::odata::path::Key;
@@ -60,20 +61,24 @@ pub(crate) fn entity_body(
     table: &Table,
     id: &str,
     select: Option<&[String]>,
+    expansion: Option<&Expansion<'_>>,
 ) -> ApiResult<(Ordered, i64)> {
     let ctx = call.ctx;
     let prefer = &call.prefer;
     let row = db
         .fetch(ctx.schema, table, id, prefer.wants(FORMATTED))?
         .ok_or_else(|| ApiError::record_not_found(&table.logical_name, id))?;
-    let context = match select {
-        Some(names) => format!(
-            "{}$metadata#{}({})/$entity",
-            ctx.api_root,
-            table.entity_set,
-            names.join(",")
-        ),
-        None => format!("{}$metadata#{}/$entity", ctx.api_root, table.entity_set),
+    let list = match expansion {
+        Some(expansion) if !expansion.is_empty() => expansion.context(select),
+        _ => select.map(|names| names.join(",")).unwrap_or_default(),
+    };
+    let context = if select.is_some() || !list.is_empty() {
+        format!(
+            "{}$metadata#{}({list})/$entity",
+            ctx.api_root, table.entity_set
+        )
+    } else {
+        format!("{}$metadata#{}/$entity", ctx.api_root, table.entity_set)
     };
     let mut body = Ordered::default();
     body.push("@odata.context", Value::String(context));
@@ -83,6 +88,9 @@ pub(crate) fn entity_body(
         omit_nulls: false,
     };
     body.0.extend(json::record(table, &row, shape).0);
+    if let Some(expansion) = expansion {
+        expansion.apply(db, table, &row, &mut body)?;
+    }
     Ok((body, row.version(table)))
 }
 
@@ -96,7 +104,8 @@ pub(crate) fn retrieve(
     call.ctx.caller.require(table, Access::Read)?;
     let select = parse_select(table, call.options.select.as_deref())?;
     let id = existing_id(db, table, key)?;
-    let (body, version) = entity_body(call, db, table, &id, select.as_deref())?;
+    let expansion = call.expansion(table)?;
+    let (body, version) = entity_body(call, db, table, &id, select.as_deref(), expansion.as_ref())?;
     let tag = etag(version);
     // Dataverse never answers 304 when annotations were asked for.
     if call.request.if_none_match() == Some(tag.as_str()) && !call.prefer.any_annotations() {
@@ -128,7 +137,7 @@ fn written(
     let url = entity_url(call.ctx, table, id);
     if call.prefer.return_representation {
         let select = parse_select(table, call.options.select.as_deref())?;
-        let (body, version) = entity_body(call, db, table, id, select.as_deref())?;
+        let (body, version) = entity_body(call, db, table, id, select.as_deref(), None)?;
         let status = if created {
             StatusCode::CREATED
         } else {

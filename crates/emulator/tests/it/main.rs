@@ -11,6 +11,7 @@ mod binary;
 mod dataverse_auth;
 mod dataverse_batch;
 mod dataverse_crud;
+mod dataverse_expand;
 mod dataverse_limits;
 mod dataverse_metadata;
 mod dataverse_query;
