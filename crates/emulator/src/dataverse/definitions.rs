@@ -103,7 +103,7 @@ fn managed(value: impl Into<Value>, name: &str) -> Value {
 }
 
 /// `new_project` → `new_Project`; built-in names by Dataverse's spelling.
-fn schema_name(name: &str, builtin: bool) -> String {
+pub(crate) fn schema_name(name: &str, builtin: bool) -> String {
     let known = [
         ("account", "Account"),
         ("contact", "Contact"),
