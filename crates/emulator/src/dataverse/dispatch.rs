@@ -7,6 +7,7 @@
 use axum::http::{Method, StatusCode};
 
 use super::associations::{self, Navigation};
+use super::bulk;
 use super::definitions;
 use super::errors::{ApiError, ApiResult};
 use super::metadata;
@@ -33,6 +34,12 @@ fn dispatch(ctx: &Ctx<'_>, db: &mut Db, request: &DvRequest) -> ApiResult<DvResp
     if definitions::SETS.contains(&first.name.as_str()) {
         return definitions::respond(&call, &segments);
     }
+    if first.name == "BulkDelete" && first.key.is_none() && segments.len() == 1 {
+        return match request.method {
+            Method::POST => bulk::bulk_delete(&call, db),
+            _ => Err(call.no_resource()),
+        };
+    }
     let table = ctx
         .schema
         .by_set(&first.name)
@@ -46,6 +53,13 @@ fn dispatch(ctx: &Ctx<'_>, db: &mut Db, request: &DvRequest) -> ApiResult<DvResp
         },
         (None, [Segment { name, key: None }]) if name == "$count" && get => {
             queries::count(&call, db, table)
+        }
+        (None, [Segment { name, key: None }]) if name.starts_with("Microsoft.Dynamics.CRM.") => {
+            let action = &name["Microsoft.Dynamics.CRM.".len()..];
+            match request.method {
+                Method::POST => bulk::multiple(&call, db, table, action),
+                _ => Err(call.no_resource()),
+            }
         }
         (None, [next, ..]) => Err(ApiError::segment_not_found(&next.name)),
         (Some(key), []) => {

@@ -134,6 +134,36 @@ pub(crate) fn csdl(schema: &Schema) -> String {
         <Property Name="OrganizationId" Type="Edm.Guid" Nullable="false" />
       </ComplexType>
       <Function Name="WhoAmI"><ReturnType Type="mscrm.WhoAmIResponse" Nullable="false" /></Function>
+      <EntityType Name="crmbaseentity" Abstract="true" />
+      <ComplexType Name="CreateMultipleResponse">
+        <Property Name="Ids" Type="Collection(Edm.Guid)" Nullable="false" />
+      </ComplexType>
+      <Action Name="CreateMultiple" IsBound="true">
+        <Parameter Name="entityset" Type="Collection(mscrm.crmbaseentity)" Nullable="false" />
+        <Parameter Name="Targets" Type="Collection(mscrm.crmbaseentity)" Nullable="false" />
+        <ReturnType Type="mscrm.CreateMultipleResponse" Nullable="false" />
+      </Action>
+      <Action Name="UpdateMultiple" IsBound="true">
+        <Parameter Name="entityset" Type="Collection(mscrm.crmbaseentity)" Nullable="false" />
+        <Parameter Name="Targets" Type="Collection(mscrm.crmbaseentity)" Nullable="false" />
+      </Action>
+      <Action Name="UpsertMultiple" IsBound="true">
+        <Parameter Name="entityset" Type="Collection(mscrm.crmbaseentity)" Nullable="false" />
+        <Parameter Name="Targets" Type="Collection(mscrm.crmbaseentity)" Nullable="false" />
+      </Action>
+      <ComplexType Name="BulkDeleteResponse">
+        <Property Name="JobId" Type="Edm.Guid" Nullable="false" />
+      </ComplexType>
+      <Action Name="BulkDelete">
+        <Parameter Name="QuerySet" Type="Collection(Edm.Untyped)" Nullable="false" />
+        <Parameter Name="JobName" Type="Edm.String" Nullable="false" />
+        <Parameter Name="SendEmailNotification" Type="Edm.Boolean" Nullable="false" />
+        <Parameter Name="ToRecipients" Type="Collection(Edm.Guid)" Nullable="false" />
+        <Parameter Name="CCRecipients" Type="Collection(Edm.Guid)" Nullable="false" />
+        <Parameter Name="RecurrencePattern" Type="Edm.String" Nullable="false" />
+        <Parameter Name="StartDateTime" Type="Edm.DateTimeOffset" Nullable="false" />
+        <ReturnType Type="mscrm.BulkDeleteResponse" Nullable="false" />
+      </Action>
 "#,
     );
     definitions::csdl_types(&mut out);
@@ -163,6 +193,7 @@ pub(crate) fn csdl(schema: &Schema) -> String {
     definitions::csdl_sets(&mut out);
     out.push_str(
         r#"        <FunctionImport Name="WhoAmI" Function="Microsoft.Dynamics.CRM.WhoAmI" />
+        <ActionImport Name="BulkDelete" Action="Microsoft.Dynamics.CRM.BulkDelete" />
       </EntityContainer>
     </Schema>
   </edmx:DataServices>

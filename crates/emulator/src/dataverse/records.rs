@@ -316,7 +316,25 @@ pub(crate) fn create(call: &Call<'_>, db: &mut Db, table: &Table) -> ApiResult<D
     let ctx = call.ctx;
     ctx.caller.require(table, Access::Create)?;
     let body = call.request.json_object()?;
-    let mut changes = parse_body(db, ctx.schema, ctx.api_root, table, &body)?;
+    let id = insert_record(ctx, db, table, &body, Vec::new())?;
+    written(call, db, table, &id, true)
+}
+
+/// Creates a record from a body (plus `extra` column values, such as an alternate key's),
+/// with what Dataverse sets on create; the caller's privilege is checked by the caller.
+pub(crate) fn insert_record(
+    ctx: &Ctx<'_>,
+    db: &mut Db,
+    table: &Table,
+    body: &serde_json::Map<String, Value>,
+    extra: Vec<(String, Sql)>,
+) -> ApiResult<String> {
+    let mut changes = parse_body(db, ctx.schema, ctx.api_root, table, body)?;
+    for (column, value) in extra {
+        if !changes.has(&column) {
+            changes.set(&column, value);
+        }
+    }
     let id = changes
         .id
         .clone()
@@ -327,7 +345,47 @@ pub(crate) fn create(call: &Call<'_>, db: &mut Db, table: &Table) -> ApiResult<D
     stamp_create(ctx, db, table, &mut changes, &id)?;
     db.insert(table, &id, &changes.values)?;
     computed_columns(db, table, &id, &changes)?;
-    written(call, db, table, &id, true)
+    Ok(id)
+}
+
+/// Creates the record an upsert's key did not find: the key's id or column values, then the
+/// body's.
+pub(crate) fn insert_at_key(
+    ctx: &Ctx<'_>,
+    db: &mut Db,
+    table: &Table,
+    key: &Key,
+    body: &serde_json::Map<String, Value>,
+) -> ApiResult<String> {
+    let mut changes = parse_body(db, ctx.schema, ctx.api_root, table, body)?;
+    for (column, value) in &key.values {
+        if !changes.has(column) {
+            changes.set(column, value.clone());
+        }
+    }
+    let id = key
+        .id
+        .clone()
+        .or_else(|| changes.id.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    stamp_create(ctx, db, table, &mut changes, &id)?;
+    db.insert(table, &id, &changes.values)?;
+    computed_columns(db, table, &id, &changes)?;
+    Ok(id)
+}
+
+/// Updates an existing record from a body, with what Dataverse sets on update.
+pub(crate) fn update_record(
+    ctx: &Ctx<'_>,
+    db: &mut Db,
+    table: &Table,
+    id: &str,
+    body: &serde_json::Map<String, Value>,
+) -> ApiResult<()> {
+    let mut changes = parse_body(db, ctx.schema, ctx.api_root, table, body)?;
+    stamp_update(ctx, db, table, &mut changes, id)?;
+    db.update(table, id, &changes.values)?;
+    computed_columns(db, table, id, &changes)
 }
 
 /// `PATCH /{set}(<key>)`: an update when the record exists, else a create (upsert), as
@@ -359,10 +417,7 @@ pub(crate) fn upsert(
             ctx.caller.require(table, Access::Write)?;
             let id = key.id.clone().unwrap_or_default();
             let body = call.request.json_object()?;
-            let mut changes = parse_body(db, ctx.schema, ctx.api_root, table, &body)?;
-            stamp_update(ctx, db, table, &mut changes, &id)?;
-            db.update(table, &id, &changes.values)?;
-            computed_columns(db, table, &id, &changes)?;
+            update_record(ctx, db, table, &id, &body)?;
             written(call, db, table, &id, false)
         }
         None => {
@@ -371,20 +426,7 @@ pub(crate) fn upsert(
             }
             ctx.caller.require(table, Access::Create)?;
             let body = call.request.json_object()?;
-            let mut changes = parse_body(db, ctx.schema, ctx.api_root, table, &body)?;
-            for (column, value) in &key.values {
-                if !changes.has(column) {
-                    changes.set(column, value.clone());
-                }
-            }
-            let id = key
-                .id
-                .clone()
-                .or_else(|| changes.id.clone())
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            stamp_create(ctx, db, table, &mut changes, &id)?;
-            db.insert(table, &id, &changes.values)?;
-            computed_columns(db, table, &id, &changes)?;
+            let id = insert_at_key(ctx, db, table, key, &body)?;
             let mut response = written(call, db, table, &id, true)?;
             if call.prefer.return_representation {
                 response = response.header("OData-EntityId", entity_url(ctx, table, &id));

@@ -10,6 +10,7 @@ mod authorize;
 mod binary;
 mod dataverse_auth;
 mod dataverse_batch;
+mod dataverse_bulk;
 mod dataverse_crud;
 mod dataverse_expand;
 mod dataverse_limits;
