@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::DvState;
 use super::org::Principal;
-use crate::validation::TokenValidator;
+use crate::validation::{TokenRejection, TokenValidator};
 
 /// The caller a valid token stands for, and the keys its service protection limits go by.
 #[derive(Debug, Clone)]
@@ -23,8 +23,16 @@ pub(crate) fn challenge_value(base_url: &str, tenant_id: &str) -> String {
     )
 }
 
-fn challenge(state: &DvState) -> Response {
-    let mut response = StatusCode::UNAUTHORIZED.into_response();
+fn challenge(state: &DvState, message: Option<String>) -> Response {
+    let mut response = match message {
+        // A token for another organization: say so, as Dataverse does, beside the challenge.
+        Some(message) => {
+            super::errors::ApiError::new(StatusCode::UNAUTHORIZED, "0x80072560", message)
+                .into_response()
+                .into_http()
+        }
+        None => StatusCode::UNAUTHORIZED.into_response(),
+    };
     if let Ok(value) = HeaderValue::from_str(&challenge_value(state.base_url(), &state.tenant_id)) {
         response
             .headers_mut()
@@ -38,10 +46,12 @@ pub(crate) fn authenticate(
     state: &DvState,
     headers: &HeaderMap,
 ) -> Result<Identity, Box<Response>> {
-    identify(state, headers).map_err(|()| Box::new(challenge(state)))
+    identify(state, headers).map_err(|message| Box::new(challenge(state, message)))
 }
 
-fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, ()> {
+/// The caller of a valid token; else the message a refusal carries (`None`: the bare
+/// challenge, as for a missing or unreadable token).
+fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, Option<String>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -51,7 +61,7 @@ fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, ()> {
         })
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        return Err(());
+        return Err(None);
     };
     let validator = TokenValidator::new(
         std::sync::Arc::clone(&state.app.signing),
@@ -60,14 +70,22 @@ fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, ()> {
     .require_tenant(state.tenant_id.clone());
     let validated = match validator.validate(token, state.base_url()) {
         Ok(validated) => validated,
+        Err(TokenRejection::InvalidAudience(audience)) => {
+            tracing::debug!(%audience, "Web API token for another organization refused");
+            return Err(Some(format!(
+                "The user is not a member of the organization: the access token was issued for '{audience}', not for this organization '{}'. Request a token for the resource '{}/'.",
+                state.base_url(),
+                state.base_url()
+            )));
+        }
         Err(rejection) => {
             tracing::debug!(%rejection, "Web API token refused");
-            return Err(());
+            return Err(None);
         }
     };
     if validated.is_app_only() {
         let Some(client_id) = validated.client_id() else {
-            return Err(());
+            return Err(None);
         };
         return Ok(Identity {
             principal: Principal::App {
@@ -77,7 +95,7 @@ fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, ()> {
         });
     }
     let Some(object_id) = validated.object_id() else {
-        return Err(());
+        return Err(None);
     };
     let mut limit_keys = vec![object_id.to_ascii_lowercase()];
     if let Some(upn) = validated.user_principal_name() {

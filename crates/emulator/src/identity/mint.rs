@@ -96,6 +96,17 @@ fn audience(resource: &str) -> String {
     resource.trim_end_matches('/').to_owned()
 }
 
+/// The claim set a token for `resource` carries: Dataverse's resource asks for v1 tokens, so
+/// a token for an organization is v1-shaped whichever endpoint issued it; other resources
+/// get the endpoint's version.
+fn claims_version(state: &AppState, endpoint: Endpoint, resource: &str) -> Endpoint {
+    if state.is_organization(resource) {
+        Endpoint::V1
+    } else {
+        endpoint
+    }
+}
+
 fn common_claims(
     state: &AppState,
     endpoint: Endpoint,
@@ -103,6 +114,7 @@ fn common_claims(
     resource: &str,
     times: Times,
 ) -> Map<String, Value> {
+    let endpoint = claims_version(state, endpoint, resource);
     let Caller { tenant, app, auth } = caller;
     let mut claims = Map::new();
     claims.insert("aud".into(), json!(audience(resource)));
@@ -257,7 +269,7 @@ pub(crate) fn delegated(
     let Caller { tenant, app, .. } = caller;
     let resource = &delegation.resource;
     let mut claims = common_claims(state, endpoint, caller, resource, times);
-    if endpoint == Endpoint::V1 {
+    if claims_version(state, endpoint, resource) == Endpoint::V1 {
         claims.insert("amr".into(), json!(["pwd"]));
         claims.insert("unique_name".into(), json!(user.upn));
         claims.insert("upn".into(), json!(user.upn));

@@ -21,6 +21,7 @@ mod dataverse_store;
 mod device_code;
 mod discovery;
 mod errors;
+mod identity_fidelity;
 mod interop_dynamics_web_api;
 mod interop_python;
 mod lifecycle;
