@@ -27,7 +27,7 @@ fn challenge(state: &DvState, message: Option<String>) -> Response {
     let mut response = match message {
         // A token for another organization: say so, as Dataverse does, beside the challenge.
         Some(message) => {
-            super::errors::ApiError::new(StatusCode::UNAUTHORIZED, "0x80072560", message)
+            super::errors::ApiError::new(StatusCode::UNAUTHORIZED, "", message)
                 .into_response()
                 .into_http()
         }
@@ -73,7 +73,7 @@ fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, Option<Str
         Err(TokenRejection::InvalidAudience(audience)) => {
             tracing::debug!(%audience, "Web API token for another organization refused");
             return Err(Some(format!(
-                "The user is not a member of the organization: the access token was issued for '{audience}', not for this organization '{}'. Request a token for the resource '{}/'.",
+                "Bearer token audience '{audience}' is not valid for this organization '{}': request the token for the resource '{}/'.",
                 state.base_url(),
                 state.base_url()
             )));

@@ -209,10 +209,11 @@ async fn a_token_for_another_organization_gets_401_with_a_message() {
         reply.headers["www-authenticate"].to_str().expect("header"),
         emulator.www_authenticate()
     );
+    assert_eq!(reply.body["error"]["code"], "");
     let message = reply.body["error"]["message"].as_str().expect("message");
     assert!(
         message.contains("https://contoso.crm.dynamics.com")
-            && message.contains("not a member of the organization"),
+            && message.contains("not valid for this organization"),
         "{message}"
     );
     // No token at all: the bare challenge.
