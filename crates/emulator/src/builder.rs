@@ -51,6 +51,7 @@ pub struct EmulatorBuilder {
     faults: Option<FaultConfig>,
     generated_accounts: u64,
     on_premises: Option<OnPremises>,
+    organizations: Vec<String>,
 }
 
 impl EmulatorBuilder {
@@ -198,6 +199,14 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Register a further Dataverse organization URL tokens are issued for (such as
+    /// `https://fabrikam.crm.dynamics.com`); the emulator's own is always registered. Its Web
+    /// API is not served: tokens for it are refused by the emulator's own, with 401.
+    pub fn organization(mut self, url: impl Into<String>) -> Self {
+        self.organizations.push(url.into());
+        self
+    }
+
     /// Binds the port and starts serving in the background of the current Tokio runtime.
     pub async fn start(self) -> Result<Emulator, EmulatorError> {
         if let Some(on_premises) = &self.on_premises {
@@ -270,6 +279,12 @@ impl EmulatorBuilder {
             },
             self.on_premises.clone(),
         ));
+        state.register_organizations(
+            std::iter::once(base_url.as_str())
+                .chain(seeded.is_some().then_some(seed::ids::ORGANIZATION_URL))
+                .chain(config.organizations.iter().map(String::as_str))
+                .chain(self.organizations.iter().map(String::as_str)),
+        );
         let acceptor = tls.as_ref().map(tls::acceptor).transpose()?;
 
         let mut tables = config.tables.clone();

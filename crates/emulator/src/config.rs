@@ -73,6 +73,12 @@ pub struct EmulatorConfig {
     /// The `x-ms-dop-hint` of Web API responses (default 4).
     #[serde(default)]
     pub dop_hint: Option<u32>,
+    /// Further Dataverse organization URLs tokens are issued for, besides the emulator's own
+    /// (and, with `seed_defaults`, `https://contoso.crm.dynamics.com`). Tokens for any other
+    /// resource are refused with AADSTS500011. Only the emulator's own organization serves
+    /// the Web API.
+    #[serde(default)]
+    pub organizations: Vec<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -89,6 +95,7 @@ impl Default for EmulatorConfig {
             tenants: Vec::new(),
             tables: Vec::new(),
             dop_hint: None,
+            organizations: Vec::new(),
         }
     }
 }

@@ -207,6 +207,13 @@ impl Emulator {
         ManagedIdentityHost::new(Arc::clone(&self.state))
     }
 
+    /// Registers a further Dataverse organization URL tokens are issued for while the
+    /// emulator runs (as [`EmulatorBuilder::organization`] does at start): for tests whose
+    /// organization is another loopback server.
+    pub fn register_organization(&self, url: &str) {
+        self.state.register_organizations([url]);
+    }
+
     /// A validator for the access tokens this emulator issues.
     pub fn token_validator(&self) -> TokenValidator {
         TokenValidator::new(Arc::clone(&self.state.signing), self.base_url.clone())

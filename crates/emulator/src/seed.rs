@@ -15,6 +15,9 @@ use crate::keys::CertificateMaterial;
 pub(crate) mod ids {
     pub(crate) const TENANT_ID: &str = "d3650000-e0e0-4000-8000-000000000001";
     pub(crate) const TENANT_DOMAIN: &str = "contoso.onmicrosoft.com";
+    /// The seeded tenant's demo organization: tokens are issued for it (the Web API served
+    /// is the emulator's own organization, at its base URL).
+    pub(crate) const ORGANIZATION_URL: &str = "https://contoso.crm.dynamics.com";
     pub(crate) const CONFIDENTIAL_APP_ID: &str = "d3650000-a990-4000-8000-000000000001";
     pub(crate) const CONFIDENTIAL_APP_SECRET: &str = "d365-emulator-secret~1";
     pub(crate) const CONFIDENTIAL_APP_SECRET_ID: &str = "d3650000-5ec0-4000-8000-000000000001";

@@ -203,7 +203,22 @@ pub(crate) struct AppState {
     pub(crate) on_premises: Option<OnPremises>,
     /// Token requests served, by client id (`""` when the request named none).
     token_requests: Mutex<HashMap<String, u64>>,
+    /// The Dataverse organizations tokens are issued for (normalized URLs): the emulator's
+    /// own and the registered ones.
+    organizations: RwLock<Vec<String>>,
 }
+
+/// An organization URL or token resource in one comparable form: lower case, no trailing
+/// slash (`https://Contoso.crm.dynamics.com/` → `https://contoso.crm.dynamics.com`).
+pub(crate) fn normalize_resource(resource: &str) -> String {
+    resource.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// Microsoft Graph, the one resource besides organizations every tenant knows.
+const GRAPH: [&str; 2] = [
+    "https://graph.microsoft.com",
+    "00000003-0000-0000-c000-000000000000",
+];
 
 impl AppState {
     pub(crate) fn new(
@@ -226,6 +241,7 @@ impl AppState {
             managed_identity: ManagedIdentityState::new(),
             on_premises,
             token_requests: Mutex::new(HashMap::new()),
+            organizations: RwLock::new(Vec::new()),
         }
     }
 
@@ -260,6 +276,35 @@ impl AppState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+    }
+
+    /// Registers Dataverse organizations (URLs) tokens may be issued for.
+    pub(crate) fn register_organizations<'a>(&self, urls: impl IntoIterator<Item = &'a str>) {
+        let mut organizations = self
+            .organizations
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        for url in urls {
+            let url = normalize_resource(url);
+            if !url.is_empty() && !organizations.contains(&url) {
+                organizations.push(url);
+            }
+        }
+    }
+
+    /// Whether `resource` is a registered Dataverse organization.
+    pub(crate) fn is_organization(&self, resource: &str) -> bool {
+        let resource = normalize_resource(resource);
+        self.organizations
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&resource)
+    }
+
+    /// Whether tokens may be issued for `resource`: a registered organization, or Microsoft
+    /// Graph.
+    pub(crate) fn is_known_resource(&self, resource: &str) -> bool {
+        self.is_organization(resource) || GRAPH.contains(&normalize_resource(resource).as_str())
     }
 
     // A handler that panicked half-way leaves plain data behind, never a broken invariant

@@ -360,7 +360,7 @@ async fn a_confidential_client_and_the_organizations_tenant() {
     let claims = validate(&emulator, &token);
     assert_eq!(claims.client_id(), Some(app.client_id.as_str()));
     assert_eq!(
-        claims.claims()["azpacr"],
+        claims.claims()["appidacr"],
         "1",
         "authenticated with its secret"
     );

@@ -1239,6 +1239,7 @@ async fn without_a_tenant_the_authority_is_discovered_from_the_401_challenge() {
         emulator.tenant_id()
     );
     let (org, hits) = challenge_server(authorization_uri).await;
+    emulator.register_organization(&org);
 
     let discovered = d365_connect::discover_authority(
         &reqwest::Client::new(),

@@ -175,7 +175,15 @@ fn follow_lookup(
         .ok_or_else(|| ApiError::segment_not_found(&lookup.target.navigation))?;
     ctx.caller.require(other, Access::Read)?;
     let select = parse_select(other, call.options.select.as_deref())?;
-    let (body, version) = entity_body(call, db, other, &other_id, select.as_deref())?;
+    let expansion = call.expansion(other)?;
+    let (body, version) = entity_body(
+        call,
+        db,
+        other,
+        &other_id,
+        select.as_deref(),
+        expansion.as_ref(),
+    )?;
     Ok(DvResponse::json(StatusCode::OK, &body).header("ETag", etag(version)))
 }
 
@@ -241,12 +249,13 @@ fn list_related(call: &Call<'_>, db: &Db, related: &Related<'_>) -> ApiResult<Dv
             Sql::Text(record.table.logical_name.clone()),
         ),
     ];
+    let expansion = call.expansion(other)?;
     query::collection(
         db,
         call.ctx.schema,
         other,
         restrict,
-        &call.collection_request(),
+        &call.collection_request(expansion.as_ref()),
     )
 }
 

@@ -10,7 +10,7 @@ use super::org::Principal;
 use super::windows::Answer;
 use crate::on_premises::OnPremises;
 use crate::server::ConnectionId;
-use crate::validation::{TokenValidator, TokenVersion, ValidatedToken};
+use crate::validation::{TokenRejection, TokenValidator, TokenVersion, ValidatedToken};
 
 /// The caller a valid token stands for, and the keys its service protection limits go by.
 #[derive(Debug, Clone)]
@@ -41,8 +41,14 @@ pub(crate) fn organization_challenge(state: &DvState) -> String {
     }
 }
 
-fn challenge(state: &DvState) -> Response {
-    let mut response = StatusCode::UNAUTHORIZED.into_response();
+fn challenge(state: &DvState, message: Option<String>) -> Response {
+    let mut response = match message {
+        // A token for another organization: say so, as Dataverse does, beside the challenge.
+        Some(message) => super::errors::ApiError::new(StatusCode::UNAUTHORIZED, "", message)
+            .into_response()
+            .into_http(),
+        None => StatusCode::UNAUTHORIZED.into_response(),
+    };
     if let Ok(value) = HeaderValue::from_str(&organization_challenge(state)) {
         response
             .headers_mut()
@@ -109,7 +115,7 @@ fn windows_identity(
                 }
                 Answer::Refused(why) => {
                     tracing::debug!(why, "Windows sign-in refused");
-                    return Some(Err(Box::new(challenge(state))));
+                    return Some(Err(Box::new(challenge(state, None))));
                 }
                 Answer::SignedIn(user) => user,
             }
@@ -140,10 +146,12 @@ pub(crate) fn authenticate(
     if let Some(outcome) = windows_identity(state, headers, connection) {
         return outcome;
     }
-    identify(state, headers).map_err(|()| Box::new(challenge(state)))
+    identify(state, headers).map_err(|message| Box::new(challenge(state, message)))
 }
 
-fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, ()> {
+/// The caller of a valid token; else the message a refusal carries (`None`: the bare
+/// challenge, as for a missing or unreadable token).
+fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, Option<String>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -153,7 +161,7 @@ fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, ()> {
         })
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        return Err(());
+        return Err(None);
     };
     let validator = TokenValidator::new(
         std::sync::Arc::clone(&state.app.signing),
@@ -166,9 +174,17 @@ fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, ()> {
     };
     let validated = match validator.validate(token, state.base_url()) {
         Ok(validated) => validated,
+        Err(TokenRejection::InvalidAudience(audience)) => {
+            tracing::debug!(%audience, "Web API token for another organization refused");
+            return Err(Some(format!(
+                "Bearer token audience '{audience}' is not valid for this organization '{}': request the token for the resource '{}/'.",
+                state.base_url(),
+                state.base_url()
+            )));
+        }
         Err(rejection) => {
             tracing::debug!(%rejection, "Web API token refused");
-            return Err(());
+            return Err(None);
         }
     };
     if validated.version() == TokenVersion::Adfs {
@@ -176,7 +192,7 @@ fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, ()> {
     }
     if validated.is_app_only() {
         let Some(client_id) = validated.client_id() else {
-            return Err(());
+            return Err(None);
         };
         return Ok(Identity {
             principal: Principal::App {
@@ -186,7 +202,7 @@ fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, ()> {
         });
     }
     let Some(object_id) = validated.object_id() else {
-        return Err(());
+        return Err(None);
     };
     let mut limit_keys = vec![object_id.to_ascii_lowercase()];
     if let Some(upn) = validated.user_principal_name() {
@@ -202,9 +218,9 @@ fn identify(state: &DvState, headers: &HeaderMap) -> Result<Identity, ()> {
 
 /// The caller of an AD FS token: a user by `upn` (as Dynamics 365 on-premises maps users),
 /// or, without one, the application by `appid`.
-fn adfs_identity(state: &DvState, validated: &ValidatedToken) -> Result<Identity, ()> {
+fn adfs_identity(state: &DvState, validated: &ValidatedToken) -> Result<Identity, Option<String>> {
     let Some(upn) = validated.user_principal_name() else {
-        let client_id = validated.client_id().ok_or(())?;
+        let client_id = validated.client_id().ok_or(None)?;
         return Ok(Identity {
             principal: Principal::App {
                 client_id: client_id.to_owned(),
@@ -217,7 +233,7 @@ fn adfs_identity(state: &DvState, validated: &ValidatedToken) -> Result<Identity
         .tenants
         .iter()
         .find_map(|tenant| tenant.user(upn))
-        .ok_or(())?;
+        .ok_or(None)?;
     Ok(Identity {
         principal: Principal::User {
             object_id: user.object_id.clone(),

@@ -7,6 +7,8 @@
 use axum::http::{Method, StatusCode};
 
 use super::associations::{self, Navigation};
+use super::bulk;
+use super::definitions;
 use super::errors::{ApiError, ApiResult};
 use super::metadata;
 use super::odata::path::{self, Segment};
@@ -29,6 +31,15 @@ fn dispatch(ctx: &Ctx<'_>, db: &mut Db, request: &DvRequest) -> ApiResult<DvResp
     if let Some(answer) = service_root(&call, first, segments.len()) {
         return answer;
     }
+    if definitions::SETS.contains(&first.name.as_str()) {
+        return definitions::respond(&call, &segments);
+    }
+    if first.name == "BulkDelete" && first.key.is_none() && segments.len() == 1 {
+        return match request.method {
+            Method::POST => bulk::bulk_delete(&call, db),
+            _ => Err(call.no_resource()),
+        };
+    }
     let table = ctx
         .schema
         .by_set(&first.name)
@@ -42,6 +53,13 @@ fn dispatch(ctx: &Ctx<'_>, db: &mut Db, request: &DvRequest) -> ApiResult<DvResp
         },
         (None, [Segment { name, key: None }]) if name == "$count" && get => {
             queries::count(&call, db, table)
+        }
+        (None, [Segment { name, key: None }]) if name.starts_with("Microsoft.Dynamics.CRM.") => {
+            let action = &name["Microsoft.Dynamics.CRM.".len()..];
+            match request.method {
+                Method::POST => bulk::multiple(&call, db, table, action),
+                _ => Err(call.no_resource()),
+            }
         }
         (None, [next, ..]) => Err(ApiError::segment_not_found(&next.name)),
         (Some(key), []) => {

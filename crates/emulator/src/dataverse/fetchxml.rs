@@ -517,6 +517,7 @@ mod proptests {
                 api_root: "http://127.0.0.1/api/data/v9.2/",
                 path: "accounts",
             },
+            expansion: None,
         };
         execute(&db, &schema, table, xml, &request)
     }

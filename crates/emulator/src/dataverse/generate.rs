@@ -23,7 +23,7 @@ pub(crate) fn accounts(db: &mut Db, schema: &Schema, count: u64) -> rusqlite::Re
     let transaction = db.conn.unchecked_transaction()?;
     {
         let sql = format!(
-            "INSERT INTO {} (accountid, name, accountnumber, numberofemployees, revenue, creditonhold, industrycode, statecode, createdon, modifiedon, versionnumber) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?9)",
+            "INSERT INTO {} (accountid, name, accountnumber, numberofemployees, revenue, creditonhold, industrycode, statecode, statuscode, createdon, modifiedon, versionnumber) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 1, ?8, ?8, ?9)",
             ident(&table.logical_name)
         );
         let mut statement = transaction.prepare(&sql)?;

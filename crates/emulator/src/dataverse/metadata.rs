@@ -8,16 +8,22 @@ use std::fmt::Write as _;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
+use super::definitions;
 use super::response::{DvResponse, Ordered};
 use super::schema::{Kind, Schema, Table};
 
 /// The service document: every entity set, by name and URL.
 pub(crate) fn service_document(schema: &Schema, api_root: &str) -> DvResponse {
-    let value: Vec<Value> = schema
+    let mut value: Vec<Value> = schema
         .tables
         .iter()
         .map(|t| json!({"name": t.entity_set, "kind": "EntitySet", "url": t.entity_set}))
         .collect();
+    value.extend(
+        definitions::SETS
+            .iter()
+            .map(|set| json!({"name": set, "kind": "EntitySet", "url": set})),
+    );
     let mut body = Ordered::default();
     body.push(
         "@odata.context",
@@ -128,9 +134,40 @@ pub(crate) fn csdl(schema: &Schema) -> String {
         <Property Name="OrganizationId" Type="Edm.Guid" Nullable="false" />
       </ComplexType>
       <Function Name="WhoAmI"><ReturnType Type="mscrm.WhoAmIResponse" Nullable="false" /></Function>
-      <EntityContainer Name="System">
+      <EntityType Name="crmbaseentity" Abstract="true" />
+      <ComplexType Name="CreateMultipleResponse">
+        <Property Name="Ids" Type="Collection(Edm.Guid)" Nullable="false" />
+      </ComplexType>
+      <Action Name="CreateMultiple" IsBound="true">
+        <Parameter Name="entityset" Type="Collection(mscrm.crmbaseentity)" Nullable="false" />
+        <Parameter Name="Targets" Type="Collection(mscrm.crmbaseentity)" Nullable="false" />
+        <ReturnType Type="mscrm.CreateMultipleResponse" Nullable="false" />
+      </Action>
+      <Action Name="UpdateMultiple" IsBound="true">
+        <Parameter Name="entityset" Type="Collection(mscrm.crmbaseentity)" Nullable="false" />
+        <Parameter Name="Targets" Type="Collection(mscrm.crmbaseentity)" Nullable="false" />
+      </Action>
+      <Action Name="UpsertMultiple" IsBound="true">
+        <Parameter Name="entityset" Type="Collection(mscrm.crmbaseentity)" Nullable="false" />
+        <Parameter Name="Targets" Type="Collection(mscrm.crmbaseentity)" Nullable="false" />
+      </Action>
+      <ComplexType Name="BulkDeleteResponse">
+        <Property Name="JobId" Type="Edm.Guid" Nullable="false" />
+      </ComplexType>
+      <Action Name="BulkDelete">
+        <Parameter Name="QuerySet" Type="Collection(Edm.Untyped)" Nullable="false" />
+        <Parameter Name="JobName" Type="Edm.String" Nullable="false" />
+        <Parameter Name="SendEmailNotification" Type="Edm.Boolean" Nullable="false" />
+        <Parameter Name="ToRecipients" Type="Collection(Edm.Guid)" Nullable="false" />
+        <Parameter Name="CCRecipients" Type="Collection(Edm.Guid)" Nullable="false" />
+        <Parameter Name="RecurrencePattern" Type="Edm.String" Nullable="false" />
+        <Parameter Name="StartDateTime" Type="Edm.DateTimeOffset" Nullable="false" />
+        <ReturnType Type="mscrm.BulkDeleteResponse" Nullable="false" />
+      </Action>
 "#,
     );
+    definitions::csdl_types(&mut out);
+    out.push_str("      <EntityContainer Name=\"System\">\n");
     for table in &schema.tables {
         let _ = writeln!(
             out,
@@ -153,8 +190,10 @@ pub(crate) fn csdl(schema: &Schema) -> String {
         }
         let _ = writeln!(out, "        </EntitySet>");
     }
+    definitions::csdl_sets(&mut out);
     out.push_str(
         r#"        <FunctionImport Name="WhoAmI" Function="Microsoft.Dynamics.CRM.WhoAmI" />
+        <ActionImport Name="BulkDelete" Action="Microsoft.Dynamics.CRM.BulkDelete" />
       </EntityContainer>
     </Schema>
   </edmx:DataServices>
@@ -185,7 +224,11 @@ mod tests {
                 "businessunits",
                 "systemusers",
                 "accounts",
-                "contacts"
+                "contacts",
+                "asyncoperations",
+                "EntityDefinitions",
+                "RelationshipDefinitions",
+                "GlobalOptionSetDefinitions"
             ]
         );
         assert!(text.contains(

@@ -14,8 +14,11 @@
 mod associations;
 mod auth;
 mod batch;
+mod bulk;
+mod definitions;
 mod dispatch;
 mod errors;
+mod expansion;
 pub(crate) mod faults;
 mod fetchxml;
 mod generate;
@@ -244,6 +247,27 @@ fn finish(state: &DvState, mut response: Response) -> Response {
     response
 }
 
+/// Runs a submitted bulk delete in chunks, each on the store's thread, so requests are
+/// answered between them.
+async fn run_bulk_delete(state: Arc<DvState>, job: bulk::BulkDeleteJob) {
+    let mut started = false;
+    loop {
+        let chunk = job.clone();
+        let progress = state
+            .with_store(move |db, schema| bulk::run_chunk(db, schema, &chunk, started))
+            .await;
+        started = true;
+        match progress {
+            Ok(bulk::Progress::More) => tokio::task::yield_now().await,
+            Ok(bulk::Progress::Done) => break,
+            Err(err) => {
+                tracing::error!(%err, job = %job.job_id, "a bulk delete stopped");
+                break;
+            }
+        }
+    }
+}
+
 async fn handle(State(state): State<Arc<DvState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     // Authentication comes first, as on the real servers (IIS or the front door answer
@@ -327,7 +351,7 @@ async fn handle(State(state): State<Arc<DvState>>, request: Request) -> Response
         .with_store(move |db, schema| {
             let caller = match org::resolve(db, &identity.principal) {
                 Ok(caller) => caller,
-                Err(err) => return err.into_response(),
+                Err(err) => return (err.into_response(), Vec::new()),
             };
             let ctx = Ctx {
                 schema,
@@ -335,15 +359,21 @@ async fn handle(State(state): State<Arc<DvState>>, request: Request) -> Response
                 caller: &caller,
                 server_version: &server_version,
             };
-            if request.path == "$batch" {
+            let response = if request.path == "$batch" {
                 batch::respond(&ctx, db, &request)
             } else {
                 dispatch::execute(&ctx, db, &request)
-            }
+            };
+            (response, std::mem::take(&mut db.pending_jobs))
         })
         .await;
     let response = match outcome {
-        Ok(response) => response,
+        Ok((response, jobs)) => {
+            for job in jobs {
+                tokio::spawn(run_bulk_delete(Arc::clone(&state), job));
+            }
+            response
+        }
         Err(err) => ApiError::internal(format!("The request failed inside the emulator: {err}"))
             .into_response(),
     };

@@ -19,7 +19,8 @@ use super::store::Db;
 pub(crate) fn collection(call: &Call<'_>, db: &Db, table: &Table) -> ApiResult<DvResponse> {
     let ctx = call.ctx;
     ctx.caller.require(table, Access::Read)?;
-    let request = call.collection_request();
+    let expansion = call.expansion(table)?;
+    let request = call.collection_request(expansion.as_ref());
     match &call.options.fetch_xml {
         Some(xml) => fetchxml::execute(db, ctx.schema, table, xml, &request),
         None => query::collection(db, ctx.schema, table, Vec::new(), &request),

@@ -7,7 +7,9 @@ use axum::http::{Method, StatusCode};
 use rusqlite::types::Value as Sql;
 use serde_json::Value;
 
+use super::definitions;
 use super::errors::{ApiError, ApiResult};
+use super::expansion::Expansion;
 use super::odata::FORMATTED;
 use super::odata::json::{self, Changes, Shape, etag, json_to_sql, parse_body, parse_select};
 use super::odata::path::Key;
@@ -60,20 +62,24 @@ pub(crate) fn entity_body(
     table: &Table,
     id: &str,
     select: Option<&[String]>,
+    expansion: Option<&Expansion<'_>>,
 ) -> ApiResult<(Ordered, i64)> {
     let ctx = call.ctx;
     let prefer = &call.prefer;
     let row = db
         .fetch(ctx.schema, table, id, prefer.wants(FORMATTED))?
         .ok_or_else(|| ApiError::record_not_found(&table.logical_name, id))?;
-    let context = match select {
-        Some(names) => format!(
-            "{}$metadata#{}({})/$entity",
-            ctx.api_root,
-            table.entity_set,
-            names.join(",")
-        ),
-        None => format!("{}$metadata#{}/$entity", ctx.api_root, table.entity_set),
+    let list = match expansion {
+        Some(expansion) if !expansion.is_empty() => expansion.context(select),
+        _ => select.map(|names| names.join(",")).unwrap_or_default(),
+    };
+    let context = if select.is_some() || !list.is_empty() {
+        format!(
+            "{}$metadata#{}({list})/$entity",
+            ctx.api_root, table.entity_set
+        )
+    } else {
+        format!("{}$metadata#{}/$entity", ctx.api_root, table.entity_set)
     };
     let mut body = Ordered::default();
     body.push("@odata.context", Value::String(context));
@@ -83,6 +89,9 @@ pub(crate) fn entity_body(
         omit_nulls: false,
     };
     body.0.extend(json::record(table, &row, shape).0);
+    if let Some(expansion) = expansion {
+        expansion.apply(db, table, &row, &mut body)?;
+    }
     Ok((body, row.version(table)))
 }
 
@@ -96,13 +105,170 @@ pub(crate) fn retrieve(
     call.ctx.caller.require(table, Access::Read)?;
     let select = parse_select(table, call.options.select.as_deref())?;
     let id = existing_id(db, table, key)?;
-    let (body, version) = entity_body(call, db, table, &id, select.as_deref())?;
+    let expansion = call.expansion(table)?;
+    let (body, version) = entity_body(call, db, table, &id, select.as_deref(), expansion.as_ref())?;
     let tag = etag(version);
     // Dataverse never answers 304 when annotations were asked for.
     if call.request.if_none_match() == Some(tag.as_str()) && !call.prefer.any_annotations() {
         return Ok(DvResponse::empty(StatusCode::NOT_MODIFIED).header("ETag", tag));
     }
     Ok(DvResponse::json(StatusCode::OK, &body).header("ETag", tag))
+}
+
+/// The value a body sets for `column`, when it is an integer.
+fn integer(changes: &Changes, column: &str) -> Option<Option<i64>> {
+    changes
+        .values
+        .iter()
+        .find(|(c, _)| c == column)
+        .map(|(_, v)| match v {
+            Sql::Integer(i) => Some(*i),
+            _ => None,
+        })
+}
+
+/// `2 is not a valid status code for state code AccountState.Active on account with Id …`.
+fn invalid_status(table: &Table, status: i64, state: i64, id: &str) -> ApiError {
+    let label = match table.column("statecode").map(|c| &c.kind) {
+        Some(Kind::OptionSet(options)) => options
+            .iter()
+            .find(|(v, _)| *v == state)
+            .map_or_else(|| state.to_string(), |(_, l)| l.replace(' ', "")),
+        _ => state.to_string(),
+    };
+    ApiError::bad_request(
+        "0x80048408",
+        format!(
+            "{status} is not a valid status code for state code {}State.{label} on {} with Id {id}.",
+            definitions::schema_name(&table.logical_name, !table.custom),
+            table.logical_name
+        ),
+    )
+}
+
+/// The business unit of a system user.
+fn business_unit_of(db: &Db, user_id: &str) -> ApiResult<Option<String>> {
+    use rusqlite::OptionalExtension as _;
+    Ok(db
+        .conn
+        .query_row(
+            "SELECT businessunitid FROM systemuser WHERE systemuserid = ?1",
+            [user_id],
+            |row| row.get::<_, Option<String>>(0),
+        )
+        .optional()?
+        .flatten())
+}
+
+/// The owner's business unit follows the owner.
+fn stamp_owner(ctx: &Ctx<'_>, db: &Db, table: &Table, changes: &mut Changes) -> ApiResult<()> {
+    if table.column("owningbusinessunit").is_none() {
+        return Ok(());
+    }
+    let owner = changes
+        .values
+        .iter()
+        .find(|(c, _)| c == "ownerid")
+        .map(|(_, v)| v.clone());
+    let business_unit = match owner {
+        Some(Sql::Text(owner)) if owner != ctx.caller.user_id => business_unit_of(db, &owner)?,
+        Some(Sql::Null) => None,
+        Some(_) => Some(ctx.caller.business_unit_id.clone()),
+        None => return Ok(()),
+    };
+    changes.set_lookup(
+        "owningbusinessunit",
+        business_unit.as_deref().map(|bu| ("businessunit", bu)),
+    );
+    Ok(())
+}
+
+/// What Dataverse sets on create: who created and last changed the row, its owner (the
+/// caller unless the body binds another) and the owner's business unit, and the state
+/// (always Active) with the body's status or the state's default status.
+pub(crate) fn stamp_create(
+    ctx: &Ctx<'_>,
+    db: &Db,
+    table: &Table,
+    changes: &mut Changes,
+    id: &str,
+) -> ApiResult<()> {
+    let caller = ctx.caller.user_id.as_str();
+    for column in ["createdby", "modifiedby"] {
+        if table.column(column).is_some() {
+            changes.set_lookup(column, Some(("systemuser", caller)));
+        }
+    }
+    if table.column("ownerid").is_some() {
+        if !changes.has("ownerid") {
+            changes.set_lookup("ownerid", Some(("systemuser", caller)));
+        }
+        stamp_owner(ctx, db, table, changes)?;
+    }
+    if !table.status_states.is_empty() && table.column("statecode").is_some() {
+        let state = 0;
+        let status = match integer(changes, "statuscode") {
+            Some(Some(status)) => status,
+            _ => table.default_status(state).unwrap_or(state),
+        };
+        if table.state_of(status) != Some(state) {
+            return Err(invalid_status(table, status, state, id));
+        }
+        changes.set("statecode", Sql::Integer(state));
+        changes.set("statuscode", Sql::Integer(status));
+    }
+    Ok(())
+}
+
+/// What Dataverse sets on update: who changed the row; a state change brings its default
+/// status, a status its state, and a pair must belong together.
+pub(crate) fn stamp_update(
+    ctx: &Ctx<'_>,
+    db: &Db,
+    table: &Table,
+    changes: &mut Changes,
+    id: &str,
+) -> ApiResult<()> {
+    if table.column("modifiedby").is_some() {
+        changes.set_lookup(
+            "modifiedby",
+            Some(("systemuser", ctx.caller.user_id.as_str())),
+        );
+    }
+    if changes.has("ownerid") {
+        stamp_owner(ctx, db, table, changes)?;
+    }
+    if table.status_states.is_empty() {
+        return Ok(());
+    }
+    match (
+        integer(changes, "statecode"),
+        integer(changes, "statuscode"),
+    ) {
+        (Some(Some(state)), Some(Some(status))) => {
+            if table.state_of(status) != Some(state) {
+                return Err(invalid_status(table, status, state, id));
+            }
+        }
+        (Some(Some(state)), None) => {
+            if let Some(status) = table.default_status(state) {
+                changes.set("statuscode", Sql::Integer(status));
+            }
+        }
+        (None, Some(Some(status))) => {
+            if let Some(state) = table.state_of(status) {
+                changes.set("statecode", Sql::Integer(state));
+            }
+        }
+        (Some(None), _) | (_, Some(None)) => {
+            return Err(ApiError::bad_request(
+                "0x80040203",
+                "statecode and statuscode cannot be cleared.",
+            ));
+        }
+        (None, None) => {}
+    }
+    Ok(())
 }
 
 /// Dataverse computes a contact's full name.
@@ -128,7 +294,7 @@ fn written(
     let url = entity_url(call.ctx, table, id);
     if call.prefer.return_representation {
         let select = parse_select(table, call.options.select.as_deref())?;
-        let (body, version) = entity_body(call, db, table, id, select.as_deref())?;
+        let (body, version) = entity_body(call, db, table, id, select.as_deref(), None)?;
         let status = if created {
             StatusCode::CREATED
         } else {
@@ -150,7 +316,25 @@ pub(crate) fn create(call: &Call<'_>, db: &mut Db, table: &Table) -> ApiResult<D
     let ctx = call.ctx;
     ctx.caller.require(table, Access::Create)?;
     let body = call.request.json_object()?;
-    let changes = parse_body(db, ctx.schema, ctx.api_root, table, &body)?;
+    let id = insert_record(ctx, db, table, &body, Vec::new())?;
+    written(call, db, table, &id, true)
+}
+
+/// Creates a record from a body (plus `extra` column values, such as an alternate key's),
+/// with what Dataverse sets on create; the caller's privilege is checked by the caller.
+pub(crate) fn insert_record(
+    ctx: &Ctx<'_>,
+    db: &mut Db,
+    table: &Table,
+    body: &serde_json::Map<String, Value>,
+    extra: Vec<(String, Sql)>,
+) -> ApiResult<String> {
+    let mut changes = parse_body(db, ctx.schema, ctx.api_root, table, body)?;
+    for (column, value) in extra {
+        if !changes.has(&column) {
+            changes.set(&column, value);
+        }
+    }
     let id = changes
         .id
         .clone()
@@ -158,9 +342,50 @@ pub(crate) fn create(call: &Call<'_>, db: &mut Db, table: &Table) -> ApiResult<D
     if db.exists(table, &id)? {
         return Err(ApiError::duplicate());
     }
+    stamp_create(ctx, db, table, &mut changes, &id)?;
     db.insert(table, &id, &changes.values)?;
     computed_columns(db, table, &id, &changes)?;
-    written(call, db, table, &id, true)
+    Ok(id)
+}
+
+/// Creates the record an upsert's key did not find: the key's id or column values, then the
+/// body's.
+pub(crate) fn insert_at_key(
+    ctx: &Ctx<'_>,
+    db: &mut Db,
+    table: &Table,
+    key: &Key,
+    body: &serde_json::Map<String, Value>,
+) -> ApiResult<String> {
+    let mut changes = parse_body(db, ctx.schema, ctx.api_root, table, body)?;
+    for (column, value) in &key.values {
+        if !changes.has(column) {
+            changes.set(column, value.clone());
+        }
+    }
+    let id = key
+        .id
+        .clone()
+        .or_else(|| changes.id.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    stamp_create(ctx, db, table, &mut changes, &id)?;
+    db.insert(table, &id, &changes.values)?;
+    computed_columns(db, table, &id, &changes)?;
+    Ok(id)
+}
+
+/// Updates an existing record from a body, with what Dataverse sets on update.
+pub(crate) fn update_record(
+    ctx: &Ctx<'_>,
+    db: &mut Db,
+    table: &Table,
+    id: &str,
+    body: &serde_json::Map<String, Value>,
+) -> ApiResult<()> {
+    let mut changes = parse_body(db, ctx.schema, ctx.api_root, table, body)?;
+    stamp_update(ctx, db, table, &mut changes, id)?;
+    db.update(table, id, &changes.values)?;
+    computed_columns(db, table, id, &changes)
 }
 
 /// `PATCH /{set}(<key>)`: an update when the record exists, else a create (upsert), as
@@ -192,9 +417,7 @@ pub(crate) fn upsert(
             ctx.caller.require(table, Access::Write)?;
             let id = key.id.clone().unwrap_or_default();
             let body = call.request.json_object()?;
-            let changes = parse_body(db, ctx.schema, ctx.api_root, table, &body)?;
-            db.update(table, &id, &changes.values)?;
-            computed_columns(db, table, &id, &changes)?;
+            update_record(ctx, db, table, &id, &body)?;
             written(call, db, table, &id, false)
         }
         None => {
@@ -203,19 +426,7 @@ pub(crate) fn upsert(
             }
             ctx.caller.require(table, Access::Create)?;
             let body = call.request.json_object()?;
-            let mut changes = parse_body(db, ctx.schema, ctx.api_root, table, &body)?;
-            for (column, value) in &key.values {
-                if !changes.has(column) {
-                    changes.set(column, value.clone());
-                }
-            }
-            let id = key
-                .id
-                .clone()
-                .or_else(|| changes.id.clone())
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            db.insert(table, &id, &changes.values)?;
-            computed_columns(db, table, &id, &changes)?;
+            let id = insert_at_key(ctx, db, table, key, &body)?;
             let mut response = written(call, db, table, &id, true)?;
             if call.prefer.return_representation {
                 response = response.header("OData-EntityId", entity_url(ctx, table, &id));
@@ -327,6 +538,7 @@ fn write_property(
     };
     let mut changes = Changes::default();
     changes.set(&column.name, value);
+    stamp_update(call.ctx, db, table, &mut changes, id)?;
     db.update(table, id, &changes.values)?;
     computed_columns(db, table, id, &changes)?;
     Ok(DvResponse::empty(StatusCode::NO_CONTENT))

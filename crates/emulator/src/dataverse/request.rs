@@ -6,10 +6,12 @@ use axum::http::{HeaderMap, Method};
 use serde_json::{Map, Value};
 
 use super::errors::{ApiError, ApiResult};
+use super::expansion::Expansion;
+use super::odata::expand;
 use super::odata::query::{CollectionRequest, Origin};
 use super::odata::{Prefer, QueryOptions};
 use super::org::Caller;
-use super::schema::Schema;
+use super::schema::{Schema, Table};
 
 /// What every operation needs to know besides the request.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +103,10 @@ impl<'a> Call<'a> {
 
     /// This request as the query engine sees a collection request: its query options, its
     /// `Prefer` header, and where it came from (for `@odata.context` and `@odata.nextLink`).
-    pub(crate) fn collection_request(&self) -> CollectionRequest<'_> {
+    pub(crate) fn collection_request<'s>(
+        &'s self,
+        expansion: Option<&'s Expansion<'s>>,
+    ) -> CollectionRequest<'s> {
         CollectionRequest {
             options: &self.options,
             prefer: &self.prefer,
@@ -109,7 +114,26 @@ impl<'a> Call<'a> {
                 api_root: self.ctx.api_root,
                 path: &self.request.path,
             },
+            expansion,
         }
+    }
+
+    /// `$expand` of this request, checked against `table` (`None` without one).
+    pub(crate) fn expansion<'s>(&'s self, table: &'s Table) -> ApiResult<Option<Expansion<'s>>> {
+        let Some(text) = self.options.expand.as_deref() else {
+            return Ok(None);
+        };
+        let items = expand::parse(text)?;
+        let ctx = self.ctx;
+        Expansion::new(
+            ctx.schema,
+            ctx.api_root,
+            ctx.caller,
+            &self.prefer,
+            table,
+            &items,
+        )
+        .map(Some)
     }
 
     /// The answer to a method the addressed resource does not support.

@@ -69,6 +69,42 @@ pub struct TableConfig {
     /// Alternate keys.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// The display name the metadata API shows (`DisplayName`); default: the logical name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The plural display name (`DisplayCollectionName`); default: the entity set name.
+    #[serde(default)]
+    pub display_collection_name: Option<String>,
+    /// Who owns the rows: `user` (default: `ownerid`, `owningbusinessunit`, `statecode` and
+    /// `statuscode` are added), `organization`, `business` or `none`.
+    #[serde(default)]
+    pub ownership: Option<Ownership>,
+}
+
+/// Who owns a table's rows (`OwnershipType` in the metadata API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Ownership {
+    /// `UserOwned`: rows have an owner (a system user) and a state.
+    User,
+    /// `OrganizationOwned`.
+    Organization,
+    /// `BusinessOwned` (business units, system users).
+    Business,
+    /// `None` (the organization itself).
+    None,
+}
+
+impl Ownership {
+    pub(crate) fn metadata_name(self) -> &'static str {
+        match self {
+            Self::User => "UserOwned",
+            Self::Organization => "OrganizationOwned",
+            Self::Business => "BusinessOwned",
+            Self::None => "None",
+        }
+    }
 }
 
 /// A column.
@@ -96,6 +132,13 @@ pub struct ColumnConfig {
     /// `{table}_{column}` (`{table}_{column}_{target}` with several targets).
     #[serde(default)]
     pub relationship: Option<String>,
+    /// The display name the metadata API shows; default: the logical name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Option sets: the name of a global option set (`GlobalOptionSetDefinitions`). The
+    /// first column naming it with `options` defines it; others may name it without options.
+    #[serde(default)]
+    pub option_set: Option<String>,
 }
 
 /// A column type.
@@ -132,6 +175,9 @@ pub struct OptionConfig {
     pub value: i64,
     /// The label.
     pub label: String,
+    /// `statuscode` options: the `statecode` value this status belongs to.
+    #[serde(default)]
+    pub state: Option<i64>,
 }
 
 /// An alternate key: one or more columns whose values are unique together.
@@ -193,6 +239,53 @@ pub(crate) struct Column {
     pub(crate) kind: Kind,
     /// Set by the service (createdon, modifiedon, versionnumber): ignored in bodies.
     pub(crate) read_only: bool,
+    /// `DisplayName` in the metadata API.
+    pub(crate) display_name: String,
+    /// Declared by a schema file (`IsCustomAttribute`), not built in or added by the service.
+    pub(crate) custom: bool,
+    /// The global option set whose options this column uses.
+    pub(crate) global_option_set: Option<String>,
+}
+
+impl Column {
+    fn new(name: &str, kind: Kind, read_only: bool) -> Self {
+        Self {
+            name: name.to_owned(),
+            kind,
+            read_only,
+            display_name: display_from(name),
+            custom: false,
+            global_option_set: None,
+        }
+    }
+}
+
+/// A display name from a logical name: `new_project` → `New Project`, `statecode` → `Statecode`.
+fn display_from(name: &str) -> String {
+    let bare = name.split_once('_').map_or(name, |(prefix, rest)| {
+        if prefix.len() <= 5 && !rest.is_empty() && prefix != "address1" {
+            rest
+        } else {
+            name
+        }
+    });
+    bare.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A global option set: a name and its options, shared by the columns that name it.
+#[derive(Debug, Clone)]
+pub(crate) struct GlobalOptionSet {
+    pub(crate) name: String,
+    pub(crate) options: Vec<(i64, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +313,15 @@ pub(crate) struct Table {
     pub(crate) columns: Vec<Column>,
     pub(crate) keys: Vec<AltKey>,
     pub(crate) collections: Vec<CollectionNav>,
+    pub(crate) display_name: String,
+    pub(crate) display_collection_name: String,
+    pub(crate) ownership: Ownership,
+    /// From a schema file (`IsCustomEntity`), not built in.
+    pub(crate) custom: bool,
+    /// `ObjectTypeCode`: Dataverse's for the built-in tables, 10000 and up for the others.
+    pub(crate) object_type_code: i32,
+    /// `statuscode` value → the `statecode` value it belongs to.
+    pub(crate) status_states: Vec<(i64, i64)>,
 }
 
 /// What a name in `$select`, `$filter` or `$orderby` stands for.
@@ -271,12 +373,29 @@ impl Table {
     pub(crate) fn collection(&self, name: &str) -> Option<&CollectionNav> {
         self.collections.iter().find(|c| c.name == name)
     }
+
+    /// The default `statuscode` of a `statecode` (the first status of that state).
+    pub(crate) fn default_status(&self, state: i64) -> Option<i64> {
+        self.status_states
+            .iter()
+            .find(|(_, s)| *s == state)
+            .map(|(status, _)| *status)
+    }
+
+    /// The `statecode` a `statuscode` belongs to.
+    pub(crate) fn state_of(&self, status: i64) -> Option<i64> {
+        self.status_states
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, state)| *state)
+    }
 }
 
-/// All tables, by entity set and by logical name.
+/// All tables, by entity set and by logical name, and the global option sets.
 #[derive(Debug, Clone)]
 pub(crate) struct Schema {
     pub(crate) tables: Vec<Table>,
+    pub(crate) option_sets: Vec<GlobalOptionSet>,
     by_set: HashMap<String, usize>,
     by_name: HashMap<String, usize>,
 }
@@ -293,6 +412,7 @@ impl Schema {
     /// The built-in tables plus the configured ones.
     pub(crate) fn build(extra: &[TableConfig]) -> Result<Self, EmulatorError> {
         let mut configs = builtin();
+        let builtin_count = configs.len();
         for table in extra {
             if configs.iter().any(|t| {
                 t.logical_name == table.logical_name || t.entity_set_name == table.entity_set_name
@@ -305,9 +425,15 @@ impl Schema {
             configs.push(table.clone());
         }
         let names: Vec<String> = configs.iter().map(|t| t.logical_name.clone()).collect();
+        let option_sets = global_option_sets(&configs)?;
         let mut tables = Vec::new();
-        for config in &configs {
-            tables.push(resolve(config, &names)?);
+        for (index, config) in configs.iter().enumerate() {
+            let origin = if index < builtin_count {
+                Origin::Builtin
+            } else {
+                Origin::Custom(10_000 + i32::try_from(index - builtin_count).unwrap_or(0))
+            };
+            tables.push(resolve(config, &names, &option_sets, origin)?);
         }
         // Collection-valued navigation properties are the other side of each lookup.
         let mut collections: Vec<(String, CollectionNav)> = Vec::new();
@@ -327,6 +453,15 @@ impl Schema {
                 }
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        for (_, nav) in &collections {
+            if !seen.insert(nav.name.clone()) {
+                return Err(invalid(format!(
+                    "relationship '{}' is defined twice; name the lookups' relationships apart",
+                    nav.name
+                )));
+            }
+        }
         for (target, nav) in collections {
             if let Some(table) = tables.iter_mut().find(|t| t.logical_name == target) {
                 table.collections.push(nav);
@@ -344,10 +479,68 @@ impl Schema {
             .collect();
         Ok(Self {
             tables,
+            option_sets,
             by_set,
             by_name,
         })
     }
+
+    pub(crate) fn option_set(&self, name: &str) -> Option<&GlobalOptionSet> {
+        self.option_sets.iter().find(|o| o.name == name)
+    }
+}
+
+/// Where a table comes from: built in (Dataverse's object type codes), or a schema file.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    Builtin,
+    Custom(i32),
+}
+
+/// Dataverse's object type codes of the built-in tables.
+fn builtin_object_type_code(logical_name: &str) -> i32 {
+    match logical_name {
+        "account" => 1,
+        "contact" => 2,
+        "systemuser" => 8,
+        "businessunit" => 10,
+        "organization" => 1019,
+        "asyncoperation" => 4700,
+        _ => 0,
+    }
+}
+
+/// The global option sets the columns define (`option_set` with `options`).
+fn global_option_sets(configs: &[TableConfig]) -> Result<Vec<GlobalOptionSet>, EmulatorError> {
+    let mut sets: Vec<GlobalOptionSet> = Vec::new();
+    for column in configs.iter().flat_map(|t| &t.columns) {
+        let (Some(name), false) = (&column.option_set, column.options.is_empty()) else {
+            continue;
+        };
+        if !is_identifier(name) {
+            return Err(invalid(format!(
+                "'{name}' is not an option set name (lower-case letters, digits, _)"
+            )));
+        }
+        let options: Vec<(i64, String)> = column
+            .options
+            .iter()
+            .map(|o| (o.value, o.label.clone()))
+            .collect();
+        match sets.iter().find(|s| &s.name == name) {
+            Some(existing) if existing.options != options => {
+                return Err(invalid(format!(
+                    "global option set '{name}' is defined twice with different options; define its options once"
+                )));
+            }
+            Some(_) => {}
+            None => sets.push(GlobalOptionSet {
+                name: name.clone(),
+                options,
+            }),
+        }
+    }
+    Ok(sets)
 }
 
 fn invalid(message: String) -> EmulatorError {
@@ -362,7 +555,103 @@ fn is_identifier(name: &str) -> bool {
         && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
-fn resolve(config: &TableConfig, tables: &[String]) -> Result<Table, EmulatorError> {
+/// The system columns Dataverse adds to a table: timestamps and row version everywhere,
+/// who created and last changed a row, and for user-owned tables the owner, its business
+/// unit and the state and status (with their default pairs).
+fn add_system_columns(
+    columns: &mut Vec<Column>,
+    config: &TableConfig,
+    tables: &[String],
+    ownership: Ownership,
+    builtin: bool,
+) {
+    let logical = &config.logical_name;
+    let (created, modified, owner, business) = if builtin {
+        (
+            format!("lk_{logical}base_createdby"),
+            format!("lk_{logical}base_modifiedby"),
+            format!("user_{}", config.entity_set_name),
+            format!("business_unit_{}", config.entity_set_name),
+        )
+    } else {
+        (
+            format!("lk_{logical}_createdby"),
+            format!("lk_{logical}_modifiedby"),
+            format!("user_{logical}"),
+            format!("business_unit_{logical}"),
+        )
+    };
+    let lookup = |target: &str, relationship: String, navigation: &str| {
+        Kind::Lookup(vec![LookupTarget {
+            table: target.to_owned(),
+            relationship,
+            navigation: navigation.to_owned(),
+        }])
+    };
+    let mut system = vec![
+        Column::new("createdon", Kind::DateTime, true),
+        Column::new("modifiedon", Kind::DateTime, true),
+        Column::new("versionnumber", Kind::BigInt, true),
+    ];
+    if tables.iter().any(|t| t == "systemuser") {
+        system.push(Column::new(
+            "createdby",
+            lookup("systemuser", created, "createdby"),
+            true,
+        ));
+        system.push(Column::new(
+            "modifiedby",
+            lookup("systemuser", modified, "modifiedby"),
+            true,
+        ));
+    }
+    if ownership == Ownership::User {
+        system.push(Column::new(
+            "ownerid",
+            lookup("systemuser", owner, "ownerid"),
+            false,
+        ));
+        system.push(Column::new(
+            "owningbusinessunit",
+            lookup("businessunit", business, "owningbusinessunit"),
+            true,
+        ));
+        system.push(Column::new(
+            "statecode",
+            Kind::OptionSet(vec![(0, "Active".into()), (1, "Inactive".into())]),
+            false,
+        ));
+        system.push(Column::new(
+            "statuscode",
+            Kind::OptionSet(vec![(1, "Active".into()), (2, "Inactive".into())]),
+            false,
+        ));
+    }
+    for mut column in system {
+        if !columns.iter().any(|c| c.name == column.name) {
+            column.display_name = match column.name.as_str() {
+                "createdon" => "Created On".to_owned(),
+                "modifiedon" => "Modified On".to_owned(),
+                "versionnumber" => "Version Number".to_owned(),
+                "createdby" => "Created By".to_owned(),
+                "modifiedby" => "Modified By".to_owned(),
+                "ownerid" => "Owner".to_owned(),
+                "owningbusinessunit" => "Owning Business Unit".to_owned(),
+                "statecode" => "Status".to_owned(),
+                "statuscode" => "Status Reason".to_owned(),
+                _ => column.display_name,
+            };
+            columns.push(column);
+        }
+    }
+}
+
+fn resolve(
+    config: &TableConfig,
+    tables: &[String],
+    option_sets: &[GlobalOptionSet],
+    origin: Origin,
+) -> Result<Table, EmulatorError> {
     for name in [
         &config.logical_name,
         &config.primary_id,
@@ -385,18 +674,19 @@ fn resolve(config: &TableConfig, tables: &[String]) -> Result<Table, EmulatorErr
             config.entity_set_name
         )));
     }
-    let mut columns = vec![Column {
-        name: config.primary_id.clone(),
-        kind: Kind::PrimaryId,
-        read_only: false,
-    }];
+    let custom = matches!(origin, Origin::Custom(_));
+    let mut columns = vec![Column::new(&config.primary_id, Kind::PrimaryId, false)];
     if !config.columns.iter().any(|c| c.name == config.primary_name) {
         columns.push(Column {
-            name: config.primary_name.clone(),
-            kind: Kind::String { max_length: 160 },
-            read_only: false,
+            custom,
+            ..Column::new(
+                &config.primary_name,
+                Kind::String { max_length: 160 },
+                false,
+            )
         });
     }
+    let mut status_states = Vec::new();
     for column in &config.columns {
         if !is_identifier(&column.name) {
             return Err(invalid(format!(
@@ -404,6 +694,7 @@ fn resolve(config: &TableConfig, tables: &[String]) -> Result<Table, EmulatorErr
                 column.name
             )));
         }
+        let mut global_option_set = None;
         let kind = match column.kind {
             ColumnType::String => Kind::String {
                 max_length: column.max_length.unwrap_or(100),
@@ -415,74 +706,42 @@ fn resolve(config: &TableConfig, tables: &[String]) -> Result<Table, EmulatorErr
             ColumnType::DateTime => Kind::DateTime,
             ColumnType::Guid => Kind::Guid,
             ColumnType::OptionSet => {
-                if column.options.is_empty() {
+                let options: Vec<(i64, String)> = match &column.option_set {
+                    Some(name) => {
+                        global_option_set = Some(name.clone());
+                        option_sets
+                            .iter()
+                            .find(|s| &s.name == name)
+                            .map(|s| s.options.clone())
+                            .ok_or_else(|| {
+                                invalid(format!(
+                                    "column '{}' names global option set '{name}', which no column defines with options",
+                                    column.name
+                                ))
+                            })?
+                    }
+                    None => column
+                        .options
+                        .iter()
+                        .map(|o| (o.value, o.label.clone()))
+                        .collect(),
+                };
+                if options.is_empty() {
                     return Err(invalid(format!(
                         "option set column '{}' needs options",
                         column.name
                     )));
                 }
-                Kind::OptionSet(
-                    column
-                        .options
-                        .iter()
-                        .map(|o| (o.value, o.label.clone()))
-                        .collect(),
-                )
-            }
-            ColumnType::Lookup => {
-                let targets: Vec<&str> = column
-                    .target
-                    .as_deref()
-                    .map(|t| t.split(',').map(str::trim).collect())
-                    .unwrap_or_default();
-                if targets.is_empty() {
-                    return Err(invalid(format!(
-                        "lookup column '{}' needs a target table",
-                        column.name
-                    )));
-                }
-                let several = targets.len() > 1;
-                let relationships: Vec<&str> = column
-                    .relationship
-                    .as_deref()
-                    .map(|r| r.split(',').map(str::trim).collect())
-                    .unwrap_or_default();
-                if !relationships.is_empty() && relationships.len() != targets.len() {
-                    return Err(invalid(format!(
-                        "lookup column '{}' needs one relationship name per target",
-                        column.name
-                    )));
-                }
-                let mut resolved = Vec::new();
-                for (index, target) in targets.iter().enumerate() {
-                    if !tables.iter().any(|t| t == target) {
-                        return Err(invalid(format!(
-                            "lookup column '{}' points at unknown table '{target}'",
-                            column.name
-                        )));
+                if column.name == "statuscode" {
+                    for option in &column.options {
+                        if let Some(state) = option.state {
+                            status_states.push((option.value, state));
+                        }
                     }
-                    let relationship = relationships.get(index).map_or_else(
-                        || {
-                            if several {
-                                format!("{}_{}_{target}", config.logical_name, column.name)
-                            } else {
-                                format!("{}_{}", config.logical_name, column.name)
-                            }
-                        },
-                        |name| (*name).to_owned(),
-                    );
-                    resolved.push(LookupTarget {
-                        table: (*target).to_owned(),
-                        relationship,
-                        navigation: if several {
-                            format!("{}_{target}", column.name)
-                        } else {
-                            column.name.clone()
-                        },
-                    });
                 }
-                Kind::Lookup(resolved)
+                Kind::OptionSet(options)
             }
+            ColumnType::Lookup => lookup_kind(config, column, tables)?,
         };
         if columns.iter().any(|c| c.name == column.name) {
             return Err(invalid(format!(
@@ -491,23 +750,20 @@ fn resolve(config: &TableConfig, tables: &[String]) -> Result<Table, EmulatorErr
             )));
         }
         columns.push(Column {
-            name: column.name.clone(),
-            kind,
-            read_only: false,
+            display_name: column
+                .display_name
+                .clone()
+                .unwrap_or_else(|| display_from(&column.name)),
+            custom,
+            global_option_set,
+            ..Column::new(&column.name, kind, false)
         });
     }
-    for (name, kind) in [
-        ("createdon", Kind::DateTime),
-        ("modifiedon", Kind::DateTime),
-        ("versionnumber", Kind::BigInt),
-    ] {
-        if !columns.iter().any(|c| c.name == name) {
-            columns.push(Column {
-                name: name.to_owned(),
-                kind,
-                read_only: true,
-            });
-        }
+    let ownership = config.ownership.unwrap_or(Ownership::User);
+    let declared_status = columns.iter().any(|c| c.name == "statuscode");
+    add_system_columns(&mut columns, config, tables, ownership, !custom);
+    if !declared_status && ownership == Ownership::User {
+        status_states = vec![(1, 0), (2, 1)];
     }
     let mut keys = Vec::new();
     for key in &config.keys {
@@ -535,7 +791,82 @@ fn resolve(config: &TableConfig, tables: &[String]) -> Result<Table, EmulatorErr
         columns,
         keys,
         collections: Vec::new(),
+        display_name: config
+            .display_name
+            .clone()
+            .unwrap_or_else(|| display_from(&config.logical_name)),
+        display_collection_name: config
+            .display_collection_name
+            .clone()
+            .unwrap_or_else(|| display_from(&config.entity_set_name)),
+        ownership,
+        custom,
+        object_type_code: match origin {
+            Origin::Builtin => builtin_object_type_code(&config.logical_name),
+            Origin::Custom(code) => code,
+        },
+        status_states,
     })
+}
+
+/// A lookup column's targets, each with its relationship and navigation property names.
+fn lookup_kind(
+    config: &TableConfig,
+    column: &ColumnConfig,
+    tables: &[String],
+) -> Result<Kind, EmulatorError> {
+    let targets: Vec<&str> = column
+        .target
+        .as_deref()
+        .map(|t| t.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    if targets.is_empty() {
+        return Err(invalid(format!(
+            "lookup column '{}' needs a target table",
+            column.name
+        )));
+    }
+    let several = targets.len() > 1;
+    let relationships: Vec<&str> = column
+        .relationship
+        .as_deref()
+        .map(|r| r.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    if !relationships.is_empty() && relationships.len() != targets.len() {
+        return Err(invalid(format!(
+            "lookup column '{}' needs one relationship name per target",
+            column.name
+        )));
+    }
+    let mut resolved = Vec::new();
+    for (index, target) in targets.iter().enumerate() {
+        if !tables.iter().any(|t| t == target) {
+            return Err(invalid(format!(
+                "lookup column '{}' points at unknown table '{target}'",
+                column.name
+            )));
+        }
+        let relationship = relationships.get(index).map_or_else(
+            || {
+                if several {
+                    format!("{}_{}_{target}", config.logical_name, column.name)
+                } else {
+                    format!("{}_{}", config.logical_name, column.name)
+                }
+            },
+            |name| (*name).to_owned(),
+        );
+        resolved.push(LookupTarget {
+            table: (*target).to_owned(),
+            relationship,
+            navigation: if several {
+                format!("{}_{target}", column.name)
+            } else {
+                column.name.clone()
+            },
+        });
+    }
+    Ok(Kind::Lookup(resolved))
 }
 
 /// The built-in tables, written in the schema-file format they document.
@@ -545,6 +876,9 @@ logical_name = "organization"
 entity_set_name = "organizations"
 primary_id = "organizationid"
 primary_name = "name"
+display_name = "Organization"
+display_collection_name = "Organizations"
+ownership = "none"
 columns = [{ name = "name", type = "string", max_length = 160 }]
 
 [[tables]]
@@ -552,6 +886,9 @@ logical_name = "businessunit"
 entity_set_name = "businessunits"
 primary_id = "businessunitid"
 primary_name = "name"
+display_name = "Business Unit"
+display_collection_name = "Business Units"
+ownership = "business"
 columns = [
   { name = "name", type = "string", max_length = 160 },
   { name = "parentbusinessunitid", type = "lookup", target = "businessunit", relationship = "business_unit_parent_business_unit" },
@@ -562,6 +899,9 @@ logical_name = "systemuser"
 entity_set_name = "systemusers"
 primary_id = "systemuserid"
 primary_name = "fullname"
+display_name = "User"
+display_collection_name = "Users"
+ownership = "business"
 columns = [
   { name = "fullname", type = "string", max_length = 200 },
   { name = "domainname", type = "string", max_length = 1024 },
@@ -581,6 +921,8 @@ logical_name = "account"
 entity_set_name = "accounts"
 primary_id = "accountid"
 primary_name = "name"
+display_name = "Account"
+display_collection_name = "Accounts"
 columns = [
   { name = "name", type = "string", max_length = 160 },
   { name = "accountnumber", type = "string", max_length = 20 },
@@ -601,8 +943,6 @@ columns = [
       { value = 7, label = "Consulting" }, { value = 8, label = "Consumer Services" } ] },
   { name = "accountcategorycode", type = "optionset", options = [
       { value = 1, label = "Preferred Customer" }, { value = 2, label = "Standard" } ] },
-  { name = "statecode", type = "optionset", options = [
-      { value = 0, label = "Active" }, { value = 1, label = "Inactive" } ] },
   { name = "primarycontactid", type = "lookup", target = "contact", relationship = "account_primary_contact" },
   { name = "parentaccountid", type = "lookup", target = "account", relationship = "account_parent_account" },
 ]
@@ -613,6 +953,8 @@ logical_name = "contact"
 entity_set_name = "contacts"
 primary_id = "contactid"
 primary_name = "fullname"
+display_name = "Contact"
+display_collection_name = "Contacts"
 columns = [
   { name = "firstname", type = "string", max_length = 50 },
   { name = "lastname", type = "string", max_length = 50 },
@@ -623,11 +965,38 @@ columns = [
   { name = "birthdate", type = "datetime" },
   { name = "gendercode", type = "optionset", options = [
       { value = 1, label = "Male" }, { value = 2, label = "Female" } ] },
-  { name = "statecode", type = "optionset", options = [
-      { value = 0, label = "Active" }, { value = 1, label = "Inactive" } ] },
   { name = "parentcustomerid", type = "lookup", target = "account,contact", relationship = "contact_customer_accounts,contact_customer_contacts" },
 ]
 keys = [{ name = "contact_name_email_key", columns = ["firstname", "emailaddress1"] }]
+
+[[tables]]
+logical_name = "asyncoperation"
+entity_set_name = "asyncoperations"
+primary_id = "asyncoperationid"
+primary_name = "name"
+display_name = "System Job"
+display_collection_name = "System Jobs"
+columns = [
+  { name = "name", type = "string", max_length = 256 },
+  { name = "operationtype", type = "optionset", options = [
+      { value = 1, label = "System Event" }, { value = 10, label = "Workflow" },
+      { value = 13, label = "Bulk Delete" } ] },
+  { name = "statecode", type = "optionset", options = [
+      { value = 0, label = "Ready" }, { value = 1, label = "Suspended" },
+      { value = 2, label = "Locked" }, { value = 3, label = "Completed" } ] },
+  { name = "statuscode", type = "optionset", options = [
+      { value = 0, label = "Waiting For Resources", state = 0 },
+      { value = 10, label = "Waiting", state = 1 },
+      { value = 20, label = "In Progress", state = 2 }, { value = 21, label = "Pausing", state = 2 },
+      { value = 22, label = "Canceling", state = 2 },
+      { value = 30, label = "Succeeded", state = 3 }, { value = 31, label = "Failed", state = 3 },
+      { value = 32, label = "Canceled", state = 3 } ] },
+  { name = "message", type = "string", max_length = 10000 },
+  { name = "friendlymessage", type = "string", max_length = 10000 },
+  { name = "errorcode", type = "int" },
+  { name = "startedon", type = "datetime" },
+  { name = "completedon", type = "datetime" },
+]
 "#;
 
 fn builtin() -> Vec<TableConfig> {

@@ -27,6 +27,8 @@ pub(crate) struct Store {
 pub(crate) struct Db {
     pub(crate) conn: Connection,
     version: i64,
+    /// Bulk deletes submitted by the request being answered, run after its response.
+    pub(crate) pending_jobs: Vec<super::bulk::BulkDeleteJob>,
 }
 
 fn store_error(err: rusqlite::Error) -> EmulatorError {
@@ -71,7 +73,11 @@ impl Store {
             version = version.max(max.unwrap_or(0));
         }
         Ok(Self {
-            db: Mutex::new(Db { conn, version }),
+            db: Mutex::new(Db {
+                conn,
+                version,
+                pending_jobs: Vec::new(),
+            }),
         })
     }
 

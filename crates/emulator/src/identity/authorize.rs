@@ -127,6 +127,15 @@ fn begin(
             return redirect_error(&client.redirect, mode, &error, client_state, context);
         }
     };
+    if !state.is_known_resource(&pending.target.resource) {
+        let tenant = state
+            .directory()
+            .tenant(&client.tenant_id)
+            .map(|t| t.display_name.clone())
+            .unwrap_or_default();
+        let error = AadError::resource_not_found(&pending.target.resource, &tenant);
+        return redirect_error(&client.redirect, mode, &error, client_state, context);
+    }
     if params.get("prompt") == Some("none") {
         // No browser session is kept, so a silent sign-in never finds anyone.
         let error = AadError::login_required();

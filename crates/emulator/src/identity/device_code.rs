@@ -1,8 +1,9 @@
 //! The device authorization grant (RFC 8628) as Entra ID serves it: the device
-//! authorization endpoint (`POST /{tenant}/oauth2/v2.0/devicecode`), the redemption of a
-//! device code at the v2 token endpoint (pending, `slow_down`, declined, expired, approved
-//! once), and the verification page (`/devicelogin`) where a person types the user code,
-//! signs in and approves or declines.
+//! authorization endpoints (`POST /{tenant}/oauth2/v2.0/devicecode`, and v1's
+//! `/{tenant}/oauth2/devicecode` with `resource=`, which v1 discovery advertises), the
+//! redemption of a device code at the token endpoints (pending, `slow_down`, declined,
+//! expired, approved once), and the verification page (`/devicelogin`) where a person types
+//! the user code, signs in and approves or declines.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,10 +40,27 @@ pub(crate) async fn device_authorization_v2(
     body: Bytes,
 ) -> Response {
     let context = RequestContext::new(ids);
-    token::json_answer(authorize(&state, &segment, &body), &context)
+    token::json_answer(authorize(&state, &segment, &body, Endpoint::V2), &context)
 }
 
-fn authorize(state: &AppState, segment: &str, body: &[u8]) -> Result<Value, AadError> {
+/// `POST /{tenant}/oauth2/devicecode` (v1: `resource=`; the answer's numbers are strings and
+/// the page is `verification_url`, as ADAL reads it).
+pub(crate) async fn device_authorization_v1(
+    State(state): State<Arc<AppState>>,
+    Path(segment): Path<String>,
+    Extension(ids): Extension<RequestIds>,
+    body: Bytes,
+) -> Response {
+    let context = RequestContext::new(ids);
+    token::json_answer(authorize(&state, &segment, &body, Endpoint::V1), &context)
+}
+
+fn authorize(
+    state: &AppState,
+    segment: &str,
+    body: &[u8],
+    endpoint: Endpoint,
+) -> Result<Value, AadError> {
     let kind = token::classify(segment);
     if let Segment::Named(name) = kind
         && state.directory().tenant(name).is_none()
@@ -51,10 +69,20 @@ fn authorize(state: &AppState, segment: &str, body: &[u8]) -> Result<Value, AadE
     }
     let form = Form::parse(body)?;
     let client_id = form.require("client_id")?;
-    if form.get("resource").is_some() {
-        return Err(AadError::resource_on_v2());
-    }
-    let scope = form.require("scope")?;
+    let scope = match endpoint {
+        Endpoint::V2 => {
+            if form.get("resource").is_some() {
+                return Err(AadError::resource_on_v2());
+            }
+            form.require("scope")?.to_owned()
+        }
+        // AD FS's device endpoint is not routed here; its requests would be v1-shaped.
+        Endpoint::V1 | Endpoint::Adfs => format!(
+            "{}/user_impersonation",
+            form.require("resource")?.trim_end_matches('/')
+        ),
+    };
+    let scope = scope.as_str();
     let (tenant_id, app_name) = {
         let directory = state.directory();
         let tenant = match kind {
@@ -71,10 +99,16 @@ fn authorize(state: &AppState, segment: &str, body: &[u8]) -> Result<Value, AadE
         let app = tenant
             .app(client_id)
             .ok_or_else(|| AadError::app_not_found(client_id, &tenant.id))?;
+        // The scope must name one resource the tenant knows, as it will at redemption.
+        let delegation = token::parse_delegated_scope(scope, false)?;
+        if !state.is_known_resource(&delegation.resource) {
+            return Err(AadError::resource_not_found(
+                &delegation.resource,
+                &tenant.display_name,
+            ));
+        }
         (tenant.id.clone(), app.display_name.clone())
     };
-    // The scope must name one resource, as it will at redemption.
-    token::parse_delegated_scope(scope, false)?;
     let settings = state.settings();
     let interval = settings.device_code_interval_secs.max(1);
     let lifetime = settings.device_code_lifetime_secs.max(1);
@@ -106,6 +140,20 @@ fn authorize(state: &AppState, segment: &str, body: &[u8]) -> Result<Value, AadE
     };
     let verification_uri = format!("{}/devicelogin", state.base_url);
     tracing::debug!(%client_id, app = %app_name, expires_in = lifetime, interval, "device code issued");
+    let message = format!(
+        "To sign in, use a web browser to open the page {verification_uri} and enter the code \
+         {user_code} to authenticate."
+    );
+    if endpoint == Endpoint::V1 {
+        return Ok(json!({
+            "user_code": user_code,
+            "device_code": device_code,
+            "verification_url": verification_uri,
+            "expires_in": lifetime.to_string(),
+            "interval": interval.to_string(),
+            "message": message,
+        }));
+    }
     Ok(json!({
         "user_code": user_code,
         "device_code": device_code,
@@ -140,6 +188,7 @@ struct Approved {
 /// stands.
 pub(crate) fn redeem(
     state: &AppState,
+    endpoint: Endpoint,
     caller: Caller<'_>,
     presented: &str,
     client_info: bool,
@@ -154,7 +203,7 @@ pub(crate) fn redeem(
         return Err(AadError::user_disabled());
     }
     let delegation = token::parse_delegated_scope(&approved.scope, client_info)?;
-    mint::delegated(state, Endpoint::V2, caller, user, &delegation, times)
+    mint::delegated(state, endpoint, caller, user, &delegation, times)
 }
 
 fn check_poll(

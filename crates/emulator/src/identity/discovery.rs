@@ -178,10 +178,7 @@ pub(crate) async fn instance(
     let requested = query.get("authorization_endpoint").map(String::as_str);
     let tenant = match requested {
         Some(url) => {
-            let host_matches = authority_of(url).is_some_and(|host| {
-                host.eq_ignore_ascii_case(&own)
-                    || host.eq_ignore_ascii_case(&own.replacen("127.0.0.1", "localhost", 1))
-            });
+            let host_matches = authority_of(url).is_some_and(|host| is_own_host(host, &own));
             if !host_matches {
                 let context = RequestContext::new(ids);
                 return AadError::unknown_instance().into_response(&context);
@@ -205,6 +202,31 @@ pub(crate) async fn instance(
         }],
     }))
     .into_response()
+}
+
+/// Whether `host` (`host[:port]`) names this emulator: its own host and port, or its host
+/// without the port, as MSAL writes an authority it normalized (127.0.0.1 and localhost
+/// alike).
+fn is_own_host(host: &str, own: &str) -> bool {
+    let strip = |text: &str| -> String {
+        let lower = text.to_ascii_lowercase();
+        let bare = match lower.rsplit_once(':') {
+            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name.to_owned(),
+            _ => lower,
+        };
+        if bare == "localhost" {
+            "127.0.0.1".to_owned()
+        } else {
+            bare
+        }
+    };
+    let same_port = match (host.rsplit_once(':'), own.rsplit_once(':')) {
+        (Some((_, port)), Some((_, own_port))) => port == own_port,
+        // No port: the authority as MSAL normalized it.
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    same_port && strip(host) == strip(own)
 }
 
 /// Serves `/common/userrealm/{upn}` in any letter case (MSAL Go writes `UserRealm`), which a
@@ -287,6 +309,17 @@ mod tests {
         assert_eq!(percent_decode("a%40b.com"), "a@b.com");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("plain"), "plain");
+    }
+
+    #[test]
+    fn the_own_host_is_recognized_with_or_without_its_port() {
+        let own = "127.0.0.1:8443";
+        for host in ["127.0.0.1:8443", "127.0.0.1", "localhost:8443", "LOCALHOST"] {
+            assert!(is_own_host(host, own), "{host}");
+        }
+        for host in ["127.0.0.1:9999", "login.microsoftonline.com", "10.0.0.1"] {
+            assert!(!is_own_host(host, own), "{host}");
+        }
     }
 
     #[test]

@@ -385,6 +385,33 @@ impl AadError {
         )
     }
 
+    /// A token for a resource the tenant does not know (not a registered organization).
+    pub(crate) fn resource_not_found(resource: &str, tenant_name: &str) -> Self {
+        Self::new(
+            500_011,
+            "invalid_resource",
+            format!(
+                "The resource principal named {resource} was not found in the tenant named \
+                 {tenant_name}. This can happen if the application has not been installed by the \
+                 administrator of the tenant or consented to by any user in the tenant. You might \
+                 have sent your authentication request to the wrong tenant."
+            ),
+        )
+    }
+
+    /// A client credentials `scope` that is not `{resource}/.default`.
+    pub(crate) fn scope_without_default(scope: &str) -> Self {
+        Self::new(
+            1_002_012,
+            "invalid_scope",
+            format!(
+                "The provided value for scope {scope} is not valid. Client credential flows must \
+                 have a scope value with /.default suffixed to the resource identifier \
+                 (application ID URI)."
+            ),
+        )
+    }
+
     pub(crate) fn multiple_resources() -> Self {
         Self::new(
             700_022,
@@ -461,16 +488,6 @@ impl AadError {
     }
 
     /// The device code grant on the v1 endpoint, which the emulator does not serve.
-    pub(crate) fn device_code_on_v1() -> Self {
-        Self::new(
-            70003,
-            "unsupported_grant_type",
-            "The app requested an unsupported grant type \
-             'urn:ietf:params:oauth:grant-type:device_code' on the v1 endpoint. Use \
-             /oauth2/v2.0/devicecode and /oauth2/v2.0/token.",
-        )
-    }
-
     pub(crate) fn authorization_pending() -> Self {
         Self::new(
             70016,

@@ -215,6 +215,14 @@ fn serve(state: &AppState, shape: Shape, headers: &HeaderMap, query: &str) -> Re
             "Identity not found",
         );
     };
+    if !state.is_known_resource(resource) {
+        let error = super::error::AadError::resource_not_found(resource, &tenant.display_name);
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            &error.headline(),
+        );
+    }
     let times = Times {
         now: OffsetDateTime::now_utc().unix_timestamp(),
         lifetime: state.settings().token_lifetime_secs,

@@ -103,6 +103,18 @@ fn audience(resource: &str) -> String {
     resource.trim_end_matches('/').to_owned()
 }
 
+/// The claim set a token for `resource` carries: Dataverse's resource asks for v1 tokens, so
+/// a token for an organization is v1-shaped whichever endpoint issued it; other resources
+/// get the endpoint's version.
+fn claims_version(state: &AppState, endpoint: Endpoint, resource: &str) -> Endpoint {
+    // AD FS shapes its own tokens; Entra ID's Dataverse tokens are v1 from either endpoint.
+    if endpoint != Endpoint::Adfs && state.is_organization(resource) {
+        Endpoint::V1
+    } else {
+        endpoint
+    }
+}
+
 fn common_claims(
     state: &AppState,
     endpoint: Endpoint,
@@ -110,6 +122,7 @@ fn common_claims(
     resource: &str,
     times: Times,
 ) -> Map<String, Value> {
+    let endpoint = claims_version(state, endpoint, resource);
     let Caller { tenant, app, auth } = caller;
     let mut claims = Map::new();
     if endpoint == Endpoint::Adfs {
@@ -362,7 +375,7 @@ pub(crate) fn delegated(
         }
         return Ok(Value::Object(body));
     }
-    if endpoint == Endpoint::V1 {
+    if claims_version(state, endpoint, resource) == Endpoint::V1 {
         claims.insert("amr".into(), json!(["pwd"]));
         claims.insert("unique_name".into(), json!(user.upn));
         claims.insert("upn".into(), json!(user.upn));

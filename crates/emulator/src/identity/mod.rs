@@ -144,6 +144,10 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
             post(device_code::device_authorization_v2),
         )
         .route(
+            "/{tenant}/oauth2/devicecode",
+            post(device_code::device_authorization_v1),
+        )
+        .route(
             "/devicelogin",
             get(device_code::verification_page).post(device_code::verification_answer),
         )

@@ -219,11 +219,12 @@ pub(crate) fn issue(
         "password" => Grant::Password,
         "refresh_token" => Grant::RefreshToken,
         authorization_code::GRANT_TYPE => Grant::AuthorizationCode,
-        device_code::GRANT_TYPE if endpoint == Endpoint::V2 => Grant::DeviceCode,
         device_code::GRANT_TYPE if endpoint == Endpoint::Adfs => {
             return Err(AadError::unsupported_grant_type(device_code::GRANT_TYPE));
         }
-        device_code::GRANT_TYPE => return Err(AadError::device_code_on_v1()),
+        device_code::GRANT_TYPE => Grant::DeviceCode,
+        // ADAL's v1 spelling.
+        "device_code" if endpoint == Endpoint::V1 => Grant::DeviceCode,
         other => return Err(AadError::unsupported_grant_type(other)),
     };
     if endpoint == Endpoint::V2 && form.get("resource").is_some() {
@@ -273,13 +274,13 @@ pub(crate) fn issue(
         }
         Grant::DeviceCode => {
             let client_info = form.get("client_info") == Some("1");
-            device_code::redeem(
-                state,
-                caller,
-                form.require("device_code")?,
-                client_info,
-                times,
-            )
+            let presented = match endpoint {
+                Endpoint::V1 => form
+                    .get("code")
+                    .map_or_else(|| form.require("device_code"), Ok)?,
+                Endpoint::V2 | Endpoint::Adfs => form.require("device_code")?,
+            };
+            device_code::redeem(state, endpoint, caller, presented, client_info, times)
         }
     }
 }
@@ -320,17 +321,29 @@ fn client_credentials(
                 [only] if only.len() > "/.default".len() && only.ends_with("/.default") => {
                     only[..only.len() - "/.default".len()].to_owned()
                 }
-                _ => {
-                    return Err(AadError::invalid_scope(
-                        scope,
-                        "Client credential flows must have a scope value with /.default \
-                         suffixed to the resource identifier (application ID URI).",
-                    ));
-                }
+                _ => return Err(AadError::scope_without_default(scope)),
             }
         }
     };
+    check_resource(state, caller, &resource)?;
     mint::app_only(state, endpoint, caller, &resource, times)
+}
+
+/// Refuses a token for a resource the emulator does not know (AADSTS500011): tokens are
+/// issued for the registered organizations (and Microsoft Graph) only.
+pub(crate) fn check_resource(
+    state: &AppState,
+    caller: Caller<'_>,
+    resource: &str,
+) -> Result<(), AadError> {
+    if state.is_known_resource(resource) {
+        Ok(())
+    } else {
+        Err(AadError::resource_not_found(
+            resource,
+            &caller.tenant.display_name,
+        ))
+    }
 }
 
 /// Splits a v2 `scope` into one resource, its permissions and the OpenID Connect flags.
@@ -475,6 +488,7 @@ fn password(
     let username = form.require("username")?;
     let password = form.require("password")?;
     let delegation = delegation_for(state, endpoint, form)?;
+    check_resource(state, caller, &delegation.resource)?;
     let username = if endpoint == Endpoint::Adfs {
         adfs_user_name(state, caller.tenant, username)
     } else {
@@ -546,6 +560,7 @@ fn refresh(
     };
     // A refresh token keeps being renewed on refresh, whatever the new scope says.
     delegation.offline_access = true;
+    check_resource(state, caller, &delegation.resource)?;
     mint::delegated(state, endpoint, caller, user, &delegation, times)
 }
 

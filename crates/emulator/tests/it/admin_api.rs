@@ -7,7 +7,11 @@ use crate::common::{self, client, post_form, send};
 
 #[tokio::test]
 async fn apps_secrets_users_and_tenants_can_be_managed_at_runtime() {
-    let emulator = Emulator::builder().start().await.expect("started");
+    let emulator = Emulator::builder()
+        .organization("https://fabrikam.crm.dynamics.com")
+        .start()
+        .await
+        .expect("started");
     let base = emulator.base_url();
     let http = client();
 
@@ -132,7 +136,11 @@ async fn apps_secrets_users_and_tenants_can_be_managed_at_runtime() {
 
 #[tokio::test]
 async fn admin_errors_are_json_with_http_statuses() {
-    let emulator = Emulator::builder().start().await.expect("started");
+    let emulator = Emulator::builder()
+        .organization("https://fabrikam.crm.dynamics.com")
+        .start()
+        .await
+        .expect("started");
     let base = emulator.base_url();
     let http = client();
     let missing = send(http.delete(format!("{base}/_emulator/tenants/nowhere.example"))).await;
@@ -176,7 +184,11 @@ async fn admin_errors_are_json_with_http_statuses() {
 
 #[tokio::test]
 async fn a_certificate_added_at_runtime_authenticates_assertions() {
-    let emulator = Emulator::builder().start().await.expect("started");
+    let emulator = Emulator::builder()
+        .organization("https://fabrikam.crm.dynamics.com")
+        .start()
+        .await
+        .expect("started");
     let seeded = emulator.seeded().expect("seeded").clone();
     let base = emulator.base_url();
     let http = client();
@@ -229,7 +241,11 @@ async fn a_certificate_added_at_runtime_authenticates_assertions() {
 /// resolves to 127.0.0.1 sends that name in `Host`; the admin API refuses it.
 #[tokio::test]
 async fn the_admin_api_answers_loopback_hosts_only() {
-    let emulator = Emulator::builder().start().await.expect("started");
+    let emulator = Emulator::builder()
+        .organization("https://fabrikam.crm.dynamics.com")
+        .start()
+        .await
+        .expect("started");
     let base = emulator.base_url();
     let port = base.rsplit(':').next().unwrap().to_owned();
     let http = client();
@@ -278,7 +294,11 @@ async fn the_admin_api_answers_loopback_hosts_only() {
 
 #[tokio::test]
 async fn absurd_admin_values_are_refused_with_400() {
-    let emulator = Emulator::builder().start().await.expect("started");
+    let emulator = Emulator::builder()
+        .organization("https://fabrikam.crm.dynamics.com")
+        .start()
+        .await
+        .expect("started");
     let base = emulator.base_url();
     let http = client();
     let tenant = emulator.tenant_id();

@@ -343,9 +343,12 @@ async fn a_code_redeems_once_for_tokens_an_id_token_and_a_working_refresh_token(
     assert_eq!(access["scp"], "user_impersonation");
     assert_eq!(access["oid"], seeded.user.object_id);
     assert_eq!(access["tid"], emulator.tenant_id());
-    assert_eq!(access["preferred_username"], ALICE);
-    assert_eq!(access["azp"], seeded.public_app.client_id);
-    assert_eq!(access["azpacr"], "0");
+    // Dataverse's tokens are v1-shaped whichever endpoint issued them.
+    assert_eq!(access["ver"], "1.0");
+    assert_eq!(access["upn"], ALICE);
+    assert_eq!(access["unique_name"], ALICE);
+    assert_eq!(access["appid"], seeded.public_app.client_id);
+    assert_eq!(access["appidacr"], "0");
 
     let id_token = body["id_token"].as_str().expect("an ID token");
     let validated = emulator
@@ -803,7 +806,7 @@ async fn confidential_apps_may_skip_pkce_but_must_authenticate() {
     let reply = post_form(&http, &endpoint, &form).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(
-        claims(reply.body["access_token"].as_str().unwrap())["azpacr"],
+        claims(reply.body["access_token"].as_str().unwrap())["appidacr"],
         "1"
     );
 }

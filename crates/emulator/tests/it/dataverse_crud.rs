@@ -447,3 +447,130 @@ async fn failures_are_dataverse_errors() {
         assert_error(&reply, status, code, &message);
     }
 }
+
+/// What Dataverse sets on create and update: state and status, timestamps, who created and
+/// changed the row, its owner and business unit, the row version; state and status pairs.
+#[tokio::test]
+async fn records_get_what_dataverse_sets() {
+    let emulator = Emulator::builder().start().await.expect("started");
+    let api = Api::new(&emulator).await;
+    let org = emulator.seeded().expect("seeded").organization.clone();
+    let id = api.create("accounts", &json!({"name": "Stamped"})).await;
+    let request = api
+        .request(Method::GET, &format!("accounts({id})"))
+        .header("Prefer", "odata.include-annotations=\"*\"");
+    let created = send(request).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let body = &created.body;
+    assert_eq!(body["statecode"], 0);
+    assert_eq!(body["statuscode"], 1);
+    assert_eq!(
+        body["statuscode@OData.Community.Display.V1.FormattedValue"],
+        "Active"
+    );
+    assert_eq!(
+        body["_createdby_value"],
+        org.confidential_app_user_id.as_str()
+    );
+    assert_eq!(
+        body["_modifiedby_value"],
+        org.confidential_app_user_id.as_str()
+    );
+    assert_eq!(
+        body["_ownerid_value"],
+        org.confidential_app_user_id.as_str()
+    );
+    assert_eq!(
+        body["_ownerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"],
+        "systemuser"
+    );
+    assert_eq!(
+        body["_ownerid_value@Microsoft.Dynamics.CRM.associatednavigationproperty"],
+        "ownerid"
+    );
+    assert_eq!(
+        body["_owningbusinessunit_value"],
+        org.business_unit_id.as_str()
+    );
+    let created_on = body["createdon"].as_str().expect("createdon").to_owned();
+    assert!(
+        created_on.ends_with('Z') && created_on.len() == 20,
+        "{created_on}"
+    );
+    assert_eq!(body["modifiedon"], created_on.as_str());
+    let version = body["versionnumber"].as_i64().expect("versionnumber");
+
+    // An update moves the version and who changed it; a state brings its default status.
+    let reply = api
+        .patch(&format!("accounts({id})"), &json!({"statecode": 1}))
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let updated = api.get(&format!("accounts({id})")).await.body;
+    assert_eq!(updated["statecode"], 1);
+    assert_eq!(updated["statuscode"], 2);
+    assert!(updated["versionnumber"].as_i64().expect("version") > version);
+    assert_eq!(updated["createdon"], created_on.as_str());
+
+    // A status that does not belong to the state, on update and on create.
+    let reply = api
+        .patch(
+            &format!("accounts({id})"),
+            &json!({"statecode": 0, "statuscode": 2}),
+        )
+        .await;
+    assert_error(
+        &reply,
+        400,
+        "0x80048408",
+        &format!(
+            "2 is not a valid status code for state code AccountState.Active on account with Id {id}."
+        ),
+    );
+    let reply = api
+        .post(
+            "accounts",
+            &json!({"name": "Inactive", "statecode": 1, "statuscode": 2}),
+        )
+        .await;
+    assert_error(
+        &reply,
+        400,
+        "0x80048408",
+        "2 is not a valid status code for state code AccountState.Active on account",
+    );
+    // A status alone brings its state.
+    let reply = api
+        .patch(&format!("accounts({id})"), &json!({"statuscode": 1}))
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert_eq!(
+        api.get(&format!("accounts({id})")).await.body["statecode"],
+        0
+    );
+
+    // Another owner brings its business unit; createdby cannot be bound.
+    let reply = api
+        .post(
+            "accounts",
+            &json!({
+                "name": "Owned",
+                "ownerid@odata.bind": format!("/systemusers({})", org.user_id),
+                "createdby@odata.bind": format!("/systemusers({})", org.user_id),
+            }),
+        )
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let owned = api
+        .get(&format!("accounts({})", entity_id(&reply)))
+        .await
+        .body;
+    assert_eq!(owned["_ownerid_value"], org.user_id.as_str());
+    assert_eq!(
+        owned["_createdby_value"],
+        org.confidential_app_user_id.as_str()
+    );
+    assert_eq!(
+        owned["_owningbusinessunit_value"],
+        org.business_unit_id.as_str()
+    );
+}

@@ -276,7 +276,7 @@ async fn a_code_is_pending_until_approved_then_redeemed_once() {
         .expect("a valid token");
     assert_eq!(validated.user_principal_name(), Some(ALICE));
     assert_eq!(validated.scopes(), ["user_impersonation"]);
-    assert_eq!(claims(access)["azpacr"], "0", "a public client");
+    assert_eq!(claims(access)["appidacr"], "0", "a public client");
 
     // The refresh token works like the password grant's.
     let refreshed = post_form(
@@ -414,7 +414,7 @@ async fn declined_expired_and_unknown_codes() {
     .await;
     assert_refusal(&other_client, "bad_verification_code", Some(70018));
 
-    // The v1 endpoint does not serve the grant.
+    // The v1 endpoint redeems it too (ADAL polls there).
     let v1 = post_form(
         &client(),
         &emulator.token_endpoint_v1(),
@@ -425,7 +425,7 @@ async fn declined_expired_and_unknown_codes() {
         ],
     )
     .await;
-    assert_refusal(&v1, "unsupported_grant_type", Some(70003));
+    assert_refusal(&v1, "authorization_pending", Some(70016));
 
     // Codes expire by themselves too.
     let short = Emulator::builder()
@@ -570,7 +570,7 @@ async fn a_confidential_app_redeems_with_its_secret() {
     .await;
     assert_eq!(with_secret.status, 200, "{}", with_secret.body);
     assert_eq!(
-        claims(with_secret.body["access_token"].as_str().unwrap())["azpacr"],
+        claims(with_secret.body["access_token"].as_str().unwrap())["appidacr"],
         "1"
     );
 }
@@ -639,7 +639,7 @@ async fn a_person_approves_or_declines_at_the_verification_page() {
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(
-        claims(reply.body["access_token"].as_str().unwrap())["preferred_username"],
+        claims(reply.body["access_token"].as_str().unwrap())["upn"],
         "bob@contoso.onmicrosoft.com"
     );
 

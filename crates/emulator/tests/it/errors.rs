@@ -375,7 +375,39 @@ async fn every_failure_has_entra_status_error_and_code() {
             ],
             400,
             "invalid_scope",
-            70011,
+            1_002_012,
+        ),
+        row(
+            "client credentials for an unknown resource",
+            Version::V2,
+            vec![
+                ("grant_type", s("client_credentials")),
+                ("client_id", confidential.client_id.clone()),
+                (
+                    "client_secret",
+                    confidential.secret.expose_secret().to_owned(),
+                ),
+                ("scope", s("https://nosuch.crm.dynamics.com/.default")),
+            ],
+            400,
+            "invalid_resource",
+            500_011,
+        ),
+        row(
+            "v1 client credentials for an unknown resource",
+            Version::V1,
+            vec![
+                ("grant_type", s("client_credentials")),
+                ("client_id", confidential.client_id.clone()),
+                (
+                    "client_secret",
+                    confidential.secret.expose_secret().to_owned(),
+                ),
+                ("resource", s("https://nosuch.crm.dynamics.com/")),
+            ],
+            400,
+            "invalid_resource",
+            500_011,
         ),
         row(
             "delegated scopes for two resources",
@@ -564,6 +596,11 @@ async fn every_failure_has_entra_status_error_and_code() {
         for part in ["\r\nTrace ID: ", "\r\nCorrelation ID: ", "\r\nTimestamp: "] {
             assert!(description.contains(part), "{}: {description}", row.name);
         }
+        assert!(
+            body["error_codes"].is_array(),
+            "{}: error_codes must be an array, never null",
+            row.name
+        );
         for field in ["timestamp", "trace_id", "correlation_id", "error_uri"] {
             assert!(body[field].is_string(), "{}: no {field}", row.name);
         }

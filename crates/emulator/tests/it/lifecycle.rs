@@ -187,6 +187,7 @@ async fn a_toml_file_configures_tenants_apps_users_and_lifetime() {
     std::fs::write(
         &path,
         r#"
+organizations = ["https://northwind.crm.dynamics.com"]
 seed_defaults = false
 token_lifetime_secs = 42
 

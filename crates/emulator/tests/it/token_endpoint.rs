@@ -45,16 +45,18 @@ async fn client_credentials_v2_with_secret_post() {
     assert_eq!(jwt_header["alg"], "RS256");
     assert_eq!(jwt_header["typ"], "JWT");
     let c = claims(token);
+    // Dataverse asks for v1 tokens: v1-shaped from the v2 endpoint too.
     assert_eq!(c["aud"], DATAVERSE);
     assert_eq!(
         c["iss"],
-        format!("{}/{}/v2.0", emulator.base_url(), seeded.tenant.id)
+        format!("https://sts.windows.net/{}/", seeded.tenant.id)
     );
     assert_eq!(c["tid"], seeded.tenant.id);
-    assert_eq!(c["azp"], app.client_id);
-    assert_eq!(c["azpacr"], "1");
+    assert_eq!(c["appid"], app.client_id);
+    assert_eq!(c["appidacr"], "1");
+    assert!(c.get("azp").is_none());
     assert_eq!(c["idtyp"], "app");
-    assert_eq!(c["ver"], "2.0");
+    assert_eq!(c["ver"], "1.0");
     assert_eq!(c["oid"], c["sub"]);
     assert!(c["uti"].is_string());
     assert!(c.get("scp").is_none());
@@ -203,7 +205,7 @@ async fn certificate_assertions_rs256_x5t_and_ps256_x5t_s256() {
         .await;
         assert_eq!(reply.status, 200, "{alg:?}: {}", reply.body);
         let c = claims(reply.body["access_token"].as_str().expect("token"));
-        assert_eq!(c["azpacr"], "2");
+        assert_eq!(c["appidacr"], "2");
     }
 }
 
@@ -277,9 +279,10 @@ async fn password_v2_with_offline_access_then_refresh() {
     let c = claims(body["access_token"].as_str().expect("token"));
     assert_eq!(c["scp"], "user_impersonation");
     assert_eq!(c["oid"], user.object_id);
-    assert_eq!(c["preferred_username"], user.upn);
+    assert_eq!(c["upn"], user.upn);
+    assert_eq!(c["unique_name"], user.upn);
     assert_eq!(c["name"], "Alice Emulator");
-    assert_eq!(c["azpacr"], "0");
+    assert_eq!(c["appidacr"], "0");
     assert!(c.get("idtyp").is_none());
 
     let refreshed = post_form(
@@ -325,7 +328,11 @@ async fn password_v2_without_offline_access_has_no_refresh_token() {
 
 #[tokio::test]
 async fn password_v1_on_confidential_app_always_returns_a_refresh_token() {
-    let emulator = Emulator::builder().start().await.expect("started");
+    let emulator = Emulator::builder()
+        .organization("https://fabrikam.crm.dynamics.com")
+        .start()
+        .await
+        .expect("started");
     let seeded = emulator.seeded().expect("seeded");
     let app = &seeded.confidential_app;
     let reply = post_form(

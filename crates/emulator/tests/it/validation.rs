@@ -13,17 +13,22 @@ use crate::common;
 const AUDIENCE: &str = "https://contoso.crm.dynamics.com";
 
 async fn token(emulator: &Emulator, v1: bool) -> String {
+    token_for(emulator, v1, AUDIENCE).await
+}
+
+/// A client credentials token for `audience` from the v1 or v2 endpoint.
+async fn token_for(emulator: &Emulator, v1: bool, audience: &str) -> String {
     let seeded = emulator.seeded().expect("seeded");
     let app = &seeded.confidential_app;
     let (url, target) = if v1 {
         (
             emulator.token_endpoint_v1(),
-            ("resource", format!("{AUDIENCE}/")),
+            ("resource", format!("{audience}/")),
         )
     } else {
         (
             emulator.token_endpoint_v2(),
-            ("scope", format!("{AUDIENCE}/.default")),
+            ("scope", format!("{audience}/.default")),
         )
     };
     let reply = common::post_form(
@@ -57,10 +62,19 @@ async fn valid_v1_and_v2_tokens_pass() {
         .validate(&token(&emulator, true).await, AUDIENCE)
         .expect("v1");
     assert_eq!(v1.version(), TokenVersion::V1);
-    let v2 = validator
+    // A Dataverse token is v1-shaped from the v2 endpoint too.
+    let from_v2 = validator
         .validate(
             &token(&emulator, false).await,
             "HTTPS://CONTOSO.crm.dynamics.com/",
+        )
+        .expect("v1 from the v2 endpoint");
+    assert_eq!(from_v2.version(), TokenVersion::V1);
+    // Other resources (Microsoft Graph) get the endpoint's version.
+    let v2 = validator
+        .validate(
+            &token_for(&emulator, false, "https://graph.microsoft.com").await,
+            "https://graph.microsoft.com",
         )
         .expect("v2");
     assert_eq!(v2.version(), TokenVersion::V2);

@@ -454,7 +454,11 @@ async fn an_app_without_an_application_user_and_a_reader_get_typed_refusals() {
 
 #[tokio::test]
 async fn a_token_for_another_audience_is_refused_and_refreshed_once() {
-    let emulator = Emulator::builder().start().await.unwrap();
+    let emulator = Emulator::builder()
+        .organization("https://other.crm.dynamics.com")
+        .start()
+        .await
+        .unwrap();
     let grant = crate::support::admin_grant(&emulator);
     // The grant asks for a token for another resource: Dataverse answers 401, the client
     // renews once, gets the same audience again, and reports Unauthorized.

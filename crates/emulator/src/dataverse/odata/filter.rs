@@ -226,6 +226,17 @@ impl<'a> Lexer<'a> {
         }
         let word = &trimmed[..end];
         self.pos += end;
+        // An enum literal, `Microsoft.Dynamics.CRM.OwnershipTypes'UserOwned'`: its value.
+        if word.contains('.') && self.rest().starts_with('\'') {
+            return match self.next_token()? {
+                Some(Token::Lit(Literal::String(value))) => {
+                    Ok(Some(Token::Lit(Literal::String(value))))
+                }
+                _ => Err(syntax(format!(
+                    "'{word}' is not followed by an enum value."
+                ))),
+            };
+        }
         Ok(Some(match word {
             "null" => Token::Lit(Literal::Null),
             "true" => Token::Lit(Literal::Bool(true)),

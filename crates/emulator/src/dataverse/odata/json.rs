@@ -290,6 +290,10 @@ pub(crate) fn parse_body(
                     &table.entity_set,
                 ));
             };
+            if column.read_only {
+                // Set by the service (createdby, owningbusinessunit): ignored, as on Dataverse.
+                continue;
+            }
             match value {
                 Value::Null => changes.set_lookup(&column.name, None),
                 Value::String(reference) => {

@@ -1,6 +1,7 @@
 //! OData v4 as Dataverse speaks it: URL encoding, query options, `Prefer`, resource paths,
 //! `$filter`, record JSON, paging cookies and the query engine on top of the store.
 
+pub(crate) mod expand;
 pub(crate) mod filter;
 pub(crate) mod json;
 pub(crate) mod paging;
@@ -83,6 +84,7 @@ pub(crate) struct QueryOptions {
     pub(crate) filter: Option<String>,
     pub(crate) orderby: Option<String>,
     pub(crate) top: Option<String>,
+    pub(crate) expand: Option<String>,
     pub(crate) count: Option<String>,
     pub(crate) skiptoken: Option<String>,
     pub(crate) fetch_xml: Option<String>,
@@ -108,6 +110,7 @@ impl QueryOptions {
                 "$filter" => &mut options.filter,
                 "$orderby" => &mut options.orderby,
                 "$top" => &mut options.top,
+                "$expand" => &mut options.expand,
                 "$count" => &mut options.count,
                 "$skiptoken" => &mut options.skiptoken,
                 "$id" => &mut options.id,
@@ -115,7 +118,7 @@ impl QueryOptions {
                 "$skip" | "$search" | "$format" => {
                     return Err(ApiError::unsupported_query_option(&name));
                 }
-                "$expand" | "$apply" => {
+                "$apply" => {
                     return Err(ApiError::bad_request(
                         "0x80060888",
                         format!("The query parameter {name} is not supported by the d365 emulator"),

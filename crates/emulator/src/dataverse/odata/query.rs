@@ -12,6 +12,7 @@ use super::json::{Shape, parse_select, record};
 use super::paging::{self, Cursor};
 use super::{Prefer, QueryOptions, TOTAL_COUNT, TOTAL_COUNT_EXCEEDED};
 use crate::dataverse::errors::{ApiError, ApiResult};
+use crate::dataverse::expansion::Expansion;
 use crate::dataverse::response::{Collection, DvResponse, Ordered};
 use crate::dataverse::schema::{Kind, Schema, Table};
 use crate::dataverse::store::{Db, Row, ident, read_row, select_list};
@@ -280,6 +281,8 @@ pub(crate) struct CollectionRequest<'a> {
     pub(crate) options: &'a QueryOptions,
     pub(crate) prefer: &'a Prefer,
     pub(crate) origin: Origin<'a>,
+    /// `$expand`, checked against the table.
+    pub(crate) expansion: Option<&'a Expansion<'a>>,
 }
 
 /// Answers an OData collection request over `table`, restricted to the rows where each
@@ -296,6 +299,7 @@ pub(crate) fn collection(
         options,
         prefer,
         origin,
+        expansion,
     } = *request;
     let select = parse_select(table, options.select.as_deref())?;
     let condition = options
@@ -351,25 +355,42 @@ pub(crate) fn collection(
     };
     let page = plan.run(db, schema)?;
     let mut head = Ordered::default();
-    let context = match &select {
-        Some(names) => format!(
-            "{}$metadata#{}({})",
-            origin.api_root,
-            table.entity_set,
-            names.join(",")
-        ),
-        None => format!("{}$metadata#{}", origin.api_root, table.entity_set),
+    let list = match expansion {
+        Some(expansion) if !expansion.is_empty() => expansion.context(select.as_deref()),
+        _ => select
+            .as_ref()
+            .map(|names| names.join(","))
+            .unwrap_or_default(),
+    };
+    let context = if select.is_some() || !list.is_empty() {
+        format!("{}$metadata#{}({list})", origin.api_root, table.entity_set)
+    } else {
+        format!("{}$metadata#{}", origin.api_root, table.entity_set)
     };
     head.push("@odata.context", Value::String(context));
-    if count {
-        let total = plan.count(db, MAX_PAGE)?;
+    // Dataverse counts up to 5,000: past that `@odata.count` stays 5000, the total record
+    // count annotation is -1 and the limit-exceeded annotation true; without `$count=true`
+    // the total is -1 (not counted).
+    let total = if count {
+        Some(plan.count(db, MAX_PAGE)?)
+    } else {
+        None
+    };
+    if let Some(total) = total {
         head.push("@odata.count", json!(total.min(MAX_PAGE)));
-        if prefer.wants(TOTAL_COUNT) {
-            head.push(format!("@{TOTAL_COUNT}"), json!(total.min(MAX_PAGE)));
-        }
-        if prefer.wants(TOTAL_COUNT_EXCEEDED) {
-            head.push(format!("@{TOTAL_COUNT_EXCEEDED}"), json!(total > MAX_PAGE));
-        }
+    }
+    if prefer.wants(TOTAL_COUNT) {
+        let shown = match total {
+            Some(total) if total <= MAX_PAGE => i64::try_from(total).unwrap_or(-1),
+            _ => -1,
+        };
+        head.push(format!("@{TOTAL_COUNT}"), json!(shown));
+    }
+    if prefer.wants(TOTAL_COUNT_EXCEEDED) {
+        head.push(
+            format!("@{TOTAL_COUNT_EXCEEDED}"),
+            json!(total.is_some_and(|t| t > MAX_PAGE)),
+        );
     }
     if page.more
         && paged
@@ -400,11 +421,14 @@ pub(crate) fn collection(
         prefer,
         omit_nulls: false,
     };
-    let rows = page
-        .rows
-        .iter()
-        .map(|row| record(table, row, shape))
-        .collect();
+    let mut rows = Vec::with_capacity(page.rows.len());
+    for row in &page.rows {
+        let mut rendered = record(table, row, shape);
+        if let Some(expansion) = expansion {
+            expansion.apply(db, table, row, &mut rendered)?;
+        }
+        rows.push(rendered);
+    }
     let mut response = DvResponse::json(StatusCode::OK, &Collection { head, rows });
     let mut applied = Vec::new();
     if let Some(size) = max_page {
