@@ -12,13 +12,22 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "Microsoft Dataverse / Dynamics 365 from the command line",
     long_about = "Microsoft Dataverse / Dynamics 365 from the command line.\n\nA connection comes from --emulator, --connection-string (or D365_CONNECTION_STRING), a profile (--profile, D365_PROFILE, or the one chosen with `d365 profile use`), or the azure-identity environment variables with D365_URL. To sign in as a person (with MFA) instead, add --grant device-code. Try it offline: `d365 demo`.",
-    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or authorization, 4 not found or conflict, 5 throttled, 6 network, 130 interrupted."
 )]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// The command line's definition, ending its help with the exit codes of
+/// [`exit::TABLE`](crate::exit::TABLE) (a list for `-h`, the table for `--help`): what
+/// parsing, completions and manual pages use.
+pub(crate) fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    Cli::command()
+        .after_help(crate::exit::help_text())
+        .after_long_help(crate::exit::long_help_text())
 }
 
 /// Options every command takes.

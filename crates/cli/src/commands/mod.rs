@@ -11,8 +11,6 @@ mod profile;
 mod request;
 mod token;
 
-use clap::CommandFactory as _;
-
 use crate::cli::{AuthCommand, Cli, Command};
 use crate::connection::Connection;
 
@@ -25,7 +23,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Emulator(args) => emulator::run(&args, global.output).await,
         Command::Profile(command) => profile::run(global, command),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "d365", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut crate::cli::command(),
+                "d365",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Command::Auth(AuthCommand::Compare) => auth::compare(global).await,

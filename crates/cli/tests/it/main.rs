@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod exit_codes;
 mod hostile;
 mod login;
 mod no_secrets;
