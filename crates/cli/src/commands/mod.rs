@@ -18,6 +18,9 @@ use crate::connection::Connection;
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let global = &cli.global;
     crate::output::set_csv_formula_guard(global.csv_formula_guard);
+    if let Some(query) = &global.query {
+        crate::output::set_query(query)?;
+    }
     match cli.command {
         Command::Demo => demo::run(global).await,
         Command::Emulator(args) => emulator::run(&args, global.output).await,
