@@ -339,7 +339,7 @@ pub(crate) struct WriteArgs {
     pub(crate) entity_set: String,
     #[command(flatten)]
     pub(crate) data: DataArg,
-    /// Print the created record, not only its id.
+    /// Print the created record, not only its id (JSON output always does).
     #[arg(long)]
     pub(crate) return_record: bool,
 }
@@ -392,11 +392,16 @@ pub(crate) struct BatchArgs {
 pub(crate) struct RequestArgs {
     /// The HTTP method.
     pub(crate) method: String,
-    /// A path under /api/data/v9.2/ (such as `accounts?$top=1`), or an absolute URL on the organization.
+    /// A path under the API root (`accounts?$top=1`), the same from the organization's
+    /// root with any version (`/api/data/v9.2/accounts`, `api/data/v9.0/WhoAmI`), or an
+    /// absolute URL on the organization.
     pub(crate) path: String,
     /// A JSON body, or @FILE.
     #[arg(long, short = 'd')]
     pub(crate) data: Option<String>,
+    /// Print the status line and the response headers before the body (as `curl -i`).
+    #[arg(long, short = 'i')]
+    pub(crate) include: bool,
 }
 
 /// `d365 emulator`.

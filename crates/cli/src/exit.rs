@@ -180,6 +180,16 @@ pub(crate) fn code_for(error: &anyhow::Error) -> u8 {
     FAILURE
 }
 
+/// Whether the command failed only because standard output was closed by its reader (a
+/// pipe into `head`): not a failure to report.
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// The error and its causes on one line, leaving out a cause whose text the line
 /// already holds (typed errors often repeat their source in their own message).
 fn one_line(error: &anyhow::Error) -> String {

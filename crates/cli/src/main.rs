@@ -32,6 +32,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run_interruptibly(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader stopped reading (`d365 get … | head -1`): it has what it wanted.
+        Err(error) if exit::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             exit::report(&error);
             ExitCode::from(exit::code_for(&error))

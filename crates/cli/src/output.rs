@@ -463,10 +463,6 @@ pub(crate) struct StreamWriter<W: Write> {
 }
 
 impl<W: Write> StreamWriter<W> {
-    pub(crate) fn new(out: W, format: OutputFormat) -> Self {
-        Self::with_columns(out, format, &[])
-    }
-
     /// A writer whose CSV and TSV columns start with `first`, in that order.
     pub(crate) fn with_columns(out: W, format: OutputFormat, first: &[String]) -> Self {
         Self {
@@ -615,16 +611,102 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "name,revenue,statecode,city\n\"Contoso, Ltd.\",10,Active (0),\nFabrikam,,,Paris\n"
         );
-        let mut writer = StreamWriter::new(Vec::new(), OutputFormat::Json);
+        let mut writer = StreamWriter::with_columns(Vec::new(), OutputFormat::Json, &[]);
         for row in rows() {
             writer.write(&row).unwrap();
         }
         let mut buffer = Vec::new();
-        let mut writer_into = StreamWriter::new(&mut buffer, OutputFormat::Json);
+        let mut writer_into = StreamWriter::with_columns(&mut buffer, OutputFormat::Json, &[]);
         writer_into.write(&rows()[1]).unwrap();
         assert_eq!(writer_into.finish().unwrap(), 1);
         let parsed: Vec<Value> = serde_json::from_slice(&buffer).unwrap();
         assert_eq!(parsed.len(), 1);
         assert_eq!(writer.finish().unwrap(), 2);
+    }
+
+    fn text(write: impl FnOnce(&mut Vec<u8>) -> anyhow::Result<()>) -> String {
+        let mut out = Vec::new();
+        write(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn columns_follow_the_asked_order_and_an_empty_result_says_so() {
+        let select = ["revenue".to_owned(), "name".to_owned()];
+        let rows = rows();
+        assert_eq!(
+            text(|out| records_with_columns(out, OutputFormat::Csv, &rows, &select)),
+            "revenue,name,statecode,city\n10,\"Contoso, Ltd.\",Active (0),\n,Fabrikam,,Paris\n"
+        );
+        // No rows: the asked columns still head the CSV, and the table says `0 rows`.
+        assert_eq!(
+            text(|out| records_with_columns(out, OutputFormat::Csv, &[], &select)),
+            "revenue,name\n"
+        );
+        let table = text(|out| records_with_columns(out, OutputFormat::Table, &[], &select));
+        assert!(table.contains("revenue") && table.ends_with("0 rows\n"), "{table}");
+        assert_eq!(
+            text(|out| records_with_columns(out, OutputFormat::Table, &[], &[])),
+            "0 rows\n"
+        );
+        assert_eq!(text(|out| records(out, OutputFormat::Json, &[])), "[]\n");
+        // Streaming keeps the same order, and writes the header when nothing came.
+        let streamed = text(|out| {
+            let mut writer = StreamWriter::with_columns(out, OutputFormat::Csv, &select);
+            for row in &rows {
+                writer.write(row)?;
+            }
+            writer.finish().map(drop)
+        });
+        assert!(streamed.starts_with("revenue,name,"), "{streamed}");
+        let empty = text(|out| {
+            StreamWriter::with_columns(out, OutputFormat::Csv, &select)
+                .finish()
+                .map(drop)
+        });
+        assert_eq!(empty, "revenue,name\n");
+    }
+
+    #[test]
+    fn tsv_is_one_line_per_row_without_a_header_and_escapes_tabs_and_breaks() {
+        let rows = [
+            serde_json::json!({"name": "a\tb\nc\\d", "n": 1}),
+            serde_json::json!({"name": "plain", "n": null}),
+        ];
+        let select = ["name".to_owned(), "n".to_owned()];
+        assert_eq!(
+            text(|out| records_with_columns(out, OutputFormat::Tsv, &rows, &select)),
+            "a\\tb\\nc\\\\d\t1\nplain\t\n"
+        );
+        let streamed = text(|out| {
+            let mut writer = StreamWriter::with_columns(out, OutputFormat::Tsv, &select);
+            for row in &rows {
+                writer.write(row)?;
+            }
+            writer.finish().map(drop)
+        });
+        assert_eq!(streamed, "a\\tb\\nc\\\\d\t1\nplain\t\n");
+        assert_eq!(
+            text(|out| facts(out, OutputFormat::Tsv, &[("id", serde_json::json!("x")), ("n", serde_json::json!(2))])),
+            "x\t2\n"
+        );
+    }
+
+    #[test]
+    fn any_value_prints_in_every_format() {
+        let names = serde_json::json!(["Contoso", "Fabrikam"]);
+        assert_eq!(text(|out| value(out, OutputFormat::Tsv, &names)), "Contoso\nFabrikam\n");
+        assert_eq!(text(|out| value(out, OutputFormat::Table, &names)), "Contoso\nFabrikam\n");
+        assert_eq!(
+            text(|out| value(out, OutputFormat::Jsonl, &names)),
+            "\"Contoso\"\n\"Fabrikam\"\n"
+        );
+        let pairs = serde_json::json!([["a", 1], ["b", null]]);
+        assert_eq!(text(|out| value(out, OutputFormat::Tsv, &pairs)), "a\t1\nb\t\n");
+        assert_eq!(text(|out| value(out, OutputFormat::Csv, &pairs)), "a,1\nb,\n");
+        assert_eq!(text(|out| value(out, OutputFormat::Tsv, &serde_json::json!(3))), "3\n");
+        assert_eq!(text(|out| value(out, OutputFormat::Tsv, &Value::Null)), "");
+        let objects = serde_json::json!([{"b": 1, "a": 2}]);
+        assert_eq!(text(|out| value(out, OutputFormat::Csv, &objects)), "a,b\n2,1\n");
     }
 }

@@ -257,14 +257,17 @@ pub(crate) async fn fetch_xml(
     output::records(&mut std::io::stdout().lock(), format, &rows)
 }
 
-/// `d365 create`.
+/// `d365 create`: the new id alone in table, CSV and TSV output (for `id=$(d365 create …)`),
+/// the created record in JSON (and with `--return-record` or `--query` in any format).
 pub(crate) async fn create(
     connection: &Connection,
     format: OutputFormat,
     args: &WriteArgs,
 ) -> anyhow::Result<()> {
     let record = read_json(&args.data.data)?;
-    let options = if args.return_record {
+    let json = matches!(format, OutputFormat::Json | OutputFormat::Jsonl);
+    let wants_record = args.return_record || json || output::query_active();
+    let options = if wants_record {
         RequestOptions::new().return_representation()
     } else {
         RequestOptions::new()
@@ -273,18 +276,21 @@ pub(crate) async fn create(
         .client
         .create(&args.entity_set, &record, &options)
         .await?;
+    let id = created.id.map(|id| id.to_string());
     let mut stdout = std::io::stdout().lock();
-    match created.record {
-        Some(record) => output::records(&mut stdout, format, &[record]),
-        None => output::facts(
-            &mut stdout,
-            format,
-            &[
-                ("id", json!(created.id.map(|id| id.to_string()))),
-                ("url", json!(created.url)),
-            ],
-        ),
+    if !wants_record {
+        return match id {
+            Some(id) => Ok(writeln!(stdout, "{id}")?),
+            None => Err(anyhow::anyhow!(
+                "the record was created, but the answer named no id (no OData-EntityId header)"
+            )),
+        };
     }
+    // A server that does not return the record still says where it is.
+    let record = created
+        .record
+        .unwrap_or_else(|| json!({"id": id, "url": created.url}));
+    output::record(&mut stdout, format, &record, &[])
 }
 
 /// `d365 update`.

@@ -52,7 +52,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Upsert(args) => data::upsert(&connection, global.output, &args).await,
                 Command::Delete(args) => data::delete(&connection, global.output, &args).await,
                 Command::Batch(args) => batch::run(&connection, global.output, &args).await,
-                Command::Request(args) => request::run(&connection, &args).await,
+                Command::Request(args) => request::run(&connection, global.output, &args).await,
                 Command::Demo
                 | Command::Emulator(_)
                 | Command::Profile(_)
