@@ -11,14 +11,23 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "d365",
     version,
     about = "Microsoft Dataverse / Dynamics 365 from the command line",
-    long_about = "Microsoft Dataverse / Dynamics 365 from the command line.\n\nA connection comes from --emulator, --connection-string (or D365_CONNECTION_STRING), a profile (--profile, D365_PROFILE, or the one chosen with `d365 profile use`), or the azure-identity environment variables with D365_URL. To sign in as a person (with MFA) instead, add --grant device-code. Try it offline: `d365 demo`.",
-    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 authentication or authorization, 4 not found or conflict, 5 throttled, 6 network, 130 interrupted."
+    long_about = "Microsoft Dataverse / Dynamics 365 from the command line.\n\nA connection comes from --emulator, --connection-string (or D365_CONNECTION_STRING), a profile (--profile, D365_PROFILE, or the one chosen with `d365 profile use`), or the azure-identity environment variables with D365_URL. To sign in as a person (with MFA) instead, add --grant device-code. Try it offline: `d365 demo`."
 )]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// The command line's definition, ending its help with the exit codes of
+/// [`exit::TABLE`](crate::exit::TABLE) (a list for `-h`, the table for `--help`): what
+/// parsing, completions and manual pages use.
+pub(crate) fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    Cli::command()
+        .after_help(crate::exit::help_text())
+        .after_long_help(crate::exit::long_help_text())
 }
 
 /// Options every command takes.
@@ -69,6 +78,11 @@ pub(crate) struct Global {
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub(crate) output: OutputFormat,
+    /// A JMESPath expression applied to the JSON a command would print (see
+    /// https://jmespath.org), such as `[].name` or `value[?statecode==`0`].accountid`; its
+    /// result is printed in the output format (`-o tsv` for plain lines).
+    #[arg(long, global = true, value_name = "JMESPATH")]
+    pub(crate) query: Option<String>,
     /// More logs on stderr: -v for d365's debug logs, -vv for everything.
     #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
@@ -136,6 +150,9 @@ pub(crate) enum OutputFormat {
     Jsonl,
     /// Comma-separated values with a header row.
     Csv,
+    /// Tab-separated values, no header row: one line per row, columns in `--select` order
+    /// (tabs, line breaks and backslashes in a value escaped as `\t`, `\n`, `\\`).
+    Tsv,
 }
 
 /// The commands.
@@ -247,7 +264,14 @@ pub(crate) struct LoginArgs {
 pub(crate) struct GetArgs {
     /// The entity set, such as `accounts`.
     pub(crate) entity_set: String,
-    /// Columns, comma-separated.
+    /// One record instead of a query: its id, or `column=value[,column=value]` for an
+    /// alternate key (values in single quotes are always strings).
+    #[arg(
+        value_name = "ID_OR_KEY",
+        conflicts_with_all = ["filter", "orderby", "top", "all", "page_size", "count", "out"]
+    )]
+    pub(crate) key: Option<String>,
+    /// Columns, comma-separated; table, CSV and TSV columns follow this order.
     #[arg(long, short = 's', value_delimiter = ',')]
     pub(crate) select: Vec<String>,
     /// An OData filter, such as "statecode eq 0".
@@ -256,14 +280,14 @@ pub(crate) struct GetArgs {
     /// Sort, such as "name asc" (repeatable).
     #[arg(long)]
     pub(crate) orderby: Vec<String>,
-    /// At most this many rows.
-    #[arg(long)]
+    /// At most this many rows, with --all and --out too.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) top: Option<u32>,
     /// Every page, not only the first.
     #[arg(long)]
     pub(crate) all: bool,
-    /// Rows per page (at most 5000).
-    #[arg(long)]
+    /// Rows per page, 1 to 5000 (Dataverse's most).
+    #[arg(long, value_parser = parse_page_size)]
     pub(crate) page_size: Option<u32>,
     /// Also print the total count (capped at 5000 by Dataverse).
     #[arg(long)]
@@ -274,6 +298,24 @@ pub(crate) struct GetArgs {
     /// Write the rows to this file (jsonl or csv by --output), with a progress bar.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
+}
+
+/// The most rows Dataverse returns in one page (`odata.maxpagesize`).
+pub(crate) const MAX_PAGE_SIZE: u32 = 5000;
+
+/// A `--page-size`: 1 to [`MAX_PAGE_SIZE`], refused with the reason otherwise.
+fn parse_page_size(text: &str) -> Result<u32, String> {
+    let size: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of rows"))?;
+    match size {
+        0 => Err("a page holds at least 1 row".to_owned()),
+        1..=MAX_PAGE_SIZE => Ok(size),
+        _ => Err(format!(
+            "Dataverse returns at most {MAX_PAGE_SIZE} rows per page (odata.maxpagesize), so a larger page size cannot be honoured; use --all (or --out FILE) to get every page"
+        )),
+    }
 }
 
 /// `d365 fetchxml`.
@@ -303,7 +345,7 @@ pub(crate) struct WriteArgs {
     pub(crate) entity_set: String,
     #[command(flatten)]
     pub(crate) data: DataArg,
-    /// Print the created record, not only its id.
+    /// Print the created record, not only its id (JSON output always does).
     #[arg(long)]
     pub(crate) return_record: bool,
 }
@@ -356,11 +398,16 @@ pub(crate) struct BatchArgs {
 pub(crate) struct RequestArgs {
     /// The HTTP method.
     pub(crate) method: String,
-    /// A path under /api/data/v9.2/ (such as `accounts?$top=1`), or an absolute URL on the organization.
+    /// A path under the API root (`accounts?$top=1`), the same from the organization's
+    /// root with any version (`/api/data/v9.2/accounts`, `api/data/v9.0/WhoAmI`), or an
+    /// absolute URL on the organization.
     pub(crate) path: String,
     /// A JSON body, or @FILE.
     #[arg(long, short = 'd')]
     pub(crate) data: Option<String>,
+    /// Print the status line and the response headers before the body (as `curl -i`).
+    #[arg(long, short = 'i')]
+    pub(crate) include: bool,
 }
 
 /// `d365 emulator`.

@@ -33,8 +33,10 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILURE);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    match runtime.block_on(run_interruptibly(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader stopped reading (`d365 get … | head -1`): it has what it wanted.
+        Err(error) if exit::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             exit::report(&error);
             ExitCode::from(exit::code_for(&error))
@@ -42,12 +44,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs the command; Ctrl-C ends it with exit code 130 (`d365 emulator` stops cleanly on
+/// Ctrl-C instead, and `get --out` says which file it left as it was). Files d365 writes
+/// are replaced whole, so an interruption never leaves one half-written.
+async fn run_interruptibly(cli: cli::Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, cli::Command::Emulator(_)) {
+        return commands::run(cli).await;
+    }
+    // Without a signal handler the command simply runs to its end.
+    let interrupted = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        outcome = commands::run(cli) => outcome,
+        () = interrupted => Err(exit::Interrupted(
+            "stopped by Ctrl-C before the command finished (a request already sent may have been applied)".to_owned(),
+        )
+        .into()),
+    }
+}
+
 /// Parses the command line, noting where each connection string came from: one typed on
 /// the command line is visible to every local user in the process list.
 fn parse_command_line() -> cli::Cli {
+    use clap::FromArgMatches as _;
     use clap::parser::ValueSource;
-    use clap::{CommandFactory as _, FromArgMatches as _};
-    let matches = cli::Cli::command().get_matches();
+    let matches = cli::command().get_matches();
     let mut cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     fn typed(matches: &clap::ArgMatches) -> bool {
         matches.value_source("connection_string") == Some(ValueSource::CommandLine)

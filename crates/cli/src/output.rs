@@ -1,9 +1,11 @@
-//! Rendering results: records as a table, JSON, JSON lines or CSV; key/value facts as a
-//! two-column table or a JSON object; and a streaming writer for exports that holds one
-//! record at a time.
+//! Rendering results: records as a table, JSON, JSON lines, CSV or TSV; key/value facts as
+//! a two-column table or a JSON object; any JSON value after `--query` (a JMESPath
+//! expression applied to the JSON a command would print); and a streaming writer for
+//! exports that holds one record at a time.
 
 use std::borrow::Cow;
 use std::io::Write;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
@@ -18,6 +20,50 @@ static CSV_FORMULA_GUARD: AtomicBool = AtomicBool::new(false);
 /// Turns the CSV formula guard on or off for this process (`--csv-formula-guard`).
 pub(crate) fn set_csv_formula_guard(on: bool) {
     CSV_FORMULA_GUARD.store(on, Ordering::Relaxed);
+}
+
+/// `--query`, set once at start after it compiled.
+static QUERY: OnceLock<String> = OnceLock::new();
+
+/// The most a `--query` expression may hold.
+const MAX_QUERY_LEN: usize = 4096;
+
+/// Checks `--query` and keeps it for every output of this process.
+pub(crate) fn set_query(expression: &str) -> Result<(), crate::exit::UsageError> {
+    if expression.len() > MAX_QUERY_LEN {
+        return Err(crate::exit::UsageError(format!(
+            "--query is longer than {MAX_QUERY_LEN} characters"
+        )));
+    }
+    jmespath::compile(expression).map_err(|error| {
+        crate::exit::UsageError(format!(
+            "--query is not a JMESPath expression: {} at column {}",
+            error.reason, error.column
+        ))
+    })?;
+    let _ = QUERY.set(expression.to_owned());
+    Ok(())
+}
+
+/// Whether `--query` was given.
+pub(crate) fn query_active() -> bool {
+    QUERY.get().is_some()
+}
+
+/// `value` through `--query`, when it was given.
+pub(crate) fn apply_query(value: Value) -> anyhow::Result<Value> {
+    let Some(expression) = QUERY.get() else {
+        return Ok(value);
+    };
+    let compiled = jmespath::compile(expression)
+        .map_err(|error| crate::exit::UsageError(format!("--query: {}", error.reason)))?;
+    let result = compiled.search(value).map_err(|error| {
+        crate::exit::UsageError(format!(
+            "--query could not be applied: {} at column {}",
+            error.reason, error.column
+        ))
+    })?;
+    Ok(serde_json::to_value(&*result)?)
 }
 
 /// Text from a server (or any outside source) made safe to show on a terminal: control
@@ -99,7 +145,7 @@ pub(crate) fn records(
     format: OutputFormat,
     records: &[Value],
 ) -> anyhow::Result<()> {
-    render(out, format, records, columns(records))
+    records_with_columns(out, format, records, &[])
 }
 
 /// Prints records with the columns of `order` first (those present), then any others.
@@ -110,13 +156,193 @@ pub(crate) fn records_in_order(
     order: &[&str],
 ) -> anyhow::Result<()> {
     let present = columns(records);
-    let mut ordered: Vec<String> = order
+    let order: Vec<String> = order
         .iter()
         .filter(|c| present.iter().any(|p| p == *c))
         .map(|c| (*c).to_owned())
         .collect();
-    ordered.extend(present.into_iter().filter(|c| !order.contains(&c.as_str())));
-    render(out, format, records, ordered)
+    records_with_columns(out, format, records, &order)
+}
+
+/// Prints records with exactly the columns of `first`, in that order (present or not: an
+/// empty result still shows them), then any other column the records hold. With
+/// `--query`, the records as a JSON array go through it and its result is printed.
+pub(crate) fn records_with_columns(
+    out: &mut impl Write,
+    format: OutputFormat,
+    records: &[Value],
+    first: &[String],
+) -> anyhow::Result<()> {
+    if query_active() {
+        let result = apply_query(Value::Array(records.to_vec()))?;
+        return value_with_columns(out, format, &result, first);
+    }
+    render(out, format, records, ordered_columns(records, first))
+}
+
+/// Prints one record: a two-column table of its columns (`first` in order, then the
+/// others; annotations folded into their column), the JSON object itself, or a CSV
+/// header and row / a TSV line. With `--query`, the object goes through it.
+pub(crate) fn record(
+    out: &mut impl Write,
+    format: OutputFormat,
+    record: &Value,
+    first: &[String],
+) -> anyhow::Result<()> {
+    if query_active() {
+        return value_with_columns(out, format, &apply_query(record.clone())?, first);
+    }
+    let columns = ordered_columns(std::slice::from_ref(record), first);
+    match format {
+        OutputFormat::Table => {
+            let pairs: Vec<(&str, Value)> = columns
+                .iter()
+                .map(|column| (column.as_str(), Value::String(cell(record, column))))
+                .collect();
+            facts_table(out, &pairs)?;
+        }
+        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(record)?)?,
+        OutputFormat::Jsonl => writeln!(out, "{record}")?,
+        OutputFormat::Csv | OutputFormat::Tsv => {
+            render(out, format, std::slice::from_ref(record), columns)?;
+        }
+    }
+    Ok(())
+}
+
+/// `first`, then the other columns of `records` (in the order first seen).
+fn ordered_columns(records: &[Value], first: &[String]) -> Vec<String> {
+    let mut ordered: Vec<String> = Vec::with_capacity(first.len());
+    for column in first {
+        if !ordered.contains(column) {
+            ordered.push(column.clone());
+        }
+    }
+    for column in columns(records) {
+        if !ordered.contains(&column) {
+            ordered.push(column);
+        }
+    }
+    ordered
+}
+
+/// Prints any JSON value (what `--query` made) in `format`: an array of objects as
+/// records, an object as facts, an array of other values one per line (a row of cells for
+/// an array of arrays), and a string, number or boolean as its text. JSON formats print
+/// it as JSON.
+pub(crate) fn value(
+    out: &mut impl Write,
+    format: OutputFormat,
+    value: &Value,
+) -> anyhow::Result<()> {
+    value_with_columns(out, format, value, &[])
+}
+
+fn value_with_columns(
+    out: &mut impl Write,
+    format: OutputFormat,
+    value: &Value,
+    first: &[String],
+) -> anyhow::Result<()> {
+    match (format, value) {
+        (OutputFormat::Json, _) => writeln!(out, "{}", serde_json::to_string_pretty(value)?)?,
+        (OutputFormat::Jsonl, Value::Array(items)) => {
+            for item in items {
+                writeln!(out, "{item}")?;
+            }
+        }
+        (OutputFormat::Jsonl, _) => writeln!(out, "{value}")?,
+        (_, Value::Array(items)) if !items.is_empty() && items.iter().all(Value::is_object) => {
+            // Keys come back sorted from a query: the asked order first where it applies.
+            let first: Vec<String> = first
+                .iter()
+                .filter(|column| items.iter().any(|item| item.get(column.as_str()).is_some()))
+                .cloned()
+                .collect();
+            render(out, format, items, ordered_columns(items, &first))?;
+        }
+        (_, Value::Array(items)) => {
+            for item in items {
+                match item {
+                    Value::Array(cells) => {
+                        let cells: Vec<String> = cells.iter().map(scalar_text).collect();
+                        write_line(out, format, &cells)?;
+                    }
+                    other => write_line(out, format, &[scalar_text(other)])?,
+                }
+            }
+        }
+        (OutputFormat::Table, Value::Object(map)) => {
+            let pairs: Vec<(&str, Value)> = map
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.clone()))
+                .collect();
+            facts_table(out, &pairs)?;
+        }
+        (_, Value::Object(_)) => render(
+            out,
+            format,
+            std::slice::from_ref(value),
+            ordered_columns(std::slice::from_ref(value), first),
+        )?,
+        (_, Value::Null) => {}
+        (_, scalar) => write_line(out, format, &[scalar_text(scalar)])?,
+    }
+    Ok(())
+}
+
+/// A value's text in a line of plain output: strings bare, null empty, the rest as JSON.
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// One line of cells: tab-separated (TSV-escaped) for `tsv`, a CSV record for `csv`, and
+/// for a table, cells made safe for the terminal and separated by tabs.
+fn write_line(out: &mut impl Write, format: OutputFormat, cells: &[String]) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Csv => write_csv_row(out, cells.iter().map(String::as_str)),
+        OutputFormat::Tsv => write_tsv_row(out, cells.iter().map(String::as_str)),
+        _ => {
+            let shown: Vec<String> = cells
+                .iter()
+                .map(|cell| printable(cell, false).into_owned())
+                .collect();
+            writeln!(out, "{}", shown.join("\t"))?;
+            Ok(())
+        }
+    }
+}
+
+/// A TSV cell: backslash, tab, line feed and carriage return escaped (`\\`, `\t`, `\n`,
+/// `\r`), so every record is one line and every tab separates cells.
+fn tsv_cell(text: &str) -> Cow<'_, str> {
+    if !text.contains(['\\', '\t', '\n', '\r']) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 4);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            other => out.push(other),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn write_tsv_row<'c>(
+    out: &mut impl Write,
+    cells: impl Iterator<Item = &'c str>,
+) -> anyhow::Result<()> {
+    let line: Vec<Cow<'_, str>> = cells.map(tsv_cell).collect();
+    writeln!(out, "{}", line.join("\t"))?;
+    Ok(())
 }
 
 fn render(
@@ -127,24 +353,27 @@ fn render(
 ) -> anyhow::Result<()> {
     match format {
         OutputFormat::Table => {
-            let mut table = Table::new();
-            table
-                .load_preset(UTF8_FULL_CONDENSED)
-                .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header(
-                    columns
-                        .iter()
-                        .map(|column| printable(column, false).into_owned()),
-                );
-            for record in records {
-                table.add_row(
-                    columns
-                        .iter()
-                        .map(|column| printable(&cell(record, column), true).into_owned())
-                        .collect::<Vec<_>>(),
-                );
+            // No rows and no columns known: no table at all, only the count.
+            if !columns.is_empty() {
+                let mut table = Table::new();
+                table
+                    .load_preset(UTF8_FULL_CONDENSED)
+                    .set_content_arrangement(ContentArrangement::Dynamic)
+                    .set_header(
+                        columns
+                            .iter()
+                            .map(|column| printable(column, false).into_owned()),
+                    );
+                for record in records {
+                    table.add_row(
+                        columns
+                            .iter()
+                            .map(|column| printable(&cell(record, column), true).into_owned())
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                writeln!(out, "{table}")?;
             }
-            writeln!(out, "{table}")?;
             writeln!(
                 out,
                 "{} row{}",
@@ -170,65 +399,82 @@ fn render(
             }
             writer.flush()?;
         }
+        OutputFormat::Tsv => {
+            // No header: one line per record, cells in the columns' order.
+            for record in records {
+                let cells: Vec<String> =
+                    columns.iter().map(|column| cell(record, column)).collect();
+                write_tsv_row(out, cells.iter().map(String::as_str))?;
+            }
+        }
     }
     Ok(())
 }
 
-/// Prints facts (label, value) as a two-column table, or as one JSON object.
+/// Prints facts (label, value) as a two-column table, or as one JSON object (a CSV header
+/// and row; one TSV line of the values). With `--query`, the object goes through it.
 pub(crate) fn facts(
     out: &mut impl Write,
     format: OutputFormat,
     facts: &[(&str, Value)],
 ) -> anyhow::Result<()> {
-    match format {
-        OutputFormat::Table => {
-            let mut table = Table::new();
-            table.load_preset(UTF8_FULL_CONDENSED);
-            for (label, value) in facts {
-                let text = match value {
-                    Value::String(text) => text.clone(),
-                    Value::Null => String::new(),
-                    other => other.to_string(),
-                };
-                table.add_row(vec![
-                    (*label).to_owned(),
-                    printable(&text, true).into_owned(),
-                ]);
-            }
-            writeln!(out, "{table}")?;
-        }
-        OutputFormat::Json | OutputFormat::Jsonl | OutputFormat::Csv => {
-            let object: serde_json::Map<String, Value> = facts
+    let object = || {
+        Value::Object(
+            facts
                 .iter()
                 .map(|(label, value)| ((*label).to_owned(), value.clone()))
-                .collect();
-            let object = Value::Object(object);
-            if format == OutputFormat::Json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&object)?)?;
-            } else if format == OutputFormat::Jsonl {
-                writeln!(out, "{object}")?;
-            } else {
-                records(out, OutputFormat::Csv, &[object])?;
-            }
+                .collect(),
+        )
+    };
+    if query_active() {
+        let labels: Vec<String> = facts.iter().map(|(label, _)| (*label).to_owned()).collect();
+        return value_with_columns(out, format, &apply_query(object())?, &labels);
+    }
+    match format {
+        OutputFormat::Table => facts_table(out, facts)?,
+        OutputFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&object())?)?,
+        OutputFormat::Jsonl => writeln!(out, "{}", object())?,
+        OutputFormat::Csv | OutputFormat::Tsv => {
+            let labels: Vec<String> = facts.iter().map(|(label, _)| (*label).to_owned()).collect();
+            render(out, format, &[object()], labels)?;
         }
     }
     Ok(())
 }
 
-/// Writes records one at a time: JSON lines, CSV (columns from the first record), or a
-/// JSON array. Memory holds one record.
+/// Facts as a two-column table.
+fn facts_table(out: &mut impl Write, facts: &[(&str, Value)]) -> anyhow::Result<()> {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    for (label, value) in facts {
+        table.add_row(vec![
+            printable(label, false).into_owned(),
+            printable(&scalar_text(value), true).into_owned(),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    Ok(())
+}
+
+/// Writes records one at a time: JSON lines, CSV (a header of the asked columns, then the
+/// first record's others), TSV (no header, the same columns), or a JSON array. Memory
+/// holds one record.
 pub(crate) struct StreamWriter<W: Write> {
     out: W,
     format: OutputFormat,
+    /// The columns asked for (`--select`), first and in order.
+    first: Vec<String>,
     columns: Option<Vec<String>>,
     written: u64,
 }
 
 impl<W: Write> StreamWriter<W> {
-    pub(crate) fn new(out: W, format: OutputFormat) -> Self {
+    /// A writer whose CSV and TSV columns start with `first`, in that order.
+    pub(crate) fn with_columns(out: W, format: OutputFormat, first: &[String]) -> Self {
         Self {
             out,
             format,
+            first: first.to_vec(),
             columns: None,
             written: 0,
         }
@@ -236,18 +482,26 @@ impl<W: Write> StreamWriter<W> {
 
     pub(crate) fn write(&mut self, record: &Value) -> anyhow::Result<()> {
         match self.format {
-            OutputFormat::Csv => {
+            OutputFormat::Csv | OutputFormat::Tsv => {
                 if self.columns.is_none() {
-                    let columns = columns(std::slice::from_ref(record));
-                    write_csv_row(&mut self.out, columns.iter().map(String::as_str))?;
+                    let columns = ordered_columns(std::slice::from_ref(record), &self.first);
+                    if self.format == OutputFormat::Csv {
+                        write_csv_row(&mut self.out, columns.iter().map(String::as_str))?;
+                    }
                     self.columns = Some(columns);
                 }
                 let columns = self.columns.as_ref().expect("set above");
-                let cells: Vec<String> = columns
-                    .iter()
-                    .map(|column| csv_cell(record, column))
-                    .collect();
-                write_csv_row(&mut self.out, cells.iter().map(String::as_str))?;
+                if self.format == OutputFormat::Csv {
+                    let cells: Vec<String> = columns
+                        .iter()
+                        .map(|column| csv_cell(record, column))
+                        .collect();
+                    write_csv_row(&mut self.out, cells.iter().map(String::as_str))?;
+                } else {
+                    let cells: Vec<String> =
+                        columns.iter().map(|column| cell(record, column)).collect();
+                    write_tsv_row(&mut self.out, cells.iter().map(String::as_str))?;
+                }
             }
             OutputFormat::Json => {
                 let separator = if self.written == 0 { "[\n" } else { ",\n" };
@@ -260,9 +514,16 @@ impl<W: Write> StreamWriter<W> {
     }
 
     pub(crate) fn finish(mut self) -> anyhow::Result<u64> {
-        if self.format == OutputFormat::Json {
-            let closing = if self.written == 0 { "[]\n" } else { "\n]\n" };
-            write!(self.out, "{closing}")?;
+        match self.format {
+            OutputFormat::Json => {
+                let closing = if self.written == 0 { "[]\n" } else { "\n]\n" };
+                write!(self.out, "{closing}")?;
+            }
+            // No rows: the header of the asked columns still says what was asked.
+            OutputFormat::Csv if self.written == 0 && !self.first.is_empty() => {
+                write_csv_row(&mut self.out, self.first.iter().map(String::as_str))?;
+            }
+            _ => {}
         }
         self.out.flush()?;
         Ok(self.written)
@@ -356,16 +617,127 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "name,revenue,statecode,city\n\"Contoso, Ltd.\",10,Active (0),\nFabrikam,,,Paris\n"
         );
-        let mut writer = StreamWriter::new(Vec::new(), OutputFormat::Json);
+        let mut writer = StreamWriter::with_columns(Vec::new(), OutputFormat::Json, &[]);
         for row in rows() {
             writer.write(&row).unwrap();
         }
         let mut buffer = Vec::new();
-        let mut writer_into = StreamWriter::new(&mut buffer, OutputFormat::Json);
+        let mut writer_into = StreamWriter::with_columns(&mut buffer, OutputFormat::Json, &[]);
         writer_into.write(&rows()[1]).unwrap();
         assert_eq!(writer_into.finish().unwrap(), 1);
         let parsed: Vec<Value> = serde_json::from_slice(&buffer).unwrap();
         assert_eq!(parsed.len(), 1);
         assert_eq!(writer.finish().unwrap(), 2);
+    }
+
+    fn text(write: impl FnOnce(&mut Vec<u8>) -> anyhow::Result<()>) -> String {
+        let mut out = Vec::new();
+        write(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn columns_follow_the_asked_order_and_an_empty_result_says_so() {
+        let select = ["revenue".to_owned(), "name".to_owned()];
+        let rows = rows();
+        assert_eq!(
+            text(|out| records_with_columns(out, OutputFormat::Csv, &rows, &select)),
+            "revenue,name,statecode,city\n10,\"Contoso, Ltd.\",Active (0),\n,Fabrikam,,Paris\n"
+        );
+        // No rows: the asked columns still head the CSV, and the table says `0 rows`.
+        assert_eq!(
+            text(|out| records_with_columns(out, OutputFormat::Csv, &[], &select)),
+            "revenue,name\n"
+        );
+        let table = text(|out| records_with_columns(out, OutputFormat::Table, &[], &select));
+        assert!(
+            table.contains("revenue") && table.ends_with("0 rows\n"),
+            "{table}"
+        );
+        assert_eq!(
+            text(|out| records_with_columns(out, OutputFormat::Table, &[], &[])),
+            "0 rows\n"
+        );
+        assert_eq!(text(|out| records(out, OutputFormat::Json, &[])), "[]\n");
+        // Streaming keeps the same order, and writes the header when nothing came.
+        let streamed = text(|out| {
+            let mut writer = StreamWriter::with_columns(out, OutputFormat::Csv, &select);
+            for row in &rows {
+                writer.write(row)?;
+            }
+            writer.finish().map(drop)
+        });
+        assert!(streamed.starts_with("revenue,name,"), "{streamed}");
+        let empty = text(|out| {
+            StreamWriter::with_columns(out, OutputFormat::Csv, &select)
+                .finish()
+                .map(drop)
+        });
+        assert_eq!(empty, "revenue,name\n");
+    }
+
+    #[test]
+    fn tsv_is_one_line_per_row_without_a_header_and_escapes_tabs_and_breaks() {
+        let rows = [
+            serde_json::json!({"name": "a\tb\nc\\d", "n": 1}),
+            serde_json::json!({"name": "plain", "n": null}),
+        ];
+        let select = ["name".to_owned(), "n".to_owned()];
+        assert_eq!(
+            text(|out| records_with_columns(out, OutputFormat::Tsv, &rows, &select)),
+            "a\\tb\\nc\\\\d\t1\nplain\t\n"
+        );
+        let streamed = text(|out| {
+            let mut writer = StreamWriter::with_columns(out, OutputFormat::Tsv, &select);
+            for row in &rows {
+                writer.write(row)?;
+            }
+            writer.finish().map(drop)
+        });
+        assert_eq!(streamed, "a\\tb\\nc\\\\d\t1\nplain\t\n");
+        assert_eq!(
+            text(|out| facts(
+                out,
+                OutputFormat::Tsv,
+                &[("id", serde_json::json!("x")), ("n", serde_json::json!(2))]
+            )),
+            "x\t2\n"
+        );
+    }
+
+    #[test]
+    fn any_value_prints_in_every_format() {
+        let names = serde_json::json!(["Contoso", "Fabrikam"]);
+        assert_eq!(
+            text(|out| value(out, OutputFormat::Tsv, &names)),
+            "Contoso\nFabrikam\n"
+        );
+        assert_eq!(
+            text(|out| value(out, OutputFormat::Table, &names)),
+            "Contoso\nFabrikam\n"
+        );
+        assert_eq!(
+            text(|out| value(out, OutputFormat::Jsonl, &names)),
+            "\"Contoso\"\n\"Fabrikam\"\n"
+        );
+        let pairs = serde_json::json!([["a", 1], ["b", null]]);
+        assert_eq!(
+            text(|out| value(out, OutputFormat::Tsv, &pairs)),
+            "a\t1\nb\t\n"
+        );
+        assert_eq!(
+            text(|out| value(out, OutputFormat::Csv, &pairs)),
+            "a,1\nb,\n"
+        );
+        assert_eq!(
+            text(|out| value(out, OutputFormat::Tsv, &serde_json::json!(3))),
+            "3\n"
+        );
+        assert_eq!(text(|out| value(out, OutputFormat::Tsv, &Value::Null)), "");
+        let objects = serde_json::json!([{"b": 1, "a": 2}]);
+        assert_eq!(
+            text(|out| value(out, OutputFormat::Csv, &objects)),
+            "a,b\n2,1\n"
+        );
     }
 }

@@ -144,9 +144,9 @@ impl ConnectError {
         matches!(
             self,
             Self::Discovery {
-                source: Some(_),
+                source: Some(source),
                 ..
-            }
+            } if source.downcast_ref::<reqwest::Error>().is_some()
         )
     }
 }
@@ -172,5 +172,30 @@ fn unrecognised_note(count: usize) -> String {
         0 => String::new(),
         1 => " (and one of its keys is not one d365 knows: check its spelling)".to_owned(),
         n => format!(" (and {n} of its keys are not ones d365 knows: check their spelling)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a request that failed on the network makes a discovery error a network error:
+    /// a challenge naming an unusable authority is a setting that cannot work.
+    #[test]
+    fn a_discovery_error_is_a_network_error_only_for_a_transport_failure() {
+        let unusable = ConnectError::Discovery {
+            org: "https://contoso.crm.dynamics.com".to_owned(),
+            problem: "its challenge names an authority that cannot be used".to_owned(),
+            fix: "give TenantId",
+            source: Some(std::sync::Arc::new(std::io::Error::other("not a URL"))),
+        };
+        assert!(!unusable.is_network());
+        let no_challenge = ConnectError::Discovery {
+            org: "https://contoso.crm.dynamics.com".to_owned(),
+            problem: "no challenge".to_owned(),
+            fix: "check the URL",
+            source: None,
+        };
+        assert!(!no_challenge.is_network());
     }
 }

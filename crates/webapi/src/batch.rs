@@ -13,7 +13,8 @@ use crate::ops::id_from_entity_url;
 use crate::pipeline::{Prepared, Replay};
 use crate::query::RecordKey;
 
-/// Dataverse's limit on operations in one batch.
+/// Dataverse's limit on operations in one `$batch` request; [`Client::execute_batch`] sends
+/// a larger [`Batch`] as several requests, in order, each change set whole.
 pub const MAX_BATCH_OPERATIONS: usize = 1000;
 
 /// GET URLs longer than this are sent inside a `$batch`, as DynamicsWebApi does: proxies
@@ -54,6 +55,23 @@ struct Operation {
 enum Item {
     Single(Operation),
     ChangeSet(Vec<Operation>),
+}
+
+impl Item {
+    /// How many operations it holds.
+    fn len(&self) -> usize {
+        match self {
+            Self::Single(_) => 1,
+            Self::ChangeSet(operations) => operations.len(),
+        }
+    }
+}
+
+/// Whether `items` are all reads (a batch of them may be retried like a read).
+fn only_reads(items: &[Item]) -> bool {
+    items
+        .iter()
+        .all(|item| matches!(item, Item::Single(operation) if operation.method == Method::GET))
 }
 
 /// A `$batch` request.
@@ -235,13 +253,7 @@ impl Batch {
     /// How many operations the batch holds.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.items
-            .iter()
-            .map(|item| match item {
-                Item::Single(_) => 1,
-                Item::ChangeSet(operations) => operations.len(),
-            })
-            .sum()
+        self.items.iter().map(Item::len).sum()
     }
 
     /// Whether the batch is empty.
@@ -250,44 +262,79 @@ impl Batch {
         self.items.is_empty()
     }
 
-    fn only_reads(&self) -> bool {
-        self.items
-            .iter()
-            .all(|item| matches!(item, Item::Single(operation) if operation.method == Method::GET))
+    /// The items cut into runs of at most `max` operations, in order, each change set
+    /// whole in one run: the batches a batch over Dataverse's limit is sent as.
+    ///
+    /// # Errors
+    ///
+    /// [`WebApiError::InvalidInput`] for a change set of more than `max` operations: it
+    /// is atomic, so it cannot be split.
+    fn runs(&self, max: usize) -> Result<Vec<std::ops::Range<usize>>, WebApiError> {
+        let mut runs = Vec::new();
+        let (mut start, mut operations) = (0, 0);
+        for (index, item) in self.items.iter().enumerate() {
+            let size = item.len();
+            if size > max {
+                return Err(WebApiError::InvalidInput(format!(
+                    "a change set of the batch holds {size} operations; Dataverse accepts at most {max} in one batch, and a change set is applied whole, so it cannot be split: make it smaller"
+                )));
+            }
+            if operations + size > max {
+                runs.push(start..index);
+                (start, operations) = (index, 0);
+            }
+            operations += size;
+        }
+        if start < self.items.len() {
+            runs.push(start..self.items.len());
+        }
+        Ok(runs)
     }
 
     /// The multipart body, every line ending in CRLF; `target` turns each operation's path
     /// into the request target written in its part (and refuses a path off the
     /// organization).
+    #[cfg(test)]
     pub(crate) fn to_body(
         &self,
         target: impl Fn(&str) -> Result<String, WebApiError>,
         boundary: &str,
     ) -> Result<String, WebApiError> {
-        let mut body = String::new();
-        for item in &self.items {
-            let _ = write!(body, "--{boundary}\r\n");
-            match item {
-                Item::Single(operation) => {
+        body_of(&self.items, target, boundary)
+    }
+}
+
+/// The multipart body of `items` every line ending in CRLF; `target` turns each
+/// operation's path into the request target written in its part (and refuses a path off
+/// the organization).
+fn body_of(
+    items: &[Item],
+    target: impl Fn(&str) -> Result<String, WebApiError>,
+    boundary: &str,
+) -> Result<String, WebApiError> {
+    let mut body = String::new();
+    for item in items {
+        let _ = write!(body, "--{boundary}\r\n");
+        match item {
+            Item::Single(operation) => {
+                write_operation(&mut body, &target(&operation.target)?, operation);
+            }
+            Item::ChangeSet(operations) => {
+                let set_boundary = format!("changeset_{}", Guid::new_random());
+                let _ = write!(
+                    body,
+                    "Content-Type: multipart/mixed; boundary=\"{set_boundary}\"\r\n\r\n"
+                );
+                for operation in operations {
+                    let _ = write!(body, "--{set_boundary}\r\n");
                     write_operation(&mut body, &target(&operation.target)?, operation);
                 }
-                Item::ChangeSet(operations) => {
-                    let set_boundary = format!("changeset_{}", Guid::new_random());
-                    let _ = write!(
-                        body,
-                        "Content-Type: multipart/mixed; boundary=\"{set_boundary}\"\r\n\r\n"
-                    );
-                    for operation in operations {
-                        let _ = write!(body, "--{set_boundary}\r\n");
-                        write_operation(&mut body, &target(&operation.target)?, operation);
-                    }
-                    let _ = write!(body, "--{set_boundary}--\r\n");
-                }
+                let _ = write!(body, "--{set_boundary}--\r\n");
             }
         }
-        let _ = write!(body, "--{boundary}--\r\n");
-        Ok(body)
     }
+    let _ = write!(body, "--{boundary}--\r\n");
+    Ok(body)
 }
 
 fn write_operation(body: &mut String, target: &str, operation: &Operation) {
@@ -338,30 +385,68 @@ impl BatchResponse {
 }
 
 impl Client {
-    /// Sends a `$batch`. Returns one [`BatchResponse`] per operation Dataverse answered,
-    /// in order; without `continue_on_error`, a failure ends the list (and a failed change
-    /// set is rolled back whole).
+    /// Sends a `$batch`. Returns one [`BatchResponse`] per operation Dataverse answered
+    /// (one for a change set that failed), in order; without `continue_on_error`, a
+    /// failure ends the list (and a failed change set is rolled back whole).
     ///
-    /// A batch of reads is retried like a read; a batch with writes only when Dataverse said
-    /// it did not apply it (429, 503).
+    /// A batch of more than [`MAX_BATCH_OPERATIONS`] operations is sent as several
+    /// batches, one after another, in order, each change set whole in one of them; without
+    /// `continue_on_error` none is sent after one that held a failure. A batch of reads is
+    /// retried like a read; a batch with writes only when Dataverse said it did not apply
+    /// it (429, 503).
     ///
     /// # Errors
     ///
-    /// [`WebApiError::InvalidInput`] for an empty batch or one over 1000 operations; other
-    /// [`WebApiError`]s when the batch itself fails.
+    /// [`WebApiError::InvalidInput`] for an empty batch or a change set of more than 1000
+    /// operations (a change set cannot be split); [`WebApiError::BatchInterrupted`], with
+    /// the answers so far, when a batch after the first fails as a whole; other
+    /// [`WebApiError`]s when the (first) batch itself fails.
     pub async fn execute_batch(&self, batch: &Batch) -> Result<Vec<BatchResponse>, WebApiError> {
         if batch.is_empty() {
             return Err(WebApiError::InvalidInput("the batch is empty".to_owned()));
         }
-        if batch.len() > MAX_BATCH_OPERATIONS {
-            return Err(WebApiError::InvalidInput(format!(
-                "the batch holds {} operations; Dataverse accepts at most {MAX_BATCH_OPERATIONS}: split it",
-                batch.len()
-            )));
+        let runs = batch.runs(MAX_BATCH_OPERATIONS)?;
+        if runs.len() > 1 {
+            tracing::debug!(
+                operations = batch.len(),
+                batches = runs.len(),
+                "a $batch over {MAX_BATCH_OPERATIONS} operations is sent as several batches"
+            );
         }
+        let mut answered = Vec::new();
+        for (number, run) in runs.into_iter().enumerate() {
+            let items = &batch.items[run];
+            match self.send_batch(items, batch.continue_on_error).await {
+                Ok(parts) => {
+                    let failed = parts.iter().any(|part| !part.is_success());
+                    answered.extend(parts);
+                    if failed && !batch.continue_on_error {
+                        break;
+                    }
+                }
+                Err(error) if number == 0 => return Err(error),
+                Err(error) => {
+                    return Err(WebApiError::BatchInterrupted {
+                        answered,
+                        total: batch.len(),
+                        failed_batch: number + 1,
+                        source: Box::new(error),
+                    });
+                }
+            }
+        }
+        Ok(answered)
+    }
+
+    /// Sends one `$batch` of `items` (at most [`MAX_BATCH_OPERATIONS`] operations).
+    async fn send_batch(
+        &self,
+        items: &[Item],
+        continue_on_error: bool,
+    ) -> Result<Vec<BatchResponse>, WebApiError> {
         let boundary = format!("batch_{}", Guid::new_random());
-        let body = batch.to_body(|target| self.batch_target(target), &boundary)?;
-        let replay = if batch.only_reads() {
+        let body = body_of(items, |target| self.batch_target(target), &boundary)?;
+        let replay = if only_reads(items) {
             Replay::Safe
         } else {
             Replay::Unsafe
@@ -372,7 +457,7 @@ impl Client {
             http::HeaderValue::from_str(&format!("multipart/mixed; boundary=\"{boundary}\""))
                 .expect("the boundary is ASCII"),
         );
-        if batch.continue_on_error {
+        if continue_on_error {
             request.headers.insert(
                 http::header::HeaderName::from_static("prefer"),
                 http::HeaderValue::from_static("odata.continue-on-error"),
@@ -628,7 +713,55 @@ mod tests {
         assert!(body.contains("Content-ID: 3\r\n\r\nPATCH $1 HTTP/1.1\r\n"));
         assert!(body.contains("GET /api/data/v9.2/accounts?$select=name HTTP/1.1\r\nAccept: application/json\r\n\r\n--batch_x--"));
         assert_eq!(batch.len(), 4);
-        assert!(!batch.only_reads());
+        assert!(!only_reads(&batch.items));
+    }
+
+    /// A batch of `sizes`: 1 a single request, n > 1 a change set of n creates.
+    fn batch_of(sizes: &[usize]) -> Batch {
+        let mut batch = Batch::new();
+        for &size in sizes {
+            if size == 1 {
+                batch.request(Method::DELETE, "accounts(1)", None);
+            } else {
+                batch.change_set(|set| {
+                    for _ in 0..size {
+                        set.create("accounts", serde_json::json!({}));
+                    }
+                });
+            }
+        }
+        batch
+    }
+
+    #[test]
+    fn a_large_batch_is_cut_into_runs_with_change_sets_whole_and_order_kept() {
+        let sizes_of = |batch: &Batch, runs: &[std::ops::Range<usize>]| -> Vec<usize> {
+            runs.iter()
+                .map(|run| batch.items[run.clone()].iter().map(Item::len).sum())
+                .collect()
+        };
+        // Within the limit: one run.
+        let batch = batch_of(&[1; 1000]);
+        assert_eq!(batch.runs(1000).unwrap(), vec![0..1000]);
+        // 2,500 singles: 1000, 1000, 500.
+        let batch = batch_of(&[1; 2500]);
+        let runs = batch.runs(1000).unwrap();
+        assert_eq!(sizes_of(&batch, &runs), vec![1000, 1000, 500]);
+        // A change set that would straddle the limit starts the next run.
+        let batch = batch_of(&[1, 600, 300, 200, 1, 1000, 5]);
+        let runs = batch.runs(1000).unwrap();
+        assert_eq!(runs, vec![0..3, 3..5, 5..6, 6..7]);
+        assert_eq!(sizes_of(&batch, &runs), vec![901, 201, 1000, 5]);
+        // Every item once, in order.
+        let flattened: Vec<usize> = runs.iter().flat_map(Clone::clone).collect();
+        assert_eq!(flattened, (0..batch.items.len()).collect::<Vec<_>>());
+        // A change set over the limit cannot be split.
+        let error = batch_of(&[1, 1001]).runs(1000).unwrap_err();
+        assert!(error.to_string().contains("1001 operations"), "{error}");
+        // Content ids stay unique across the runs: references inside a change set hold.
+        let batch = batch_of(&[600, 600]);
+        let body = body_of(&batch.items[1..2], under_api_root, "b").unwrap();
+        assert!(body.contains("Content-ID: 601\r\n"), "{body}");
     }
 
     /// The response of shared/reference/dataverse-webapi.md §9.2, verbatim.

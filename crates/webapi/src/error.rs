@@ -176,6 +176,24 @@ pub enum WebApiError {
         /// The cap in bytes.
         limit: usize,
     },
+    /// A `$batch` of more than [`MAX_BATCH_OPERATIONS`](crate::MAX_BATCH_OPERATIONS)
+    /// operations was sent as several batches, and one after the first failed as a whole
+    /// (the network, a token, throttling beyond the retries): the operations answered
+    /// before it were applied and their answers are kept here; none after it was sent.
+    #[error(
+        "the $batch of {total} operations was sent as batches of at most 1000 operations, and batch {failed_batch} failed after {} operations had been answered (and applied where they succeeded); nothing after it was sent: {source}",
+        answered.len()
+    )]
+    BatchInterrupted {
+        /// The answers of the batches sent before the failure, in order.
+        answered: Vec<crate::BatchResponse>,
+        /// How many operations the whole batch held.
+        total: usize,
+        /// The 1-based number of the batch that failed.
+        failed_batch: usize,
+        /// Why it failed.
+        source: Box<WebApiError>,
+    },
     /// The server speaks a Web API version older than a feature needs (an on-premises
     /// server).
     #[error(
@@ -236,6 +254,7 @@ impl WebApiError {
                 ErrorKind::LimitExceeded
             }
             Self::WaitTooLong { source, .. } => source.kind(),
+            Self::BatchInterrupted { source, .. } => source.kind(),
         }
     }
 
@@ -244,6 +263,7 @@ impl WebApiError {
     pub fn service(&self) -> Option<&ServiceError> {
         match self {
             Self::Service(error) | Self::WaitTooLong { source: error, .. } => Some(error),
+            Self::BatchInterrupted { source, .. } => source.service(),
             _ => None,
         }
     }
@@ -254,6 +274,7 @@ impl WebApiError {
         match self {
             Self::Auth(error) => error.hint(),
             Self::Service(error) | Self::WaitTooLong { source: error, .. } => error.hint(),
+            Self::BatchInterrupted { source, .. } => source.hint(),
             _ => None,
         }
     }

@@ -48,9 +48,10 @@ impl fmt::Debug for OrgUrl {
 }
 
 /// Resolves `reference` — a path relative to the API root (`accounts?$top=1`), a path from
-/// the organization's root (`/api/data/v9.2/accounts`; other rooted paths such as
-/// `/accounts` are read as relative to the API root), or an absolute URL such as an
-/// `@odata.nextLink` — and refuses anything that is not on the organization.
+/// the organization's root (`/api/data/v9.2/accounts`, or `api/data/v9.0/accounts` without
+/// the slash: any version, never doubled; other rooted paths such as `/accounts` are read
+/// as relative to the API root), or an absolute URL such as an `@odata.nextLink` — and
+/// refuses anything that is not on the organization.
 ///
 /// # Errors
 ///
@@ -62,6 +63,15 @@ pub(crate) fn resolve(api_root: &Url, reference: &str) -> Result<OrgUrl, WebApiE
             "the URL {reference:?} contains the control character {control:?}: it is refused (a link from the server or an argument was tampered with)"
         )));
     }
+    // `api/data/v9.2/accounts` names the API from the organization's root, as its rooted
+    // form does: joined as a relative path it would be doubled under the API root.
+    let rooted;
+    let reference = if reference.trim_start().starts_with("api/data/") {
+        rooted = format!("/{}", reference.trim_start());
+        rooted.as_str()
+    } else {
+        reference
+    };
     let joined = join(api_root, reference)?;
     let api_prefix = api_prefix(api_root);
     let organization_path = api_prefix.trim_end_matches("/api/");
@@ -256,6 +266,15 @@ mod tests {
             "/api/data/v9.1/accounts",
             On("https://contoso.crm.dynamics.com/api/data/v9.1/accounts"),
         ),
+        // Without the leading slash, the prefix is not doubled, whatever the version.
+        (
+            "api/data/v9.2/accounts?$top=1",
+            On("https://contoso.crm.dynamics.com/api/data/v9.2/accounts?$top=1"),
+        ),
+        (
+            "api/data/v9.0/WhoAmI",
+            On("https://contoso.crm.dynamics.com/api/data/v9.0/WhoAmI"),
+        ),
         (
             "HTTPS://CONTOSO.crm.dynamics.com/api/data/v9.2/accounts",
             On("https://contoso.crm.dynamics.com/api/data/v9.2/accounts"),
@@ -364,6 +383,10 @@ mod tests {
             ),
             (
                 "/api/data/v8.2/WhoAmI",
+                "https://crm.contoso.com:444/Contoso/api/data/v8.2/WhoAmI",
+            ),
+            (
+                "api/data/v8.2/WhoAmI",
                 "https://crm.contoso.com:444/Contoso/api/data/v8.2/WhoAmI",
             ),
             (

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::cli::Global;
 use crate::commands::token::claims;
 use crate::connection::{Connection, emulator_builder, emulator_config, start_emulator};
+use crate::exit;
 use crate::output;
 
 /// The columns of the comparison, in reading order.
@@ -325,6 +326,8 @@ struct Step {
     ok: bool,
     detail: String,
     fix: Option<String>,
+    /// The exit code a failure of this check ends `auth doctor` with.
+    code: u8,
 }
 
 impl Step {
@@ -334,15 +337,23 @@ impl Step {
             ok: true,
             detail: detail.into(),
             fix: None,
+            code: exit::SUCCESS,
         }
     }
 
-    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    /// A failed check, ending `auth doctor` with the exit code `code` (of [`exit::TABLE`]).
+    fn fail(
+        name: &'static str,
+        code: u8,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self {
             name,
             ok: false,
             detail: detail.into(),
             fix: Some(fix.into()),
+            code,
         }
     }
 }
@@ -352,7 +363,7 @@ impl Step {
 pub(crate) async fn doctor(global: &Global) -> anyhow::Result<()> {
     let connection = Connection::resolve(global).await?;
     let steps = diagnose(&connection).await;
-    let failed = steps.iter().any(|step| !step.ok);
+    let failed = steps.iter().find(|step| !step.ok);
     let rows: Vec<Value> = steps
         .iter()
         .map(|step| {
@@ -370,8 +381,15 @@ pub(crate) async fn doctor(global: &Global) -> anyhow::Result<()> {
         &rows,
         &["check", "result", "detail", "fix"],
     )?;
-    if failed {
-        anyhow::bail!("the connection has a problem: see the FAILED check above");
+    if let Some(step) = failed {
+        return Err(exit::Failed {
+            code: step.code,
+            message: format!(
+                "the connection has a problem: the `{}` check FAILED (see above)",
+                step.name
+            ),
+        }
+        .into());
     }
     Ok(())
 }
@@ -393,6 +411,7 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
         Err(error) => {
             steps.push(Step::fail(
                 "TLS and reachability",
+                exit::FAILURE,
                 error.to_string(),
                 "check the TLS configuration of this machine",
             ));
@@ -409,6 +428,7 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
             };
             steps.push(Step::fail(
                 "TLS and reachability",
+                exit::NETWORK,
                 format!("{probe}: {error}"),
                 fix,
             ));
@@ -468,7 +488,12 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
                 .hint()
                 .unwrap_or("check the credentials of the connection")
                 .to_owned();
-            steps.push(Step::fail("token", error.to_string(), fix));
+            steps.push(Step::fail(
+                "token",
+                exit::from_auth(&error),
+                error.to_string(),
+                fix,
+            ));
             return steps;
         }
     };
@@ -483,6 +508,7 @@ async fn diagnose(connection: &Connection) -> Vec<Step> {
     } else {
         steps.push(Step::fail(
             "audience",
+            exit::AUTH,
             format!("the token is for `{audience}`, not `{org}`"),
             "use the organization URL exactly as Dataverse names itself (see resource_id above), e.g. without `.api.`",
         ));
@@ -513,6 +539,7 @@ async fn server_steps(connection: &Connection, mut steps: Vec<Step>) -> Vec<Step
             };
             steps.push(Step::fail(
                 "WhoAmI / application user",
+                exit::from_webapi(&error),
                 error.to_string(),
                 fix,
             ));
@@ -530,6 +557,7 @@ async fn server_steps(connection: &Connection, mut steps: Vec<Step>) -> Vec<Step
         )),
         Err(error) => steps.push(Step::fail(
             "Web API version",
+            exit::from_webapi(&error),
             error.to_string(),
             "set the version the server speaks with --api-version or ApiVersion= in the connection string (v8.0-v8.2 for CRM 2016, v9.0-v9.1 for Dynamics 365 on-premises)",
         )),
@@ -539,10 +567,16 @@ async fn server_steps(connection: &Connection, mut steps: Vec<Step>) -> Vec<Step
         Ok(_) => steps.push(Step::pass("privileges", "can read accounts")),
         Err(error) if error.kind() == ErrorKind::Forbidden => steps.push(Step::fail(
             "privileges",
+            exit::AUTH,
             error.to_string(),
             "give the user or application user a security role with read access to accounts (or the tables you use)",
         )),
-        Err(error) => steps.push(Step::fail("privileges", error.to_string(), error.hint().unwrap_or("see the error").to_owned())),
+        Err(error) => steps.push(Step::fail(
+            "privileges",
+            exit::from_webapi(&error),
+            error.to_string(),
+            error.hint().unwrap_or("see the error").to_owned(),
+        )),
     }
     steps
 }
@@ -633,6 +667,7 @@ impl Challenges {
             ),
             None => Step::fail(
                 "authority discovery",
+                exit::USAGE,
                 "no `WWW-Authenticate: Bearer authorization_uri=…` (or Negotiate/NTLM) challenge on an unauthenticated request",
                 "check that the URL is a Dataverse organization (https://{org}.crm.dynamics.com, or an on-premises server with its organization: https://server/Org), not a portal or app URL",
             ),
@@ -726,6 +761,7 @@ async fn adfs_step(http: &reqwest::Client, url: &str) -> Step {
         Err(problem) => {
             return Step::fail(
                 "AD FS",
+                exit::NETWORK,
                 format!("{url}: {problem}"),
                 "AD FS 2012 R2 has no OpenID discovery and no password or client credentials grants: d365 needs AD FS 2016 or later; otherwise check that the AD FS host is reachable from here",
             );
@@ -735,6 +771,7 @@ async fn adfs_step(http: &reqwest::Client, url: &str) -> Step {
         Some(found) => Step::pass("AD FS", found.describe()),
         None => Step::fail(
             "AD FS",
+            exit::AUTH,
             format!("{url} did not answer with an OpenID discovery document"),
             "check the AD FS host in the server's challenge and that its OAuth endpoints are published",
         ),

@@ -1,7 +1,9 @@
 //! `d365 batch FILE`: a `$batch` described in JSON —
-//! `{"continue_on_error": bool, "requests": [{"method", "url", "body"?, "change_set"?: n}]}`.
-//! Requests with the same `change_set` number form one atomic change set; inside it,
-//! `$1`, `$2`… refer to earlier requests of that change set (counted across the batch).
+//! `{"continue_on_error": bool, "requests": [{"method", "url", "body"?, "change_set"?}]}`.
+//! Requests with the same `change_set` — a number or a name (`1` and `"1"` are the same) —
+//! form one atomic change set, placed where its first request is; inside it, `$1`, `$2`…
+//! refer to earlier requests of that change set (counted across the batch). More than
+//! 1,000 operations are sent as several batches, in order, each change set whole.
 
 use std::collections::BTreeMap;
 
@@ -28,7 +30,28 @@ struct BatchEntry {
     #[serde(default)]
     body: Option<Value>,
     #[serde(default)]
-    change_set: Option<u32>,
+    change_set: Option<ChangeSetName>,
+}
+
+/// A `change_set` value: a number or a name.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ChangeSetName {
+    Number(u64),
+    Name(String),
+}
+
+impl ChangeSetName {
+    /// The name requests are grouped by: a number as its digits.
+    fn key(self) -> Result<String, UsageError> {
+        match self {
+            Self::Number(number) => Ok(number.to_string()),
+            Self::Name(name) if name.trim().is_empty() => Err(UsageError(
+                "a `change_set` name is empty: give a number or a name".to_owned(),
+            )),
+            Self::Name(name) => Ok(name.trim().to_owned()),
+        }
+    }
 }
 
 /// Reads the file into a [`Batch`].
@@ -38,14 +61,19 @@ fn build(file: BatchFile) -> Result<Batch, UsageError> {
     } else {
         Batch::new()
     };
-    let mut groups: BTreeMap<u32, Vec<BatchEntry>> = BTreeMap::new();
-    let mut order: Vec<Option<u32>> = Vec::new();
+    let mut groups: BTreeMap<String, Vec<BatchEntry>> = BTreeMap::new();
+    let mut order: Vec<Option<String>> = Vec::new();
     let mut singles = Vec::new();
-    for entry in file.requests {
-        match entry.change_set {
+    for mut entry in file.requests {
+        match entry
+            .change_set
+            .take()
+            .map(ChangeSetName::key)
+            .transpose()?
+        {
             Some(set) => {
                 if !groups.contains_key(&set) {
-                    order.push(Some(set));
+                    order.push(Some(set.clone()));
                 }
                 groups.entry(set).or_default().push(entry);
             }
@@ -70,7 +98,7 @@ fn build(file: BatchFile) -> Result<Batch, UsageError> {
                     let method = method(&entry.method)?;
                     if method == http::Method::GET {
                         return Err(UsageError(format!(
-                            "change set {set}: GET is not allowed inside a change set"
+                            "change set `{set}`: GET is not allowed inside a change set"
                         )));
                     }
                     methods.push(method);

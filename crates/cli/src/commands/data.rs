@@ -3,22 +3,32 @@
 use std::io::{BufWriter, Write as _};
 use std::time::Instant;
 
-use futures_util::TryStreamExt as _;
+use futures_util::{Stream, StreamExt as _, TryStreamExt as _};
 use serde_json::{Value, json};
 
 use crate::cli::{
     FetchXmlArgs, GetArgs, KeyArgs, KeyedWriteArgs, OutputFormat, UpsertArgs, WriteArgs,
 };
 use crate::connection::Connection;
-use crate::exit::Interrupted;
+use crate::exit::{Interrupted, UsageError};
 use crate::keys::{parse_key, read_json, read_text};
 use crate::output;
 use d365_webapi::{Order, Query, RequestOptions, UpsertMode};
 
+/// The `--select` columns, trimmed, in the order given.
+fn selected_columns(args: &GetArgs) -> Vec<String> {
+    args.select
+        .iter()
+        .map(|column| column.trim().to_owned())
+        .filter(|column| !column.is_empty())
+        .collect()
+}
+
 fn build_query(args: &GetArgs) -> anyhow::Result<Query> {
     let mut query = Query::new(&args.entity_set);
-    if !args.select.is_empty() {
-        query = query.select(args.select.iter().map(|column| column.trim().to_owned()));
+    let select = selected_columns(args);
+    if !select.is_empty() {
+        query = query.select(select);
     }
     if let Some(filter) = &args.filter {
         query = query.filter_raw(filter.clone());
@@ -46,32 +56,63 @@ fn build_query(args: &GetArgs) -> anyhow::Result<Query> {
     if args.count {
         query = query.count();
     }
-    if let Some(size) = args.page_size {
-        query = query.page_size(size);
-    } else if args.all || args.out.is_some() {
-        query = query.page_size(5000);
+    let every_page = args.all || args.out.is_some();
+    let page_size = match (args.page_size, every_page) {
+        (Some(size), _) => Some(size),
+        (None, true) => Some(crate::cli::MAX_PAGE_SIZE),
+        (None, false) => None,
+    };
+    // Dataverse ignores `$top` when a page size is set: no page larger than the rows asked.
+    if let Some(size) = page_size {
+        query = query.page_size(args.top.map_or(size, |top| top.min(size)));
     }
     Ok(query)
 }
 
-/// `d365 get`: the first page, every page (`--all`), or an export to a file (`--out`).
+/// At most `top` rows of `rows` (all without it): `--top` holds across pages.
+fn at_most<S: Stream>(rows: S, top: Option<u32>) -> impl Stream<Item = S::Item> {
+    rows.take(top.map_or(usize::MAX, |top| top as usize))
+}
+
+/// `d365 get`: one record by id or alternate key, the first page, every page (`--all`),
+/// or an export to a file (`--out`); at most `--top` rows in each case.
 pub(crate) async fn get(
     connection: &Connection,
     format: OutputFormat,
     args: &GetArgs,
 ) -> anyhow::Result<()> {
+    let select = selected_columns(args);
+    if let Some(key) = &args.key {
+        let mut options = RequestOptions::new();
+        if !select.is_empty() {
+            options = options.select(select.clone());
+        }
+        let record = connection
+            .client
+            .retrieve(&args.entity_set, parse_key(key)?, &options)
+            .await?;
+        return output::record(&mut std::io::stdout().lock(), format, &record, &select);
+    }
     let query = build_query(args)?;
     if let Some(path) = &args.out {
-        return export(connection, format, query, path).await;
+        if output::query_active() {
+            return Err(UsageError(
+                "--query shapes what is printed, and --out writes the rows themselves to a file: use one or the other".to_owned(),
+            )
+            .into());
+        }
+        return export(connection, format, query, path, args.top, &select).await;
     }
     let mut stdout = std::io::stdout().lock();
     if args.all {
-        if matches!(
+        let rows = at_most(connection.client.query_all::<Value>(query), args.top);
+        let streams = matches!(
             format,
-            OutputFormat::Jsonl | OutputFormat::Csv | OutputFormat::Json
-        ) {
-            let mut writer = output::StreamWriter::new(BufWriter::new(&mut stdout), format);
-            let rows = connection.client.query_all::<Value>(query);
+            OutputFormat::Jsonl | OutputFormat::Csv | OutputFormat::Tsv | OutputFormat::Json
+        );
+        if streams && !output::query_active() {
+            let mut writer =
+                output::StreamWriter::with_columns(BufWriter::new(&mut stdout), format, &select);
             futures_util::pin_mut!(rows);
             while let Some(row) = rows.try_next().await? {
                 writer.write(&row)?;
@@ -79,27 +120,29 @@ pub(crate) async fn get(
             writer.finish()?;
             return Ok(());
         }
-        let rows: Vec<Value> = connection
-            .client
-            .query_all::<Value>(query)
-            .try_collect()
-            .await?;
-        return output::records(&mut stdout, format, &rows);
+        let rows: Vec<Value> = rows.try_collect().await?;
+        return output::records_with_columns(&mut stdout, format, &rows, &select);
     }
-    let page = connection.client.query_page::<Value>(&query).await?;
-    output::records(&mut stdout, format, &page.records)?;
-    if format == OutputFormat::Table {
+    let mut page = connection.client.query_page::<Value>(&query).await?;
+    let top = args.top.map(|top| top as usize);
+    let reached_top = top.is_some_and(|top| page.records.len() >= top);
+    if let Some(top) = top {
+        page.records.truncate(top);
+    }
+    output::records_with_columns(&mut stdout, format, &page.records, &select)?;
+    if format == OutputFormat::Table && !output::query_active() {
         if let Some(count) = page.count {
             writeln!(stdout, "total: {count}")?;
         }
-        if page.next_link.is_some() {
+        if page.next_link.is_some() && !reached_top {
             writeln!(stdout, "more rows: use --all, or --out FILE to export")?;
         }
     }
     Ok(())
 }
 
-/// Streams every row to a file (JSON lines unless --output csv/json), with a progress bar.
+/// Streams every row (at most `top`) to a file (JSON lines unless --output csv/tsv/json),
+/// with a progress bar.
 ///
 /// The rows go to a temporary file beside the target, which replaces the target only when
 /// every row is written and synced: an existing file is never truncated first, and a
@@ -111,6 +154,8 @@ async fn export(
     format: OutputFormat,
     query: Query,
     path: &std::path::Path,
+    top: Option<u32>,
+    select: &[String],
 ) -> anyhow::Result<()> {
     let format = if format == OutputFormat::Table {
         OutputFormat::Jsonl
@@ -125,11 +170,12 @@ async fn export(
     );
     let started = Instant::now();
     let written = {
-        let mut writer = output::StreamWriter::new(
+        let mut writer = output::StreamWriter::with_columns(
             BufWriter::with_capacity(1 << 16, partial.as_file_mut()),
             format,
+            select,
         );
-        let rows = connection.client.query_all::<Value>(query);
+        let rows = at_most(connection.client.query_all::<Value>(query), top);
         futures_util::pin_mut!(rows);
         let copy = async {
             while let Some(row) = rows.try_next().await? {
@@ -211,14 +257,17 @@ pub(crate) async fn fetch_xml(
     output::records(&mut std::io::stdout().lock(), format, &rows)
 }
 
-/// `d365 create`.
+/// `d365 create`: the new id alone in table, CSV and TSV output (for `id=$(d365 create …)`),
+/// the created record in JSON (and with `--return-record` or `--query` in any format).
 pub(crate) async fn create(
     connection: &Connection,
     format: OutputFormat,
     args: &WriteArgs,
 ) -> anyhow::Result<()> {
     let record = read_json(&args.data.data)?;
-    let options = if args.return_record {
+    let json = matches!(format, OutputFormat::Json | OutputFormat::Jsonl);
+    let wants_record = args.return_record || json || output::query_active();
+    let options = if wants_record {
         RequestOptions::new().return_representation()
     } else {
         RequestOptions::new()
@@ -227,18 +276,21 @@ pub(crate) async fn create(
         .client
         .create(&args.entity_set, &record, &options)
         .await?;
+    let id = created.id.map(|id| id.to_string());
     let mut stdout = std::io::stdout().lock();
-    match created.record {
-        Some(record) => output::records(&mut stdout, format, &[record]),
-        None => output::facts(
-            &mut stdout,
-            format,
-            &[
-                ("id", json!(created.id.map(|id| id.to_string()))),
-                ("url", json!(created.url)),
-            ],
-        ),
+    if !wants_record {
+        return match id {
+            Some(id) => Ok(writeln!(stdout, "{id}")?),
+            None => Err(anyhow::anyhow!(
+                "the record was created, but the answer named no id (no OData-EntityId header)"
+            )),
+        };
     }
+    // A server that does not return the record still says where it is.
+    let record = created
+        .record
+        .unwrap_or_else(|| json!({"id": id, "url": created.url}));
+    output::record(&mut stdout, format, &record, &[])
 }
 
 /// `d365 update`.

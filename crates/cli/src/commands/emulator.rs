@@ -47,6 +47,11 @@ impl Announcement {
 
     /// One line, so a script reading the process's output can parse it as soon as it comes.
     fn print_json(&self) {
+        println!("{}", self.to_json());
+    }
+
+    /// Everything it says, as one JSON object.
+    fn to_json(&self) -> serde_json::Value {
         let connections: Vec<_> = self
             .connections
             .iter()
@@ -54,15 +59,14 @@ impl Announcement {
                 json!({"identity": identity, "connection_string": connection_string})
             })
             .collect();
-        let announcement = json!({
+        json!({
             "base_url": self.base_url,
             "tenant_id": self.tenant_id,
             "device_login_url": self.device_login_url,
             "ca_certificate": self.ca_certificate.as_ref().map(|path| path.display().to_string()),
             "connections": connections,
             "on_premises": self.on_premises,
-        });
-        println!("{announcement}");
+        })
     }
 }
 
@@ -96,14 +100,20 @@ pub(crate) async fn run(args: &EmulatorArgs, format: OutputFormat) -> anyhow::Re
     let emulator = builder.start().await?;
     let announcement = announce(&emulator);
     let text = !matches!(format, OutputFormat::Json | OutputFormat::Jsonl);
-    if text {
+    if crate::output::query_active() {
+        // `--query 'connections[0].connection_string' -o tsv`: the one value a script needs.
+        let result = crate::output::apply_query(announcement.to_json())?;
+        let mut stdout = std::io::stdout().lock();
+        crate::output::value(&mut stdout, format, &result)?;
+        std::io::Write::flush(&mut stdout)?;
+    } else if text {
         announcement.print_text();
     } else {
         announcement.print_json();
     }
     tokio::signal::ctrl_c().await?;
     emulator.shutdown().await;
-    if text {
+    if text && !crate::output::query_active() {
         println!("stopped");
     }
     Ok(())

@@ -11,8 +11,6 @@ mod profile;
 mod request;
 mod token;
 
-use clap::CommandFactory as _;
-
 use crate::cli::{AuthCommand, Cli, Command};
 use crate::connection::Connection;
 
@@ -20,17 +18,25 @@ use crate::connection::Connection;
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let global = &cli.global;
     crate::output::set_csv_formula_guard(global.csv_formula_guard);
+    if let Some(query) = &global.query {
+        crate::output::set_query(query)?;
+    }
     match cli.command {
         Command::Demo => demo::run(global).await,
         Command::Emulator(args) => emulator::run(&args, global.output).await,
         Command::Profile(command) => profile::run(global, command),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "d365", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut crate::cli::command(),
+                "d365",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Command::Man => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            clap_mangen::Man::new(crate::cli::command()).render(&mut page)?;
             std::io::Write::write_all(&mut std::io::stdout().lock(), &page)?;
             Ok(())
         }
@@ -52,7 +58,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Upsert(args) => data::upsert(&connection, global.output, &args).await,
                 Command::Delete(args) => data::delete(&connection, global.output, &args).await,
                 Command::Batch(args) => batch::run(&connection, global.output, &args).await,
-                Command::Request(args) => request::run(&connection, &args).await,
+                Command::Request(args) => request::run(&connection, global.output, &args).await,
                 Command::Demo
                 | Command::Emulator(_)
                 | Command::Profile(_)

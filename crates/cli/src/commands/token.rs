@@ -119,6 +119,54 @@ pub(crate) async fn token(
         return Ok(());
     }
     let mut facts = token_facts(&token);
+    if format != OutputFormat::Table || output::query_active() {
+        // For scripts: the expiry as numbers and ISO 8601, not a sentence.
+        facts.retain(|(label, _)| *label != "expires");
+        facts.splice(0..0, expiry_facts(token.expires_on(), SystemTime::now()));
+    }
     facts.push(("grant", json!(connection.provider.grant().to_string())));
     output::facts(&mut stdout, format, &facts)
+}
+
+/// `expires_on` (Unix time, seconds), `expires_on_iso` (ISO 8601 / RFC 3339, UTC) and
+/// `expires_in` (seconds from `now`, 0 once expired).
+fn expiry_facts(expires_on: SystemTime, now: SystemTime) -> Vec<(&'static str, Value)> {
+    let epoch = expires_on
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|duration| duration.as_secs())
+        .unwrap_or_default();
+    let iso = i64::try_from(epoch)
+        .ok()
+        .and_then(|seconds| time::OffsetDateTime::from_unix_timestamp(seconds).ok())
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
+    let remaining = expires_on
+        .duration_since(now)
+        .map(|duration| duration.as_secs())
+        .unwrap_or_default();
+    vec![
+        ("expires_on", json!(epoch)),
+        ("expires_on_iso", json!(iso)),
+        ("expires_in", json!(remaining)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_expiry_for_scripts_is_epoch_seconds_and_iso_8601() {
+        let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(1_765_000_000);
+        let facts = expiry_facts(expires, expires - Duration::from_secs(90));
+        assert_eq!(facts[0], ("expires_on", json!(1_765_000_000_u64)));
+        assert_eq!(facts[1], ("expires_on_iso", json!("2025-12-06T05:46:40Z")));
+        assert_eq!(facts[2], ("expires_in", json!(90)));
+        let facts = expiry_facts(expires, expires + Duration::from_secs(5));
+        assert_eq!(facts[2], ("expires_in", json!(0)), "expired");
+    }
 }

@@ -437,7 +437,7 @@ fn commands_share_an_organization_served_by_d365_emulator() {
             "json",
         ]);
         assert_eq!(code, Some(0), "{err}");
-        assert!(out.contains("\"id\""), "{out}");
+        assert!(out.contains("\"accountid\""), "{out}");
     }
     let (code, out, err) = with(&[
         "get",

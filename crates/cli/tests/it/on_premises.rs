@@ -81,7 +81,9 @@ fn every_command_works_against_an_on_premises_server_of_either_generation() {
         );
         assert_eq!(code, Some(0), "{err}");
         assert!(
-            out.contains(&format!("/Contoso/api/data/{api}/accounts(")),
+            out.contains(&format!(
+                "/Contoso/api/data/{api}/$metadata#accounts/$entity"
+            )),
             "{out}"
         );
         let (code, out, err) = run(

@@ -1,7 +1,8 @@
 //! The Web API client's integration tests, one binary: the request pipeline against canned
-//! servers, the emulator end to end, faults and chaos, long runs, property tests of the
-//! parsers, and the no-secrets harness.
+//! servers, the emulator end to end, a `$batch` split over the 1,000-operation limit,
+//! faults and chaos, long runs, property tests of the parsers, and the no-secrets harness.
 
+mod batch_split;
 mod chaos;
 mod emulator;
 mod faults;
