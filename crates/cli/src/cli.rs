@@ -182,6 +182,10 @@ pub(crate) enum Command {
     Get(GetArgs),
     /// Run a FetchXML query.
     Fetchxml(FetchXmlArgs),
+    /// List the tables (logical name, entity set, primary key and name), from the metadata.
+    Tables,
+    /// List a table's columns: type, whether required and writable, choice options.
+    Columns(ColumnsArgs),
     /// Create a record.
     Create(WriteArgs),
     /// Update a record (never creates).
@@ -292,7 +296,8 @@ pub(crate) struct GetArgs {
     /// Also print the total count (capped at 5000 by Dataverse).
     #[arg(long)]
     pub(crate) count: bool,
-    /// Include formatted values (option set labels, lookup names).
+    /// Include formatted values (choice labels, lookup names, formatted money and dates):
+    /// shown as `label (value)` in tables and CSV, as `column@OData.Community.Display.V1.FormattedValue` in JSON.
     #[arg(long)]
     pub(crate) formatted: bool,
     /// Write the rows to this file (jsonl or csv by --output), with a progress bar.
@@ -328,6 +333,16 @@ pub(crate) struct FetchXmlArgs {
     /// Every page (paging cookies), not only the first.
     #[arg(long)]
     pub(crate) all: bool,
+    /// Include formatted values (choice labels, lookup names, formatted money and dates).
+    #[arg(long)]
+    pub(crate) formatted: bool,
+}
+
+/// `d365 columns`.
+#[derive(Debug, Args)]
+pub(crate) struct ColumnsArgs {
+    /// The table's logical name, such as `account` (`d365 tables` lists them).
+    pub(crate) table: String,
 }
 
 /// A record's JSON: inline, or @FILE.

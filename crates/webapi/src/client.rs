@@ -75,6 +75,8 @@ pub(crate) struct Inner {
     /// The Web API version (`v9.2`), and whether the caller chose it.
     pub(crate) api_version: String,
     pub(crate) version_chosen: bool,
+    /// Table definitions by entity set, for bulk operations' `@odata.type`.
+    pub(crate) tables: crate::metadata::TableCache,
 }
 
 /// `v9.2` as `(9, 2)`.
@@ -377,6 +379,7 @@ impl Client {
                 max_response_size: inner.max_response_size,
                 api_version: version.to_owned(),
                 version_chosen: true,
+                tables: crate::metadata::TableCache::default(),
             }),
         })
     }
@@ -618,6 +621,7 @@ impl ClientBuilder {
                 version_chosen: self.version_chosen,
                 max_pages: self.max_pages,
                 max_response_size: self.max_response_size,
+                tables: crate::metadata::TableCache::default(),
             }),
         })
     }

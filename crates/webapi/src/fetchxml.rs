@@ -40,6 +40,31 @@ impl Client {
         entity_set: &str,
         fetch_xml: &str,
     ) -> Result<FetchPage, WebApiError> {
+        self.fetch_xml_page_inner(entity_set, fetch_xml, None).await
+    }
+
+    /// One page of a FetchXML query with more annotations than paging needs, such as
+    /// [`FORMATTED_VALUES`](crate::FORMATTED_VALUES) (choice labels, lookup names).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::fetch_xml_page`].
+    pub async fn fetch_xml_page_with_annotations(
+        &self,
+        entity_set: &str,
+        fetch_xml: &str,
+        annotations: &str,
+    ) -> Result<FetchPage, WebApiError> {
+        self.fetch_xml_page_inner(entity_set, fetch_xml, Some(annotations))
+            .await
+    }
+
+    async fn fetch_xml_page_inner(
+        &self,
+        entity_set: &str,
+        fetch_xml: &str,
+        annotations: Option<&str>,
+    ) -> Result<FetchPage, WebApiError> {
         let fetch_xml = fetch_xml.trim();
         if !fetch_xml.starts_with("<fetch") {
             return Err(WebApiError::InvalidInput(
@@ -50,12 +75,22 @@ impl Client {
             entity_set,
             &format!("fetchXml={}", encode_query_value(fetch_xml)),
         );
-        let request = Prepared::new(Method::GET, self.url(&path)?, Replay::Safe).header(
-            http::header::HeaderName::from_static("prefer"),
-            http::HeaderValue::from_static(
-                "odata.include-annotations=\"Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords\"",
-            ),
+        let mut wanted = String::from(
+            "Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords",
         );
+        if let Some(more) = annotations {
+            wanted.push(',');
+            wanted.push_str(more);
+        }
+        let prefer =
+            http::HeaderValue::from_str(&format!("odata.include-annotations=\"{wanted}\""))
+                .map_err(|_| {
+                    WebApiError::InvalidInput(format!(
+                        "the annotations `{wanted}` cannot be sent in a header"
+                    ))
+                })?;
+        let request = Prepared::new(Method::GET, self.url(&path)?, Replay::Safe)
+            .header(http::header::HeaderName::from_static("prefer"), prefer);
         let body = self.send_get(request).await?.json()?;
         let records = body["value"].as_array().cloned().unwrap_or_default();
         let more_records = body[MORE].as_bool().unwrap_or(false);
@@ -91,7 +126,28 @@ impl Client {
         entity_set: &str,
         fetch_xml: &str,
     ) -> impl Stream<Item = Result<serde_json::Value, WebApiError>> + Send + 'static {
+        self.fetch_all(entity_set, fetch_xml, None)
+    }
+
+    /// Every record of a FetchXML query, as [`Client::fetch_xml_all`], each page with more
+    /// annotations, such as [`FORMATTED_VALUES`](crate::FORMATTED_VALUES).
+    pub fn fetch_xml_all_with_annotations(
+        &self,
+        entity_set: &str,
+        fetch_xml: &str,
+        annotations: &str,
+    ) -> impl Stream<Item = Result<serde_json::Value, WebApiError>> + Send + 'static {
+        self.fetch_all(entity_set, fetch_xml, Some(annotations.to_owned()))
+    }
+
+    fn fetch_all(
+        &self,
+        entity_set: &str,
+        fetch_xml: &str,
+        annotations: Option<String>,
+    ) -> impl Stream<Item = Result<serde_json::Value, WebApiError>> + Send + 'static {
         let client = self.clone();
+        let annotations = std::sync::Arc::new(annotations);
         let entity_set = entity_set.to_owned();
         let guard = PagingGuard::new(self.inner.max_pages);
         futures_util::stream::try_unfold(
@@ -103,6 +159,7 @@ impl Client {
             ),
             move |(client, mut next, mut buffered, mut guard)| {
                 let entity_set = entity_set.clone();
+                let annotations = std::sync::Arc::clone(&annotations);
                 async move {
                     loop {
                         if let Some(record) = buffered.next() {
@@ -112,7 +169,9 @@ impl Client {
                             None => return Ok(None),
                             Some(current) => current?,
                         };
-                        let page = client.fetch_xml_page(&entity_set, &current).await?;
+                        let page = client
+                            .fetch_xml_page_inner(&entity_set, &current, annotations.as_deref())
+                            .await?;
                         // Without a cookie the page number moves on, and the cap bounds it.
                         // The rows of this page are handed out before a refused next page.
                         next = page.next_fetch_xml.map(|next_xml| {

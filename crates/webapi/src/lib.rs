@@ -34,10 +34,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod batch;
+mod bulk;
 mod client;
 mod error;
 mod fetchxml;
 mod guid;
+mod metadata;
 mod ops;
 mod options;
 mod origin;
@@ -48,11 +50,13 @@ mod query;
 pub use batch::{
     Batch, BatchResponse, ChangeSet, ContentRef, MAX_BATCH_OPERATIONS, MAX_GET_URL_LEN,
 };
+pub use bulk::MAX_BULK_ROWS;
 pub use client::{Client, ClientBuilder, RetrySettings};
 pub use error::{ErrorKind, ServiceError, WebApiError};
 pub use fetchxml::FetchPage;
 pub use guid::{Guid, GuidError};
-pub use ops::{Created, RawResponse, UpsertMode, WhoAmI, etag, formatted_value};
+pub use metadata::{ChoiceOption, ColumnDefinition, TableDefinition};
+pub use ops::{Created, FORMATTED_VALUES, RawResponse, UpsertMode, WhoAmI, etag, formatted_value};
 pub use options::RequestOptions;
 pub use paging::Page;
 pub use query::{Filter, Literal, Order, Query, RecordKey};

@@ -52,6 +52,13 @@ pub enum UpsertMode {
     UpdateOnly,
 }
 
+/// The annotations that bring formatted values (choice labels, formatted money and dates,
+/// lookup names) and the lookup annotations (`lookuplogicalname`,
+/// `associatednavigationproperty`): for [`Query::annotations`](crate::Query::annotations)
+/// and the FetchXML calls; read them with [`formatted_value`].
+pub const FORMATTED_VALUES: &str = "OData.Community.Display.V1.FormattedValue,\
+Microsoft.Dynamics.CRM.lookuplogicalname,Microsoft.Dynamics.CRM.associatednavigationproperty";
+
 /// The formatted value of `column` in a record read with formatted values.
 #[must_use]
 pub fn formatted_value<'r>(record: &'r serde_json::Value, column: &str) -> Option<&'r str> {

@@ -69,9 +69,10 @@ impl RequestOptions {
         self
     }
 
-    /// Include formatted values (option set labels, formatted money and dates, lookup names).
+    /// Include formatted values (option set labels, formatted money and dates, lookup names)
+    /// and the lookup annotations: [`FORMATTED_VALUES`](crate::FORMATTED_VALUES).
     pub fn formatted_values(self) -> Self {
-        self.annotations("OData.Community.Display.V1.FormattedValue")
+        self.annotations(crate::FORMATTED_VALUES)
     }
 
     /// `If-Match`: an ETag (act only if unchanged) or `*` (only if it exists).

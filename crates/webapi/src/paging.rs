@@ -47,8 +47,22 @@ impl Client {
         &self,
         query: &Query,
     ) -> Result<Page<T>, WebApiError> {
-        self.fetch_page(&query.to_relative_url(), query.page_size)
+        self.fetch_page(&query.to_relative_url(), &PageSettings::of(query))
             .await
+    }
+
+    /// The page at `next_link` of `query`, with its page size and annotations (the same
+    /// `Prefer` header as its first page, as Dataverse requires).
+    ///
+    /// # Errors
+    ///
+    /// [`WebApiError`].
+    pub async fn next_page_of<T: DeserializeOwned>(
+        &self,
+        query: &Query,
+        next_link: &str,
+    ) -> Result<Page<T>, WebApiError> {
+        self.fetch_page(next_link, &PageSettings::of(query)).await
     }
 
     /// The page at `next_link` (from [`Page::next_link`]), with the same page size.
@@ -61,21 +75,33 @@ impl Client {
         next_link: &str,
         page_size: Option<u32>,
     ) -> Result<Page<T>, WebApiError> {
-        self.fetch_page(next_link, page_size).await
+        let settings = PageSettings {
+            page_size,
+            annotations: None,
+        };
+        self.fetch_page(next_link, &settings).await
     }
 
     async fn fetch_page<T: DeserializeOwned>(
         &self,
         link: &str,
-        page_size: Option<u32>,
+        settings: &PageSettings,
     ) -> Result<Page<T>, WebApiError> {
         let mut request = Prepared::new(Method::GET, self.url(link)?, Replay::Safe);
-        if let Some(size) = page_size {
-            request = request.header(
-                http::header::HeaderName::from_static("prefer"),
-                http::HeaderValue::from_str(&format!("odata.maxpagesize={size}"))
-                    .expect("digits are a valid header"),
-            );
+        let mut preferences = Vec::new();
+        if let Some(size) = settings.page_size {
+            preferences.push(format!("odata.maxpagesize={size}"));
+        }
+        if let Some(annotations) = &settings.annotations {
+            preferences.push(format!("odata.include-annotations=\"{annotations}\""));
+        }
+        if !preferences.is_empty() {
+            let value = http::HeaderValue::from_str(&preferences.join(",")).map_err(|_| {
+                WebApiError::InvalidInput(
+                    "the annotations of the query cannot be sent in a header".to_owned(),
+                )
+            })?;
+            request = request.header(http::header::HeaderName::from_static("prefer"), value);
         }
         let answer = self.send_get(request).await?;
         let page: WirePage<T> = serde_json::from_slice(&answer.body)
@@ -120,7 +146,8 @@ impl Client {
     ) -> impl Stream<Item = Result<T, WebApiError>> + Send + 'static {
         let client = self.clone();
         let first = query.to_relative_url();
-        let page_size = query.page_size;
+        // Shared, not cloned: the closure below runs once per record.
+        let settings = std::sync::Arc::new(PageSettings::of(&query));
         let guard = PagingGuard::new(self.inner.max_pages);
         futures_util::stream::try_unfold(
             (
@@ -129,26 +156,51 @@ impl Client {
                 Vec::<T>::new().into_iter(),
                 guard,
             ),
-            move |(client, mut upcoming, mut buffered, mut guard)| async move {
-                loop {
-                    if let Some(record) = buffered.next() {
-                        return Ok(Some((record, (client, upcoming, buffered, guard))));
+            move |(client, mut upcoming, mut buffered, mut guard)| {
+                let settings = std::sync::Arc::clone(&settings);
+                async move {
+                    loop {
+                        if let Some(record) = buffered.next() {
+                            return Ok(Some((record, (client, upcoming, buffered, guard))));
+                        }
+                        let page: Page<T> = match upcoming.take() {
+                            None => return Ok(None),
+                            Some(Upcoming::Link(link)) => {
+                                client.fetch_page(&link, &settings).await?
+                            }
+                            Some(Upcoming::Fetching(prefetch)) => prefetch.page().await?,
+                            Some(Upcoming::Refused(error)) => return Err(error),
+                        };
+                        // The rows of this page are handed out before a refused next page.
+                        upcoming = page.next_link.map(|link| match guard.next_page(&link) {
+                            Ok(()) => Upcoming::Fetching(Prefetch::start(
+                                &client,
+                                link,
+                                std::sync::Arc::clone(&settings),
+                            )),
+                            Err(error) => Upcoming::Refused(error),
+                        });
+                        buffered = page.records.into_iter();
                     }
-                    let page: Page<T> = match upcoming.take() {
-                        None => return Ok(None),
-                        Some(Upcoming::Link(link)) => client.fetch_page(&link, page_size).await?,
-                        Some(Upcoming::Fetching(prefetch)) => prefetch.page().await?,
-                        Some(Upcoming::Refused(error)) => return Err(error),
-                    };
-                    // The rows of this page are handed out before a refused next page.
-                    upcoming = page.next_link.map(|link| match guard.next_page(&link) {
-                        Ok(()) => Upcoming::Fetching(Prefetch::start(&client, link, page_size)),
-                        Err(error) => Upcoming::Refused(error),
-                    });
-                    buffered = page.records.into_iter();
                 }
             },
         )
+    }
+}
+
+/// What every page of a query carries in its `Prefer` header.
+#[derive(Clone, Debug, Default)]
+struct PageSettings {
+    page_size: Option<u32>,
+    annotations: Option<String>,
+}
+
+impl PageSettings {
+    fn of(query: &Query) -> Self {
+        Self {
+            page_size: query.page_size,
+            annotations: query.annotations.clone(),
+        }
     }
 }
 
@@ -203,10 +255,10 @@ struct Prefetch<T> {
 }
 
 impl<T: DeserializeOwned + Send + 'static> Prefetch<T> {
-    fn start(client: &Client, link: String, page_size: Option<u32>) -> Self {
+    fn start(client: &Client, link: String, settings: std::sync::Arc<PageSettings>) -> Self {
         let client = client.clone();
         Self {
-            task: tokio::spawn(async move { client.fetch_page(&link, page_size).await }),
+            task: tokio::spawn(async move { client.fetch_page(&link, &settings).await }),
         }
     }
 

@@ -283,6 +283,7 @@ pub struct Query {
     count: bool,
     expand: Vec<(String, Query)>,
     pub(crate) page_size: Option<u32>,
+    pub(crate) annotations: Option<String>,
 }
 
 impl Query {
@@ -342,6 +343,20 @@ impl Query {
     pub fn expand(mut self, navigation: impl Into<String>, options: Query) -> Self {
         self.expand.push((navigation.into(), options));
         self
+    }
+
+    /// Annotations to ask for with every page (`Prefer: odata.include-annotations`): `*`, or a
+    /// comma list such as `OData.Community.Display.V1.FormattedValue`.
+    pub fn annotations(mut self, annotations: impl Into<String>) -> Self {
+        self.annotations = Some(annotations.into());
+        self
+    }
+
+    /// Include formatted values (choice labels, formatted money and dates, lookup names) and
+    /// the lookup annotations (`lookuplogicalname`, `associatednavigationproperty`); read
+    /// them with [`formatted_value`](crate::formatted_value).
+    pub fn formatted_values(self) -> Self {
+        self.annotations(crate::FORMATTED_VALUES)
     }
 
     /// Rows per page (`Prefer: odata.maxpagesize`, at most 5000).

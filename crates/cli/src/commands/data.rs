@@ -13,7 +13,7 @@ use crate::connection::Connection;
 use crate::exit::{Interrupted, UsageError};
 use crate::keys::{parse_key, read_json, read_text};
 use crate::output;
-use d365_webapi::{Order, Query, RequestOptions, UpsertMode};
+use d365_webapi::{FORMATTED_VALUES, Order, Query, RequestOptions, UpsertMode};
 
 /// The `--select` columns, trimmed, in the order given.
 fn selected_columns(args: &GetArgs) -> Vec<String> {
@@ -56,6 +56,9 @@ fn build_query(args: &GetArgs) -> anyhow::Result<Query> {
     if args.count {
         query = query.count();
     }
+    if args.formatted {
+        query = query.formatted_values();
+    }
     let every_page = args.all || args.out.is_some();
     let page_size = match (args.page_size, every_page) {
         (Some(size), _) => Some(size),
@@ -86,6 +89,9 @@ pub(crate) async fn get(
         let mut options = RequestOptions::new();
         if !select.is_empty() {
             options = options.select(select.clone());
+        }
+        if args.formatted {
+            options = options.formatted_values();
         }
         let record = connection
             .client
@@ -241,18 +247,32 @@ pub(crate) async fn fetch_xml(
     args: &FetchXmlArgs,
 ) -> anyhow::Result<()> {
     let fetch = read_text(&args.fetch_xml)?;
-    let rows: Vec<Value> = if args.all {
-        connection
-            .client
-            .fetch_xml_all(&args.entity_set, &fetch)
-            .try_collect()
-            .await?
-    } else {
-        connection
-            .client
-            .fetch_xml_page(&args.entity_set, &fetch)
-            .await?
-            .records
+    let client = &connection.client;
+    let rows: Vec<Value> = match (args.all, args.formatted) {
+        (true, false) => {
+            client
+                .fetch_xml_all(&args.entity_set, &fetch)
+                .try_collect()
+                .await?
+        }
+        (true, true) => {
+            client
+                .fetch_xml_all_with_annotations(&args.entity_set, &fetch, FORMATTED_VALUES)
+                .try_collect()
+                .await?
+        }
+        (false, false) => {
+            client
+                .fetch_xml_page(&args.entity_set, &fetch)
+                .await?
+                .records
+        }
+        (false, true) => {
+            client
+                .fetch_xml_page_with_annotations(&args.entity_set, &fetch, FORMATTED_VALUES)
+                .await?
+                .records
+        }
     };
     output::records(&mut std::io::stdout().lock(), format, &rows)
 }

@@ -7,6 +7,7 @@ mod data;
 mod demo;
 mod emulator;
 pub(crate) mod login;
+mod metadata;
 mod profile;
 mod request;
 mod token;
@@ -53,6 +54,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Token { raw } => token::token(&connection, global.output, raw).await,
                 Command::Get(args) => data::get(&connection, global.output, &args).await,
                 Command::Fetchxml(args) => data::fetch_xml(&connection, global.output, &args).await,
+                Command::Tables => metadata::tables(&connection, global.output).await,
+                Command::Columns(args) => {
+                    metadata::columns(&connection, global.output, &args).await
+                }
                 Command::Create(args) => data::create(&connection, global.output, &args).await,
                 Command::Update(args) => data::update(&connection, global.output, &args).await,
                 Command::Upsert(args) => data::upsert(&connection, global.output, &args).await,

@@ -3,7 +3,8 @@
 //! by id or alternate key, `--page-size` bounds), `create` prints the new id alone,
 //! `request` prints the body (`-i` the head too) with or without the API prefix, `token`
 //! gives its expiry as numbers, `--query` and `-o tsv` everywhere, and `batch` files name
-//! their change sets.
+//! their change sets; `tables`, `columns` and `--formatted` read the metadata and
+//! formatted values.
 
 use crate::support::{RunningEmulator, d365, http_post, stderr, stdout, temp_config};
 
@@ -388,4 +389,112 @@ fn batch_change_sets_have_names_or_numbers() {
     assert_eq!(code, 2);
     assert!(err.contains("`change_set` name is empty"), "{err}");
     emulator.stop();
+}
+
+#[test]
+fn tables_columns_and_formatted_values_come_from_the_metadata() {
+    let config = temp_config("scripts-metadata");
+    let emulator = RunningEmulator::start(&config);
+
+    let (code, out, err) = run(&config, &emulator, &["tables", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let tables: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let account = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|table| table["logical_name"] == "account")
+        .expect("account is listed");
+    assert_eq!(account["entity_set"], "accounts");
+    assert_eq!(account["primary_id"], "accountid");
+
+    let (code, out, err) = run(
+        &config,
+        &emulator,
+        &[
+            "columns",
+            "account",
+            "-o",
+            "tsv",
+            "--query",
+            "[?logical_name=='accountcategorycode'].[type, options]",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "Picklist\t1=Preferred Customer; 2=Standard",
+        "{out}"
+    );
+
+    let (code, _, err) = run(&config, &emulator, &["columns", "nosuch"]);
+    assert_eq!(code, 4, "not found: {err}");
+    assert!(
+        err.contains("no table has the logical name `nosuch`"),
+        "{err}"
+    );
+
+    let (code, _, err) = run(
+        &config,
+        &emulator,
+        &[
+            "create",
+            "accounts",
+            "-d",
+            r#"{"name":"Formatted","accountcategorycode":2}"#,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(
+        &config,
+        &emulator,
+        &[
+            "get",
+            "accounts",
+            "--select",
+            "name,accountcategorycode",
+            "--filter",
+            "name eq 'Formatted'",
+            "--formatted",
+            "-o",
+            "csv",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Formatted,Standard (2)"), "{out}");
+    let (code, out, err) = run(
+        &config,
+        &emulator,
+        &[
+            "get",
+            "accounts",
+            "--select",
+            "name,accountcategorycode",
+            "--filter",
+            "name eq 'Formatted'",
+            "-o",
+            "csv",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Formatted,2"),
+        "without --formatted, the value alone: {out}"
+    );
+
+    let fetch = r#"<fetch><entity name="account"><attribute name="accountcategorycode"/><filter><condition attribute="name" operator="eq" value="Formatted"/></filter></entity></fetch>"#;
+    for all in [false, true] {
+        let mut args = vec!["fetchxml", "accounts", fetch, "--formatted", "-o", "json"];
+        if all {
+            args.push("--all");
+        }
+        let (code, out, err) = run(&config, &emulator, &args);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains(
+                r#""accountcategorycode@OData.Community.Display.V1.FormattedValue": "Standard""#
+            ),
+            "{out}"
+        );
+    }
 }
