@@ -13,12 +13,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 
-use crate::cmd::{Cmd, project_root};
+use crate::cmd::{Cmd, target_dir};
 use crate::steps::Steps;
 
 /// What `cargo xtask bench` was asked to do.
@@ -100,12 +100,6 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     println!("{}", steps.summary());
     println!("report: {}", report_path.display());
     Ok(())
-}
-
-/// `$CARGO_TARGET_DIR`, or `target` in the workspace root.
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| project_root().join("target"), PathBuf::from)
 }
 
 /// One benchmark's result.

@@ -17,6 +17,13 @@ pub(crate) fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The build directory (absolute): `$CARGO_TARGET_DIR` (relative to the workspace root
+/// when relative), or `target` in the workspace root.
+pub(crate) fn target_dir() -> PathBuf {
+    let root = project_root();
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
+}
+
 /// The cargo that started us (`$CARGO`), so every step uses the same toolchain.
 fn cargo_program() -> std::ffi::OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::cmd::{Cmd, project_root};
+use crate::cmd::Cmd;
 
 /// The environment variable that tells tests where [`TOOLS`] are installed.
 pub(crate) const INTEROP_DIR_VAR: &str = "D365_INTEROP_DIR";
@@ -101,10 +101,7 @@ pub(crate) const TOOLS: &[Tool] = &[
 /// The directory every interop tool is installed under (absolute): `target/interop`, or
 /// `$CARGO_TARGET_DIR/interop`.
 pub(crate) fn interop_dir() -> PathBuf {
-    let root = project_root();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), |dir| root.join(dir));
-    target.join("interop")
+    crate::cmd::target_dir().join("interop")
 }
 
 /// Installs every tool in [`TOOLS`] that is not already present at its pinned version.

@@ -35,6 +35,8 @@ pub(crate) struct WorkspacePackage {
     pub(crate) version: String,
     /// Whether `cargo publish` may publish it (`publish` is not `false`).
     pub(crate) publishable: bool,
+    /// Its `rust-version`, when it declares one (inherited from the workspace or its own).
+    pub(crate) rust_version: Option<String>,
     /// Its declared dependencies, every kind.
     pub(crate) dependencies: Vec<Dependency>,
 }
@@ -90,6 +92,7 @@ fn parse_package(package: &Value) -> Result<WorkspacePackage> {
         .collect::<Result<_>>()?;
     Ok(WorkspacePackage {
         version: text("version")?,
+        rust_version: package["rust_version"].as_str().map(str::to_owned),
         name,
         publishable,
         dependencies,

@@ -61,6 +61,7 @@ pub(crate) fn run_test(args: TestArgs) -> Result<()> {
         )
     })?;
     steps.run("examples", run_examples)?;
+    steps.run("cargo install", install_paths)?;
     steps.run("doctests", || {
         cargo_test(
             &["--workspace", "--doc", "--locked", "--no-fail-fast"],
@@ -132,32 +133,83 @@ fn doc() -> Result<()> {
         .run()
 }
 
-/// Runs every example of the workspace (`cargo run --example`), each of which starts the
-/// emulator itself: an example that fails, or needs setup, fails the step. They were built
-/// by the tests step (`--all-targets`), so this mostly runs them.
+/// Runs every example of the workspace, each of which starts the emulator itself: an
+/// example that fails, or needs setup, fails the step. They are built with the workspace's
+/// features (as the tests step built them, so this is mostly a no-op) and run from the
+/// target directory: `cargo run -p` would resolve each package's features alone and
+/// rebuild half the workspace for it.
 fn run_examples() -> Result<()> {
     let examples = metadata::workspace_examples()?;
     anyhow::ensure!(!examples.is_empty(), "the workspace has no examples to run");
-    for (package, example) in &examples {
-        Cmd::cargo([
-            "run",
-            "--quiet",
-            "--locked",
-            "--package",
-            package,
-            "--example",
-            example,
-        ])
-        .envs(&test_environment("no"))
-        // Examples switch to a real tenant when these are set: never in tests.
-        .env_remove("D365_ORG_URL")
-        .env_remove("AZURE_CLIENT_ID")
-        .env_remove("AZURE_TENANT_ID")
-        .env_remove("AZURE_CLIENT_SECRET")
-        .stdout_null()
-        .run()?;
+    Cmd::cargo(["build", "--workspace", "--examples", "--locked", "--quiet"]).run()?;
+    let directory = crate::cmd::target_dir().join("debug/examples");
+    for (_package, example) in &examples {
+        Cmd::new(directory.join(example))
+            .envs(&test_environment("no"))
+            // Examples switch to a real tenant when these are set: never in tests.
+            .env_remove("D365_ORG_URL")
+            .env_remove("AZURE_CLIENT_ID")
+            .env_remove("AZURE_TENANT_ID")
+            .env_remove("AZURE_CLIENT_SECRET")
+            .stdout_null()
+            .run()?;
     }
     println!("examples: {} ran against the emulator", examples.len());
+    Ok(())
+}
+
+/// The binaries the READMEs tell users to install, installed the way they say
+/// (`cargo install … --locked`, here from the working tree, offline, debug, into a private
+/// root under the target directory), then run: `d365 --version`, its completions and man
+/// page, and `d365-emulator --help`. Sharing the target directory keeps it to a relink.
+fn install_paths() -> Result<()> {
+    let target = crate::cmd::target_dir();
+    let root = target.join("install-check");
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    for crate_dir in ["crates/cli", "crates/emulator"] {
+        Cmd::cargo([
+            "install",
+            "--locked",
+            "--offline",
+            "--debug",
+            "--path",
+            crate_dir,
+            "--root",
+        ])
+        .arg(&root)
+        .env("CARGO_TARGET_DIR", &target)
+        .run()?;
+    }
+    let bin = root.join("bin");
+    let version = Cmd::new(bin.join("d365")).arg("--version").read()?;
+    anyhow::ensure!(
+        version.starts_with("d365 "),
+        "`d365 --version` printed {version:?}"
+    );
+    let completions = Cmd::new(bin.join("d365"))
+        .args(["completions", "bash"])
+        .read()?;
+    anyhow::ensure!(
+        completions.contains("complete -F"),
+        "`d365 completions bash` printed no bash completion"
+    );
+    let page = Cmd::new(bin.join("d365")).arg("man").read()?;
+    anyhow::ensure!(
+        page.starts_with(".ie") || page.contains(".TH d365"),
+        "`d365 man` printed no man page"
+    );
+    let help = Cmd::new(bin.join("d365-emulator")).arg("--help").read()?;
+    anyhow::ensure!(
+        help.contains("Usage"),
+        "`d365-emulator --help` printed {help:?}"
+    );
+    std::fs::remove_dir_all(&root)?;
+    println!(
+        "cargo install: d365 and d365-emulator installed and ran ({})",
+        version.trim()
+    );
     Ok(())
 }
 

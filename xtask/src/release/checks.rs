@@ -1,7 +1,8 @@
 //! The checks a release runs before anything is edited, and `--dry-run` runs alone: every
 //! crate packages in publish order, each package carries its licences and README, the
 //! public API is semver-compatible with the previous release, and the crates build with
-//! the MSRV their `rust-version` declares.
+//! the MSRV their own `rust-version` declares (crates that declare a newer one than the
+//! workspace's are checked with that toolchain, in a group of their own).
 //!
 //! [`checks`] decides which checks run and which are skipped — and why — from what the
 //! machine has ([`Tools`]); it is pure and unit-tested. A skipped check is printed with its
@@ -15,12 +16,45 @@ use super::semver::ReleaseType;
 pub(crate) const REQUIRED_FILES: &[&str] = &["LICENSE-MIT", "LICENSE-APACHE", "README.md"];
 
 /// What the machine offers the checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tools {
     /// `cargo semver-checks --version` succeeds.
     pub(crate) semver_checks: bool,
-    /// `rustup run <msrv> cargo --version` succeeds.
-    pub(crate) msrv_toolchain: bool,
+    /// The MSRVs whose toolchain is installed (`rustup run <msrv> cargo --version`
+    /// succeeds).
+    pub(crate) msrv_toolchains: Vec<String>,
+}
+
+/// The crates that declare one `rust-version`, in publish order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MsrvGroup {
+    /// The `rust-version` (`1.89`).
+    pub(crate) rust_version: String,
+    /// Its crates, in publish order.
+    pub(crate) crates: Vec<String>,
+}
+
+/// Groups `publish_order` by each crate's `rust-version` (`rust_version_of`), the groups in
+/// the order their first crate publishes.
+pub(crate) fn msrv_groups(
+    publish_order: &[String],
+    rust_version_of: impl Fn(&str) -> String,
+) -> Vec<MsrvGroup> {
+    let mut groups: Vec<MsrvGroup> = Vec::new();
+    for name in publish_order {
+        let version = rust_version_of(name);
+        match groups
+            .iter_mut()
+            .find(|group| group.rust_version == version)
+        {
+            Some(group) => group.crates.push(name.clone()),
+            None => groups.push(MsrvGroup {
+                rust_version: version,
+                crates: vec![name.clone()],
+            }),
+        }
+    }
+    groups
 }
 
 /// What a check does.
@@ -46,8 +80,8 @@ pub(crate) struct Check {
 pub(crate) struct Target<'a> {
     /// The publishable crates in dependency order.
     pub(crate) publish_order: &'a [String],
-    /// `rust-version` from `[workspace.package]`.
-    pub(crate) msrv: &'a str,
+    /// The crates by the `rust-version` each declares.
+    pub(crate) msrv_groups: &'a [MsrvGroup],
     /// The previous release's tag, if there is one.
     pub(crate) baseline_tag: Option<&'a str>,
     /// What kind of release this is after the previous one.
@@ -67,7 +101,7 @@ fn with_packages(mut command: Vec<String>, crates: &[String]) -> Vec<String> {
 }
 
 /// The checks for `target` on a machine with `tools`, in the order they run.
-pub(crate) fn checks(target: &Target<'_>, tools: Tools) -> Vec<Check> {
+pub(crate) fn checks(target: &Target<'_>, tools: &Tools) -> Vec<Check> {
     let mut checks = vec![
         Check {
             name: "package",
@@ -116,33 +150,36 @@ pub(crate) fn checks(target: &Target<'_>, tools: Tools) -> Vec<Check> {
         name: "semver",
         action: semver,
     });
-    let msrv = if tools.msrv_toolchain {
-        // Libraries and binaries only: dev-dependencies may need a newer Rust, and users
-        // never build them.
-        Action::Command(with_packages(
-            vec![
-                "rustup".to_owned(),
-                "run".to_owned(),
-                target.msrv.to_owned(),
-                "cargo".to_owned(),
-                "check".to_owned(),
-                "--locked".to_owned(),
-                "--lib".to_owned(),
-                "--bins".to_owned(),
-            ],
-            target.publish_order,
-        ))
-    } else {
-        Action::Skipped(format!(
-            "the Rust {msrv} toolchain (rust-version) is not installed, so the MSRV was not \
-             checked (install it with `rustup toolchain install {msrv} --profile minimal`)",
-            msrv = target.msrv
-        ))
-    };
-    checks.push(Check {
-        name: "msrv",
-        action: msrv,
-    });
+    for group in target.msrv_groups {
+        let msrv = &group.rust_version;
+        let action = if tools.msrv_toolchains.contains(msrv) {
+            // Libraries and binaries only: dev-dependencies may need a newer Rust, and users
+            // never build them.
+            Action::Command(with_packages(
+                vec![
+                    "rustup".to_owned(),
+                    "run".to_owned(),
+                    msrv.clone(),
+                    "cargo".to_owned(),
+                    "check".to_owned(),
+                    "--locked".to_owned(),
+                    "--lib".to_owned(),
+                    "--bins".to_owned(),
+                ],
+                &group.crates,
+            ))
+        } else {
+            Action::Skipped(format!(
+                "the Rust {msrv} toolchain (rust-version of {}) is not installed, so their MSRV \
+                 was not checked (install it with `rustup toolchain install {msrv} --profile minimal`)",
+                group.crates.join(", ")
+            ))
+        };
+        checks.push(Check {
+            name: "msrv",
+            action,
+        });
+    }
     checks
 }
 
@@ -212,19 +249,29 @@ mod tests {
         vec!["d365-auth-core".to_owned(), "d365-webapi".to_owned()]
     }
 
-    fn target<'a>(order: &'a [String], baseline: Option<&'a str>) -> Target<'a> {
+    fn groups(order: &[String]) -> Vec<MsrvGroup> {
+        msrv_groups(order, |_| "1.89".to_owned())
+    }
+
+    fn target<'a>(
+        order: &'a [String],
+        groups: &'a [MsrvGroup],
+        baseline: Option<&'a str>,
+    ) -> Target<'a> {
         Target {
             publish_order: order,
-            msrv: "1.89",
+            msrv_groups: groups,
             baseline_tag: baseline,
             release_type: ReleaseType::Minor,
         }
     }
 
-    const ALL_TOOLS: Tools = Tools {
-        semver_checks: true,
-        msrv_toolchain: true,
-    };
+    fn all_tools() -> Tools {
+        Tools {
+            semver_checks: true,
+            msrv_toolchains: vec!["1.89".to_owned(), "1.93".to_owned()],
+        }
+    }
 
     fn command(check: &Check) -> String {
         match &check.action {
@@ -243,7 +290,8 @@ mod tests {
     #[test]
     fn with_every_tool_every_check_runs_in_publish_order() {
         let order = order();
-        let checks = checks(&target(&order, Some("v0.1.0")), ALL_TOOLS);
+        let groups = groups(&order);
+        let checks = checks(&target(&order, &groups, Some("v0.1.0")), &all_tools());
         let names: Vec<_> = checks.iter().map(|check| check.name).collect();
         assert_eq!(names, ["package", "package contents", "semver", "msrv"]);
         assert_eq!(
@@ -265,20 +313,63 @@ mod tests {
     }
 
     #[test]
+    fn crates_with_a_newer_rust_version_are_checked_with_their_own_toolchain() {
+        let order: Vec<String> = [
+            "d365-auth-core",
+            "d365-auth-windows",
+            "d365-webapi",
+            "d365-cli",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let groups = msrv_groups(&order, |name| {
+            if matches!(name, "d365-auth-windows" | "d365-cli") {
+                "1.93"
+            } else {
+                "1.89"
+            }
+            .to_owned()
+        });
+        let mut tools = all_tools();
+        let all = checks(&target(&order, &groups, Some("v0.1.0")), &tools);
+        let msrv: Vec<String> = all
+            .iter()
+            .filter(|check| check.name == "msrv")
+            .map(command)
+            .collect();
+        assert_eq!(
+            msrv,
+            [
+                "rustup run 1.89 cargo check --locked --lib --bins --package d365-auth-core --package d365-webapi",
+                "rustup run 1.93 cargo check --locked --lib --bins --package d365-auth-windows --package d365-cli",
+            ]
+        );
+        tools.msrv_toolchains.retain(|version| version == "1.89");
+        let some = checks(&target(&order, &groups, Some("v0.1.0")), &tools);
+        let last = some.last().unwrap();
+        assert!(
+            skipped(last)
+                .contains("Rust 1.93 toolchain (rust-version of d365-auth-windows, d365-cli)")
+        );
+    }
+
+    #[test]
     fn a_first_release_skips_semver_and_says_why() {
         let order = order();
-        let checks = checks(&target(&order, None), ALL_TOOLS);
+        let groups = groups(&order);
+        let checks = checks(&target(&order, &groups, None), &all_tools());
         assert!(skipped(&checks[2]).contains("first release"));
     }
 
     #[test]
     fn missing_tools_are_skipped_with_how_to_install_them() {
         let order = order();
+        let groups = groups(&order);
         let none = Tools {
             semver_checks: false,
-            msrv_toolchain: false,
+            msrv_toolchains: Vec::new(),
         };
-        let checks = checks(&target(&order, Some("v0.1.0")), none);
+        let checks = checks(&target(&order, &groups, Some("v0.1.0")), &none);
         let semver = skipped(&checks[2]);
         assert!(
             semver.contains("cargo-semver-checks is not installed"),

@@ -287,24 +287,38 @@ pub(crate) fn run(args: &ReleaseArgs) -> Result<()> {
         .map_or(semver::ReleaseType::Patch, |previous| {
             plan.version.release_type_after(&previous)
         });
+    let msrv_groups = checks::msrv_groups(&plan.publish_order, |name| {
+        inputs
+            .packages
+            .iter()
+            .find(|package| package.name == name)
+            .and_then(|package| package.rust_version.clone())
+            .unwrap_or_else(|| msrv.clone())
+    });
     let tools = checks::Tools {
         semver_checks: Cmd::cargo(["semver-checks", "--version"])
             .succeeds()
             .unwrap_or(false),
-        msrv_toolchain: Cmd::new("rustup")
-            .args(["run", &msrv, "cargo", "--version"])
-            .env("RUSTUP_AUTO_INSTALL", "0")
-            .succeeds()
-            .unwrap_or(false),
+        msrv_toolchains: msrv_groups
+            .iter()
+            .map(|group| group.rust_version.clone())
+            .filter(|version| {
+                Cmd::new("rustup")
+                    .args(["run", version, "cargo", "--version"])
+                    .env("RUSTUP_AUTO_INSTALL", "0")
+                    .succeeds()
+                    .unwrap_or(false)
+            })
+            .collect(),
     };
     let checks = checks::checks(
         &checks::Target {
             publish_order: &plan.publish_order,
-            msrv: &msrv,
+            msrv_groups: &msrv_groups,
             baseline_tag: baseline_tag.as_deref(),
             release_type,
         },
-        tools,
+        &tools,
     );
     let skipped = checks::run(&checks)?;
     let skipped_line = if skipped.is_empty() {
@@ -368,6 +382,7 @@ mod tests {
             name: name.to_owned(),
             version: version.to_owned(),
             publishable,
+            rust_version: None,
             dependencies: deps
                 .iter()
                 .map(|name| Dependency {

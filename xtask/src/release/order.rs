@@ -72,6 +72,7 @@ mod tests {
             name: name.to_owned(),
             version: "0.1.0".to_owned(),
             publishable,
+            rust_version: None,
             dependencies: deps
                 .iter()
                 .map(|&(name, kind)| Dependency {
