@@ -33,7 +33,8 @@ static PLATFORM_VERIFIER: OnceLock<Result<Arc<rustls_platform_verifier::Verifier
 /// your own settings (timeouts, redirects, user agent) as with `reqwest::Client::builder()`.
 ///
 /// TLS settings made on the returned builder (`tls_certs_only`, minimum versions, …) are
-/// ignored: its TLS is preconfigured. Start from `reqwest::Client::builder()` for those.
+/// ignored: its TLS is preconfigured, and offers `h2` and `http/1.1` (so do not combine
+/// it with `http1_only`). Start from `reqwest::Client::builder()` for those.
 ///
 /// # Examples
 ///
