@@ -279,7 +279,10 @@ fn civil_date(days: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-/// The Markdown report: a table per group, baseline first.
+/// The Markdown report: a table per group, its floor's runs first. A group's floor is
+/// the mean of its baseline runs (ids containing `baseline` or `floor`); with two runs or
+/// more, their spread is the run's noise, and a path that beats the floor by more than
+/// that is flagged: a floor must bound what it is the floor of.
 fn render(results: &[Estimate], machine: &Machine) -> String {
     let mut groups: BTreeMap<&str, Vec<&Estimate>> = BTreeMap::new();
     for result in results {
@@ -293,27 +296,40 @@ fn render(results: &[Estimate], machine: &Machine) -> String {
     );
     out.push_str(
         "Medians of criterion's samples (time per iteration). A ratio is the median over the \
-         median of the group's baseline (an id containing `baseline` or `floor`), measured in \
-         the same run.\n",
+         group's floor: the mean of its baseline runs (ids containing `baseline` or `floor`), \
+         measured in the same run. Each floor runs twice, before and after what it bounds; \
+         the spread of the two runs is the noise, and a path below its floor by more than \
+         the noise is flagged.\n",
     );
     if groups.is_empty() {
         out.push_str("\nNo benchmark results were written in this run.\n");
     }
     for (group, mut members) in groups {
         members.sort_by_key(|member| !member.is_baseline());
-        let baseline = members
-            .first()
+        let floor_runs: Vec<f64> = members
+            .iter()
             .filter(|member| member.is_baseline())
-            .copied();
+            .map(|member| member.median_ns)
+            .collect();
+        let floor = Floor::of(&floor_runs);
         let _ = writeln!(out, "\n## {group}\n");
         out.push_str("| benchmark | median | ratio |\n|---|---:|---:|\n");
+        let mut below = Vec::new();
         for member in members {
-            let ratio = match baseline {
-                Some(base) if std::ptr::eq(base, member) => "1.00 (baseline)".to_owned(),
-                Some(base) if base.median_ns > 0.0 => {
-                    format!("{:.2}×", member.median_ns / base.median_ns)
+            let ratio = match &floor {
+                Some(floor) if member.is_baseline() => {
+                    format!("{:.2} (floor run)", member.median_ns / floor.mean_ns)
                 }
-                _ => "—".to_owned(),
+                Some(floor) => {
+                    let ratio = member.median_ns / floor.mean_ns;
+                    if floor.beaten_by(member.median_ns) {
+                        below.push(format!("`{}` ({ratio:.2}×)", member.id));
+                        format!("**{ratio:.2}× (below the floor)**")
+                    } else {
+                        format!("{ratio:.2}×")
+                    }
+                }
+                None => "—".to_owned(),
             };
             let _ = writeln!(
                 out,
@@ -322,8 +338,66 @@ fn render(results: &[Estimate], machine: &Machine) -> String {
                 human_time(member.median_ns)
             );
         }
+        if let Some(floor) = &floor {
+            out.push('\n');
+            out.push_str(&floor.describe(&below));
+        }
     }
     out
+}
+
+/// A group's floor: the mean of its baseline runs and their spread.
+#[derive(Debug, Clone, PartialEq)]
+struct Floor {
+    mean_ns: f64,
+    /// `(max - min) / min` of the runs, when there are two or more.
+    noise: Option<f64>,
+    runs: usize,
+}
+
+impl Floor {
+    fn of(runs: &[f64]) -> Option<Self> {
+        let positive: Vec<f64> = runs.iter().copied().filter(|run| *run > 0.0).collect();
+        if positive.is_empty() {
+            return None;
+        }
+        let mean_ns = positive.iter().sum::<f64>() / positive.len() as f64;
+        let min = positive.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = positive.iter().copied().fold(0.0, f64::max);
+        Some(Self {
+            mean_ns,
+            noise: (positive.len() > 1).then(|| (max - min) / min),
+            runs: positive.len(),
+        })
+    }
+
+    /// Whether a median of `ns` is below the floor by more than the noise (by more than
+    /// 5% when the noise is unknown).
+    fn beaten_by(&self, ns: f64) -> bool {
+        ns < self.mean_ns * (1.0 - self.noise.unwrap_or(0.05))
+    }
+
+    fn describe(&self, below: &[String]) -> String {
+        let noise = match self.noise {
+            Some(noise) => format!(
+                "Noise: the floor's {} runs differ by {:.1}%.",
+                self.runs,
+                noise * 100.0
+            ),
+            None => "Noise: not estimated (the floor ran once); a path more than 5% below it \
+                     is flagged."
+                .to_owned(),
+        };
+        if below.is_empty() {
+            format!("{noise} No path is below its floor by more than that.\n")
+        } else {
+            format!(
+                "{noise} **Below the floor by more than the noise: {}: the floor does not \
+                 bound it.**\n",
+                below.join(", ")
+            )
+        }
+    }
 }
 
 /// `12.3 ns`, `4.56 µs`, `20.1 ms`, `1.23 s`: three significant figures.
@@ -385,6 +459,15 @@ mod tests {
             Some(r#"{"group_id":"cache","function_id":"floor_clone","value_str":null}"#),
             9.05,
         );
+        write_result(
+            &root,
+            "cache/floor_clone_again",
+            Some(r#"{"group_id":"cache","function_id":"floor_clone_again","value_str":null}"#),
+            9.05 * 1.02,
+        );
+        // A path 20% under a floor that ran once: the floor does not bound it.
+        write_result(&root, "loop/raw_baseline", None, 400.0);
+        write_result(&root, "loop/client", None, 320.0);
         write_result(&root, "storm/callers_10000", None, 23_456_789.0);
         write_result(
             &root,
@@ -409,14 +492,26 @@ mod tests {
 
 Machine: Test CPU @ 3.00GHz, 2 cores. Date: 2026-11-23.
 
-Medians of criterion's samples (time per iteration). A ratio is the median over the median of the group's baseline (an id containing `baseline` or `floor`), measured in the same run.
+Medians of criterion's samples (time per iteration). A ratio is the median over the group's floor: the mean of its baseline runs (ids containing `baseline` or `floor`), measured in the same run. Each floor runs twice, before and after what it bounds; the spread of the two runs is the noise, and a path below its floor by more than the noise is flagged.
 
 ## cache
 
 | benchmark | median | ratio |
 |---|---:|---:|
-| floor_clone | 9.05 ns | 1.00 (baseline) |
-| hit | 45.3 ns | 5.00× |
+| floor_clone | 9.05 ns | 0.99 (floor run) |
+| floor_clone_again | 9.23 ns | 1.01 (floor run) |
+| hit | 45.3 ns | 4.95× |
+
+Noise: the floor's 2 runs differ by 2.0%. No path is below its floor by more than that.
+
+## loop
+
+| benchmark | median | ratio |
+|---|---:|---:|
+| raw_baseline | 400 ns | 1.00 (floor run) |
+| client | 320 ns | **0.80× (below the floor)** |
+
+Noise: not estimated (the floor ran once); a path more than 5% below it is flagged. **Below the floor by more than the noise: `client` (0.80×): the floor does not bound it.**
 
 ## sized
 
