@@ -115,6 +115,8 @@ struct Estimate {
     id: String,
     /// Median time per iteration, in nanoseconds.
     median_ns: f64,
+    /// The width of criterion's confidence interval of the median, over the median.
+    ci_width: Option<f64>,
 }
 
 impl Estimate {
@@ -189,6 +191,12 @@ fn read_estimate(criterion_dir: &Path, new_dir: &Path) -> Result<Estimate> {
     let median_ns = estimates["median"]["point_estimate"]
         .as_f64()
         .with_context(|| format!("{} has no median.point_estimate", path.display()))?;
+    let interval = &estimates["median"]["confidence_interval"];
+    let ci_width = interval["lower_bound"]
+        .as_f64()
+        .zip(interval["upper_bound"].as_f64())
+        .filter(|_| median_ns > 0.0)
+        .map(|(lower, upper)| (upper - lower) / median_ns);
     let benchmark = read_json(&new_dir.join("benchmark.json")).ok();
     let named = benchmark.as_ref().and_then(|benchmark| {
         let group = benchmark["group_id"].as_str()?;
@@ -219,6 +227,7 @@ fn read_estimate(criterion_dir: &Path, new_dir: &Path) -> Result<Estimate> {
         group,
         id,
         median_ns,
+        ci_width,
     })
 }
 
@@ -297,9 +306,10 @@ fn render(results: &[Estimate], machine: &Machine) -> String {
     out.push_str(
         "Medians of criterion's samples (time per iteration). A ratio is the median over the \
          group's floor: the mean of its baseline runs (ids containing `baseline` or `floor`), \
-         measured in the same run. Each floor runs twice, before and after what it bounds; \
-         the spread of the two runs is the noise, and a path below its floor by more than \
-         the noise is flagged.\n",
+         measured in the same run. Each floor runs twice, before and after what it bounds. \
+         The noise is the larger of the spread of the floor's runs and the widest 95% \
+         confidence interval criterion gives for a median in the group; a path below its \
+         floor by more than the noise is flagged.\n",
     );
     if groups.is_empty() {
         out.push_str("\nNo benchmark results were written in this run.\n");
@@ -311,7 +321,13 @@ fn render(results: &[Estimate], machine: &Machine) -> String {
             .filter(|member| member.is_baseline())
             .map(|member| member.median_ns)
             .collect();
-        let floor = Floor::of(&floor_runs);
+        let widest_interval = members
+            .iter()
+            .filter_map(|member| member.ci_width)
+            .fold(None, |widest: Option<f64>, width| {
+                Some(widest.map_or(width, |widest| widest.max(width)))
+            });
+        let floor = Floor::of(&floor_runs, widest_interval);
         let _ = writeln!(out, "\n## {group}\n");
         out.push_str("| benchmark | median | ratio |\n|---|---:|---:|\n");
         let mut below = Vec::new();
@@ -346,17 +362,19 @@ fn render(results: &[Estimate], machine: &Machine) -> String {
     out
 }
 
-/// A group's floor: the mean of its baseline runs and their spread.
+/// A group's floor: the mean of its baseline runs, and the run's noise.
 #[derive(Debug, Clone, PartialEq)]
 struct Floor {
     mean_ns: f64,
     /// `(max - min) / min` of the runs, when there are two or more.
-    noise: Option<f64>,
+    spread: Option<f64>,
+    /// The widest confidence interval of a median in the group, over that median.
+    widest_interval: Option<f64>,
     runs: usize,
 }
 
 impl Floor {
-    fn of(runs: &[f64]) -> Option<Self> {
+    fn of(runs: &[f64], widest_interval: Option<f64>) -> Option<Self> {
         let positive: Vec<f64> = runs.iter().copied().filter(|run| *run > 0.0).collect();
         if positive.is_empty() {
             return None;
@@ -366,30 +384,46 @@ impl Floor {
         let max = positive.iter().copied().fold(0.0, f64::max);
         Some(Self {
             mean_ns,
-            noise: (positive.len() > 1).then(|| (max - min) / min),
+            spread: (positive.len() > 1).then(|| (max - min) / min),
+            widest_interval,
             runs: positive.len(),
         })
     }
 
-    /// Whether a median of `ns` is below the floor by more than the noise (by more than
-    /// 5% when the noise is unknown).
+    /// The noise: the larger of the floor runs' spread and the widest confidence interval
+    /// (5% when neither is known).
+    fn noise(&self) -> f64 {
+        match (self.spread, self.widest_interval) {
+            (None, None) => 0.05,
+            (spread, interval) => spread.unwrap_or(0.0).max(interval.unwrap_or(0.0)),
+        }
+    }
+
+    /// Whether a median of `ns` is below the floor by more than the noise.
     fn beaten_by(&self, ns: f64) -> bool {
-        ns < self.mean_ns * (1.0 - self.noise.unwrap_or(0.05))
+        ns < self.mean_ns * (1.0 - self.noise())
     }
 
     fn describe(&self, below: &[String]) -> String {
-        let noise = match self.noise {
-            Some(noise) => format!(
-                "Noise: the floor's {} runs differ by {:.1}%.",
+        let percent = |fraction: f64| format!("{:.1}%", fraction * 100.0);
+        let spread = match self.spread {
+            Some(spread) => format!(
+                "the floor's {} runs differ by {}",
                 self.runs,
-                noise * 100.0
+                percent(spread)
             ),
-            None => "Noise: not estimated (the floor ran once); a path more than 5% below it \
-                     is flagged."
-                .to_owned(),
+            None => "the floor ran once".to_owned(),
         };
+        let interval = match self.widest_interval {
+            Some(width) => format!(
+                "the widest 95% confidence interval of a median here spans {}",
+                percent(width)
+            ),
+            None => "criterion gave no confidence interval".to_owned(),
+        };
+        let noise = format!("Noise {}: {spread}, and {interval}.", percent(self.noise()));
         if below.is_empty() {
-            format!("{noise} No path is below its floor by more than that.\n")
+            format!("{noise} No path is below its floor by more than the noise.\n")
         } else {
             format!(
                 "{noise} **Below the floor by more than the noise: {}: the floor does not \
@@ -426,15 +460,32 @@ mod tests {
     use super::*;
 
     fn write_result(root: &Path, dir: &str, benchmark: Option<&str>, median: f64) {
-        let new_dir = root.join(dir).join("new");
-        fs::create_dir_all(&new_dir).unwrap();
-        fs::write(
-            new_dir.join("estimates.json"),
-            format!(
+        write_estimates(
+            root,
+            dir,
+            benchmark,
+            &format!(
                 r#"{{"mean":{{"point_estimate":1.0}},"median":{{"point_estimate":{median}}}}}"#
             ),
-        )
-        .unwrap();
+        );
+    }
+
+    /// A result whose median has a confidence interval `lower..upper`.
+    fn write_interval(root: &Path, dir: &str, median: f64, lower: f64, upper: f64) {
+        write_estimates(
+            root,
+            dir,
+            None,
+            &format!(
+                r#"{{"median":{{"point_estimate":{median},"confidence_interval":{{"confidence_level":0.95,"lower_bound":{lower},"upper_bound":{upper}}}}}}}"#
+            ),
+        );
+    }
+
+    fn write_estimates(root: &Path, dir: &str, benchmark: Option<&str>, estimates: &str) {
+        let new_dir = root.join(dir).join("new");
+        fs::create_dir_all(&new_dir).unwrap();
+        fs::write(new_dir.join("estimates.json"), estimates).unwrap();
         if let Some(benchmark) = benchmark {
             fs::write(new_dir.join("benchmark.json"), benchmark).unwrap();
         }
@@ -466,8 +517,12 @@ mod tests {
             9.05 * 1.02,
         );
         // A path 20% under a floor that ran once: the floor does not bound it.
-        write_result(&root, "loop/raw_baseline", None, 400.0);
-        write_result(&root, "loop/client", None, 320.0);
+        write_interval(&root, "loop/raw_baseline", 400.0, 396.0, 404.0);
+        write_interval(&root, "loop/client", 320.0, 318.0, 322.0);
+        // 1% under a floor whose runs agree to 0.3%, within its medians' 2% intervals.
+        write_interval(&root, "near/raw_baseline", 300.0, 297.0, 303.0);
+        write_interval(&root, "near/raw_baseline_again", 301.0, 298.0, 304.0);
+        write_interval(&root, "near/client", 298.0, 296.0, 300.0);
         write_result(&root, "storm/callers_10000", None, 23_456_789.0);
         write_result(
             &root,
@@ -492,7 +547,7 @@ mod tests {
 
 Machine: Test CPU @ 3.00GHz, 2 cores. Date: 2026-11-23.
 
-Medians of criterion's samples (time per iteration). A ratio is the median over the group's floor: the mean of its baseline runs (ids containing `baseline` or `floor`), measured in the same run. Each floor runs twice, before and after what it bounds; the spread of the two runs is the noise, and a path below its floor by more than the noise is flagged.
+Medians of criterion's samples (time per iteration). A ratio is the median over the group's floor: the mean of its baseline runs (ids containing `baseline` or `floor`), measured in the same run. Each floor runs twice, before and after what it bounds. The noise is the larger of the spread of the floor's runs and the widest 95% confidence interval criterion gives for a median in the group; a path below its floor by more than the noise is flagged.
 
 ## cache
 
@@ -502,7 +557,7 @@ Medians of criterion's samples (time per iteration). A ratio is the median over 
 | floor_clone_again | 9.23 ns | 1.01 (floor run) |
 | hit | 45.3 ns | 4.95× |
 
-Noise: the floor's 2 runs differ by 2.0%. No path is below its floor by more than that.
+Noise 2.0%: the floor's 2 runs differ by 2.0%, and criterion gave no confidence interval. No path is below its floor by more than the noise.
 
 ## loop
 
@@ -511,7 +566,17 @@ Noise: the floor's 2 runs differ by 2.0%. No path is below its floor by more tha
 | raw_baseline | 400 ns | 1.00 (floor run) |
 | client | 320 ns | **0.80× (below the floor)** |
 
-Noise: not estimated (the floor ran once); a path more than 5% below it is flagged. **Below the floor by more than the noise: `client` (0.80×): the floor does not bound it.**
+Noise 2.0%: the floor ran once, and the widest 95% confidence interval of a median here spans 2.0%. **Below the floor by more than the noise: `client` (0.80×): the floor does not bound it.**
+
+## near
+
+| benchmark | median | ratio |
+|---|---:|---:|
+| raw_baseline | 300 ns | 1.00 (floor run) |
+| raw_baseline_again | 301 ns | 1.00 (floor run) |
+| client | 298 ns | 0.99× |
+
+Noise 2.0%: the floor's 2 runs differ by 0.3%, and the widest 95% confidence interval of a median here spans 2.0%. No path is below its floor by more than the noise.
 
 ## sized
 
