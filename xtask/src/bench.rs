@@ -8,7 +8,10 @@
 //!
 //! Extra arguments go to `cargo bench` (a `-p`/`--bench` selection replaces the default
 //! `--workspace --bench '*'`; what follows `--` goes to criterion). `--quick` adds
-//! `-- --warm-up-time 1 --measurement-time 3`.
+//! `-- --warm-up-time 1 --measurement-time 3`. `--peers` first installs the pinned peer
+//! libraries (`install::PEERS`: MSAL for Python and Node, azure-identity, DynamicsWebApi,
+//! Microsoft's Python Dataverse SDK) under `target/bench-peers` and tells the process bench
+//! where (`D365_BENCH_PEERS`), which then runs them beside `d365`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,19 +22,25 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 
 use crate::cmd::{Cmd, project_root};
+use crate::install;
 use crate::steps::Steps;
+
+/// Where the process bench finds the installed peers (set with `--peers`).
+const PEERS_VAR: &str = "D365_BENCH_PEERS";
 
 /// What `cargo xtask bench` was asked to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct BenchArgs {
     /// Shorter warm-up and measurement, for a first look.
     pub(crate) quick: bool,
+    /// Install the peer libraries and measure them beside d365.
+    pub(crate) peers: bool,
     /// Passed through to `cargo bench`.
     pub(crate) args: Vec<String>,
 }
 
 impl BenchArgs {
-    /// Splits `--quick` (before any `--`) from the arguments passed through.
+    /// Splits `--quick` and `--peers` (before any `--`) from the arguments passed through.
     pub(crate) fn parse(args: &[String]) -> Self {
         let mut parsed = Self::default();
         let mut after_separator = false;
@@ -41,6 +50,8 @@ impl BenchArgs {
             }
             if !after_separator && arg == "--quick" {
                 parsed.quick = true;
+            } else if !after_separator && arg == "--peers" {
+                parsed.peers = true;
             } else {
                 parsed.args.push(arg.clone());
             }
@@ -81,7 +92,15 @@ impl BenchArgs {
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     let mut steps = Steps::new("bench");
     let started = SystemTime::now();
-    steps.run("cargo bench", || Cmd::cargo(args.cargo_args()).run())?;
+    let mut bench = Cmd::cargo(args.cargo_args()).env_remove(PEERS_VAR);
+    if args.peers {
+        let dir = install::peers_dir();
+        steps.run("install peers", || {
+            install::install_into(&dir, install::PEERS)
+        })?;
+        bench = bench.env(PEERS_VAR, &dir);
+    }
+    steps.run("cargo bench", || bench.run())?;
     let target = target_dir();
     let report_path = target.join("bench").join("report.md");
     steps.run("report", || {

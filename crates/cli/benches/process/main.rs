@@ -29,6 +29,7 @@
 )]
 
 mod measure;
+mod peers;
 mod raw;
 
 use std::fmt::Write as _;
@@ -39,7 +40,7 @@ use std::time::Duration;
 
 use measure::{Floor, Watched, millis, rounds, run_watching_memory};
 
-use d365_emulator::{Emulator, ServiceLimits};
+use d365_emulator::{Emulator, EmulatorBuilder, ServiceLimits};
 use secrecy::ExposeSecret as _;
 
 const SELECT: &str = "name,accountnumber,revenue";
@@ -109,19 +110,19 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// An emulator with `rows` generated accounts and no service protection limits (they
+/// would throttle a benchmark; they are not what is measured).
+fn emulator_builder(rows: u64) -> EmulatorBuilder {
+    Emulator::builder().generated_accounts(rows).service_limits(
+        ServiceLimits::default()
+            .requests(u32::MAX, Duration::from_secs(1))
+            .execution_time(Duration::from_secs(3600)),
+    )
+}
+
 fn emulator(runtime: &tokio::runtime::Runtime, rows: u64) -> Emulator {
     runtime
-        .block_on(
-            // Service protection would throttle a benchmark; it is not what is measured.
-            Emulator::builder()
-                .generated_accounts(rows)
-                .service_limits(
-                    ServiceLimits::default()
-                        .requests(u32::MAX, Duration::from_secs(1))
-                        .execution_time(Duration::from_secs(3600)),
-                )
-                .start(),
-        )
+        .block_on(emulator_builder(rows).start())
         .expect("emulator")
 }
 
@@ -373,13 +374,14 @@ fn sections_dir() -> PathBuf {
 }
 
 fn main() {
-    if raw::run_if_asked() {
+    if raw::run_if_asked() || peers::run_tokens_mode_if_asked() {
         return;
     }
     let options = Options::from_args();
     let run_start_up = options.selects("cli_start_up");
     let run_export = options.selects("cli_export");
-    if !run_start_up && !run_export {
+    let peers = peers::Peers::from_environment().filter(|_| options.selects("peers"));
+    if !run_start_up && !run_export && peers.is_none() {
         return;
     }
     let scratch = Scratch::new();
@@ -389,6 +391,9 @@ fn main() {
     }
     if run_export {
         export(&options, &scratch, &mut out);
+    }
+    if let Some(peers) = &peers {
+        peers::run(peers, &options, &scratch, &mut out);
     }
     print!("{out}");
     let dir = sections_dir();

@@ -114,7 +114,13 @@ impl Watched {
 /// Runs `command` to the end: its wall time, the highest peak RSS seen while it ran
 /// (polled every 5 ms), and what it printed (read on threads, so a chatty child never
 /// blocks on a full pipe).
-pub(crate) fn run_watching_memory(mut command: Command) -> Watched {
+pub(crate) fn run_watching_memory(command: Command) -> Watched {
+    run_within(command, Duration::from_secs(3600))
+}
+
+/// As [`run_watching_memory`], killing the process after `limit` (it then failed, and its
+/// error output says so).
+pub(crate) fn run_within(mut command: Command, limit: Duration) -> Watched {
     use std::io::Read as _;
     let started = Instant::now();
     let mut child = command
@@ -134,20 +140,29 @@ pub(crate) fn run_watching_memory(mut command: Command) -> Watched {
     let stdout = read_all(Box::new(child.stdout.take().expect("piped")));
     let stderr = read_all(Box::new(child.stderr.take().expect("piped")));
     let mut peak = 0;
+    let mut killed = false;
     let status = loop {
         if let Some(status) = child.try_wait().expect("waited") {
             break status;
         }
         peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+        if !killed && started.elapsed() > limit {
+            let _ = child.kill();
+            killed = true;
+        }
         std::thread::sleep(Duration::from_millis(5));
     };
     let elapsed = started.elapsed();
+    let mut stderr = stderr.join().unwrap_or_default();
+    if killed {
+        let _ = write!(stderr, "\nstopped after {} s", limit.as_secs());
+    }
     Watched {
         elapsed,
         peak_kib: peak,
         stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-        success: status.success(),
+        stderr,
+        success: status.success() && !killed,
     }
 }
 
