@@ -8,7 +8,10 @@
 //!
 //! Extra arguments go to `cargo bench` (a `-p`/`--bench` selection replaces the default
 //! `--workspace --bench '*'`; what follows `--` goes to criterion). `--quick` adds
-//! `-- --warm-up-time 1 --measurement-time 3`.
+//! `-- --warm-up-time 1 --measurement-time 3`. `--peers` first installs the pinned peer
+//! libraries (`install::PEERS`: MSAL for Python and Node, azure-identity, DynamicsWebApi,
+//! Microsoft's Python Dataverse SDK) under `target/bench-peers` and tells the process bench
+//! where (`D365_BENCH_PEERS`), which then runs them beside `d365`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -19,19 +22,25 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 
 use crate::cmd::{Cmd, target_dir};
+use crate::install;
 use crate::steps::Steps;
+
+/// Where the process bench finds the installed peers (set with `--peers`).
+const PEERS_VAR: &str = "D365_BENCH_PEERS";
 
 /// What `cargo xtask bench` was asked to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct BenchArgs {
     /// Shorter warm-up and measurement, for a first look.
     pub(crate) quick: bool,
+    /// Install the peer libraries and measure them beside d365.
+    pub(crate) peers: bool,
     /// Passed through to `cargo bench`.
     pub(crate) args: Vec<String>,
 }
 
 impl BenchArgs {
-    /// Splits `--quick` (before any `--`) from the arguments passed through.
+    /// Splits `--quick` and `--peers` (before any `--`) from the arguments passed through.
     pub(crate) fn parse(args: &[String]) -> Self {
         let mut parsed = Self::default();
         let mut after_separator = false;
@@ -41,6 +50,8 @@ impl BenchArgs {
             }
             if !after_separator && arg == "--quick" {
                 parsed.quick = true;
+            } else if !after_separator && arg == "--peers" {
+                parsed.peers = true;
             } else {
                 parsed.args.push(arg.clone());
             }
@@ -81,7 +92,15 @@ impl BenchArgs {
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     let mut steps = Steps::new("bench");
     let started = SystemTime::now();
-    steps.run("cargo bench", || Cmd::cargo(args.cargo_args()).run())?;
+    let mut bench = Cmd::cargo(args.cargo_args()).env_remove(PEERS_VAR);
+    if args.peers {
+        let dir = install::peers_dir();
+        steps.run("install peers", || {
+            install::install_into(&dir, install::PEERS)
+        })?;
+        bench = bench.env(PEERS_VAR, &dir);
+    }
+    steps.run("cargo bench", || bench.run())?;
     let target = target_dir();
     let report_path = target.join("bench").join("report.md");
     steps.run("report", || {
@@ -109,6 +128,8 @@ struct Estimate {
     id: String,
     /// Median time per iteration, in nanoseconds.
     median_ns: f64,
+    /// The width of criterion's confidence interval of the median, over the median.
+    ci_width: Option<f64>,
 }
 
 impl Estimate {
@@ -183,6 +204,12 @@ fn read_estimate(criterion_dir: &Path, new_dir: &Path) -> Result<Estimate> {
     let median_ns = estimates["median"]["point_estimate"]
         .as_f64()
         .with_context(|| format!("{} has no median.point_estimate", path.display()))?;
+    let interval = &estimates["median"]["confidence_interval"];
+    let ci_width = interval["lower_bound"]
+        .as_f64()
+        .zip(interval["upper_bound"].as_f64())
+        .filter(|_| median_ns > 0.0)
+        .map(|(lower, upper)| (upper - lower) / median_ns);
     let benchmark = read_json(&new_dir.join("benchmark.json")).ok();
     let named = benchmark.as_ref().and_then(|benchmark| {
         let group = benchmark["group_id"].as_str()?;
@@ -213,6 +240,7 @@ fn read_estimate(criterion_dir: &Path, new_dir: &Path) -> Result<Estimate> {
         group,
         id,
         median_ns,
+        ci_width,
     })
 }
 
@@ -273,7 +301,10 @@ fn civil_date(days: u64) -> String {
     format!("{year:04}-{month:02}-{day:02}")
 }
 
-/// The Markdown report: a table per group, baseline first.
+/// The Markdown report: a table per group, its floor's runs first. A group's floor is
+/// the mean of its baseline runs (ids containing `baseline` or `floor`); with two runs or
+/// more, their spread is the run's noise, and a path that beats the floor by more than
+/// that is flagged: a floor must bound what it is the floor of.
 fn render(results: &[Estimate], machine: &Machine) -> String {
     let mut groups: BTreeMap<&str, Vec<&Estimate>> = BTreeMap::new();
     for result in results {
@@ -287,27 +318,47 @@ fn render(results: &[Estimate], machine: &Machine) -> String {
     );
     out.push_str(
         "Medians of criterion's samples (time per iteration). A ratio is the median over the \
-         median of the group's baseline (an id containing `baseline` or `floor`), measured in \
-         the same run.\n",
+         group's floor: the mean of its baseline runs (ids containing `baseline` or `floor`), \
+         measured in the same run. Each floor runs twice, before and after what it bounds. \
+         The noise is the larger of the spread of the floor's runs and the widest 95% \
+         confidence interval criterion gives for a median in the group; a path below its \
+         floor by more than the noise is flagged.\n",
     );
     if groups.is_empty() {
         out.push_str("\nNo benchmark results were written in this run.\n");
     }
     for (group, mut members) in groups {
         members.sort_by_key(|member| !member.is_baseline());
-        let baseline = members
-            .first()
+        let floor_runs: Vec<f64> = members
+            .iter()
             .filter(|member| member.is_baseline())
-            .copied();
+            .map(|member| member.median_ns)
+            .collect();
+        let widest_interval = members
+            .iter()
+            .filter_map(|member| member.ci_width)
+            .fold(None, |widest: Option<f64>, width| {
+                Some(widest.map_or(width, |widest| widest.max(width)))
+            });
+        let floor = Floor::of(&floor_runs, widest_interval);
         let _ = writeln!(out, "\n## {group}\n");
         out.push_str("| benchmark | median | ratio |\n|---|---:|---:|\n");
+        let mut below = Vec::new();
         for member in members {
-            let ratio = match baseline {
-                Some(base) if std::ptr::eq(base, member) => "1.00 (baseline)".to_owned(),
-                Some(base) if base.median_ns > 0.0 => {
-                    format!("{:.2}×", member.median_ns / base.median_ns)
+            let ratio = match &floor {
+                Some(floor) if member.is_baseline() => {
+                    format!("{:.2} (floor run)", member.median_ns / floor.mean_ns)
                 }
-                _ => "—".to_owned(),
+                Some(floor) => {
+                    let ratio = member.median_ns / floor.mean_ns;
+                    if floor.beaten_by(member.median_ns) {
+                        below.push(format!("`{}` ({ratio:.2}×)", member.id));
+                        format!("**{ratio:.2}× (below the floor)**")
+                    } else {
+                        format!("{ratio:.2}×")
+                    }
+                }
+                None => "—".to_owned(),
             };
             let _ = writeln!(
                 out,
@@ -316,8 +367,84 @@ fn render(results: &[Estimate], machine: &Machine) -> String {
                 human_time(member.median_ns)
             );
         }
+        if let Some(floor) = &floor {
+            out.push('\n');
+            out.push_str(&floor.describe(&below));
+        }
     }
     out
+}
+
+/// A group's floor: the mean of its baseline runs, and the run's noise.
+#[derive(Debug, Clone, PartialEq)]
+struct Floor {
+    mean_ns: f64,
+    /// `(max - min) / min` of the runs, when there are two or more.
+    spread: Option<f64>,
+    /// The widest confidence interval of a median in the group, over that median.
+    widest_interval: Option<f64>,
+    runs: usize,
+}
+
+impl Floor {
+    fn of(runs: &[f64], widest_interval: Option<f64>) -> Option<Self> {
+        let positive: Vec<f64> = runs.iter().copied().filter(|run| *run > 0.0).collect();
+        if positive.is_empty() {
+            return None;
+        }
+        let mean_ns = positive.iter().sum::<f64>() / positive.len() as f64;
+        let min = positive.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = positive.iter().copied().fold(0.0, f64::max);
+        Some(Self {
+            mean_ns,
+            spread: (positive.len() > 1).then(|| (max - min) / min),
+            widest_interval,
+            runs: positive.len(),
+        })
+    }
+
+    /// The noise: the larger of the floor runs' spread and the widest confidence interval
+    /// (5% when neither is known).
+    fn noise(&self) -> f64 {
+        match (self.spread, self.widest_interval) {
+            (None, None) => 0.05,
+            (spread, interval) => spread.unwrap_or(0.0).max(interval.unwrap_or(0.0)),
+        }
+    }
+
+    /// Whether a median of `ns` is below the floor by more than the noise.
+    fn beaten_by(&self, ns: f64) -> bool {
+        ns < self.mean_ns * (1.0 - self.noise())
+    }
+
+    fn describe(&self, below: &[String]) -> String {
+        let percent = |fraction: f64| format!("{:.1}%", fraction * 100.0);
+        let spread = match self.spread {
+            Some(spread) => format!(
+                "the floor's {} runs differ by {}",
+                self.runs,
+                percent(spread)
+            ),
+            None => "the floor ran once".to_owned(),
+        };
+        let interval = match self.widest_interval {
+            Some(width) => format!(
+                "the widest 95% confidence interval of a median here spans {}",
+                percent(width)
+            ),
+            None => "criterion gave no confidence interval".to_owned(),
+        };
+        let noise = format!("Noise {}: {spread}, and {interval}.", percent(self.noise()));
+        if below.is_empty() {
+            format!("{noise} No path is below its floor by more than the noise.\n")
+        } else {
+            format!(
+                "{noise} **Below the floor by more than the noise: {}: the floor does not \
+                 bound it.**\n",
+                below.join(", ")
+            )
+        }
+    }
 }
 
 /// `12.3 ns`, `4.56 µs`, `20.1 ms`, `1.23 s`: three significant figures.
@@ -346,15 +473,32 @@ mod tests {
     use super::*;
 
     fn write_result(root: &Path, dir: &str, benchmark: Option<&str>, median: f64) {
-        let new_dir = root.join(dir).join("new");
-        fs::create_dir_all(&new_dir).unwrap();
-        fs::write(
-            new_dir.join("estimates.json"),
-            format!(
+        write_estimates(
+            root,
+            dir,
+            benchmark,
+            &format!(
                 r#"{{"mean":{{"point_estimate":1.0}},"median":{{"point_estimate":{median}}}}}"#
             ),
-        )
-        .unwrap();
+        );
+    }
+
+    /// A result whose median has a confidence interval `lower..upper`.
+    fn write_interval(root: &Path, dir: &str, median: f64, lower: f64, upper: f64) {
+        write_estimates(
+            root,
+            dir,
+            None,
+            &format!(
+                r#"{{"median":{{"point_estimate":{median},"confidence_interval":{{"confidence_level":0.95,"lower_bound":{lower},"upper_bound":{upper}}}}}}}"#
+            ),
+        );
+    }
+
+    fn write_estimates(root: &Path, dir: &str, benchmark: Option<&str>, estimates: &str) {
+        let new_dir = root.join(dir).join("new");
+        fs::create_dir_all(&new_dir).unwrap();
+        fs::write(new_dir.join("estimates.json"), estimates).unwrap();
         if let Some(benchmark) = benchmark {
             fs::write(new_dir.join("benchmark.json"), benchmark).unwrap();
         }
@@ -379,6 +523,19 @@ mod tests {
             Some(r#"{"group_id":"cache","function_id":"floor_clone","value_str":null}"#),
             9.05,
         );
+        write_result(
+            &root,
+            "cache/floor_clone_again",
+            Some(r#"{"group_id":"cache","function_id":"floor_clone_again","value_str":null}"#),
+            9.05 * 1.02,
+        );
+        // A path 20% under a floor that ran once: the floor does not bound it.
+        write_interval(&root, "loop/raw_baseline", 400.0, 396.0, 404.0);
+        write_interval(&root, "loop/client", 320.0, 318.0, 322.0);
+        // 1% under a floor whose runs agree to 0.3%, within its medians' 2% intervals.
+        write_interval(&root, "near/raw_baseline", 300.0, 297.0, 303.0);
+        write_interval(&root, "near/raw_baseline_again", 301.0, 298.0, 304.0);
+        write_interval(&root, "near/client", 298.0, 296.0, 300.0);
         write_result(&root, "storm/callers_10000", None, 23_456_789.0);
         write_result(
             &root,
@@ -403,14 +560,36 @@ mod tests {
 
 Machine: Test CPU @ 3.00GHz, 2 cores. Date: 2026-11-23.
 
-Medians of criterion's samples (time per iteration). A ratio is the median over the median of the group's baseline (an id containing `baseline` or `floor`), measured in the same run.
+Medians of criterion's samples (time per iteration). A ratio is the median over the group's floor: the mean of its baseline runs (ids containing `baseline` or `floor`), measured in the same run. Each floor runs twice, before and after what it bounds. The noise is the larger of the spread of the floor's runs and the widest 95% confidence interval criterion gives for a median in the group; a path below its floor by more than the noise is flagged.
 
 ## cache
 
 | benchmark | median | ratio |
 |---|---:|---:|
-| floor_clone | 9.05 ns | 1.00 (baseline) |
-| hit | 45.3 ns | 5.00× |
+| floor_clone | 9.05 ns | 0.99 (floor run) |
+| floor_clone_again | 9.23 ns | 1.01 (floor run) |
+| hit | 45.3 ns | 4.95× |
+
+Noise 2.0%: the floor's 2 runs differ by 2.0%, and criterion gave no confidence interval. No path is below its floor by more than the noise.
+
+## loop
+
+| benchmark | median | ratio |
+|---|---:|---:|
+| raw_baseline | 400 ns | 1.00 (floor run) |
+| client | 320 ns | **0.80× (below the floor)** |
+
+Noise 2.0%: the floor ran once, and the widest 95% confidence interval of a median here spans 2.0%. **Below the floor by more than the noise: `client` (0.80×): the floor does not bound it.**
+
+## near
+
+| benchmark | median | ratio |
+|---|---:|---:|
+| raw_baseline | 300 ns | 1.00 (floor run) |
+| raw_baseline_again | 301 ns | 1.00 (floor run) |
+| client | 298 ns | 0.99× |
+
+Noise 2.0%: the floor's 2 runs differ by 0.3%, and the widest 95% confidence interval of a median here spans 2.0%. No path is below its floor by more than the noise.
 
 ## sized
 

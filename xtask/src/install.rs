@@ -11,13 +11,17 @@
 //! Debian packages (servers the tests start, such as `redis-server`) are the exception:
 //! they are installed system-wide with `apt-get`, and the tests find their programs on
 //! `PATH`.
+//!
+//! The libraries `cargo xtask bench --peers` measures d365 against are [`PEERS`], installed
+//! the same way under their own directory, `target/bench-peers` ([`peers_dir`]), whose path
+//! the process bench receives as `D365_BENCH_PEERS`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::cmd::Cmd;
+use crate::cmd::{Cmd, target_dir};
 
 /// The environment variable that tells tests where [`TOOLS`] are installed.
 pub(crate) const INTEROP_DIR_VAR: &str = "D365_INTEROP_DIR";
@@ -98,31 +102,74 @@ pub(crate) const TOOLS: &[Tool] = &[
     },
 ];
 
+/// The libraries `cargo xtask bench --peers` runs beside d365, pinned: what a user would
+/// pick instead of d365 for the same jobs (issue 25).
+pub(crate) const PEERS: &[Tool] = &[
+    // Tokens: Microsoft's MSAL for Node.js (7.x supports Node 20, the machine's Node).
+    Tool {
+        source: Source::Npm,
+        package: "@azure/msal-node",
+        version: "7.2.4",
+    },
+    // Export: the most used third-party Dataverse client for JavaScript (`retrieveAll`).
+    Tool {
+        source: Source::Npm,
+        package: "dynamics-web-api",
+        version: "2.5.0",
+    },
+    // Tokens: MSAL for Python and azure-identity (the same versions the interop tests use).
+    Tool {
+        source: Source::Pip,
+        package: "msal",
+        version: "1.39.0",
+    },
+    Tool {
+        source: Source::Pip,
+        package: "azure-identity",
+        version: "1.27.0",
+    },
+    // Export: Microsoft's Python Dataverse SDK (`client.records.get` pages).
+    Tool {
+        source: Source::Pip,
+        package: "PowerPlatform-Dataverse-Client",
+        version: "1.1.0",
+    },
+];
+
 /// The directory every interop tool is installed under (absolute): `target/interop`, or
 /// `$CARGO_TARGET_DIR/interop`.
 pub(crate) fn interop_dir() -> PathBuf {
-    crate::cmd::target_dir().join("interop")
+    target_dir().join("interop")
+}
+
+/// The directory the bench peers are installed under (absolute): `target/bench-peers`.
+pub(crate) fn peers_dir() -> PathBuf {
+    target_dir().join("bench-peers")
 }
 
 /// Installs every tool in [`TOOLS`] that is not already present at its pinned version.
 /// Prints one line per tool; a failed install is an error.
 pub(crate) fn install_all() -> Result<()> {
-    let dir = interop_dir();
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    install_into(&interop_dir(), TOOLS)
+}
+
+/// Installs every tool of `tools` not already present under `dir` at its pinned version.
+pub(crate) fn install_into(dir: &Path, tools: &[Tool]) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for source in [Source::Npm, Source::Pip, Source::Apt] {
         let mut missing = Vec::new();
-        for tool in TOOLS.iter().filter(|tool| tool.source == source) {
-            if is_installed(&dir, tool) {
+        for tool in tools.iter().filter(|tool| tool.source == source) {
+            if is_installed(dir, tool) {
                 println!("    {} {} already installed", tool.package, tool.version);
             } else {
                 missing.push(*tool);
             }
         }
         if !missing.is_empty() {
-            install(&dir, source, &missing)?;
+            install(dir, source, &missing)?;
             for tool in &missing {
                 anyhow::ensure!(
-                    is_installed(&dir, tool),
+                    is_installed(dir, tool),
                     "{} {} is still not installed after a successful install command",
                     tool.package,
                     tool.version
@@ -276,11 +323,15 @@ mod tests {
         );
         assert_eq!(dist_info_name("MSAL", "1.39.0"), "msal-1.39.0.dist-info");
         assert_eq!(dist_info_name("a.-_b", "1"), "a_b-1.dist-info");
+        assert_eq!(
+            dist_info_name("PowerPlatform-Dataverse-Client", "1.1.0"),
+            "powerplatform_dataverse_client-1.1.0.dist-info"
+        );
     }
 
     #[test]
     fn every_tool_is_pinned_to_an_exact_version() {
-        for tool in TOOLS {
+        for tool in TOOLS.iter().chain(PEERS) {
             if tool.source == Source::Apt {
                 assert_eq!(
                     tool.version, DISTRIBUTION_VERSION,

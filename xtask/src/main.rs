@@ -45,10 +45,16 @@ commands:
                                   packaging, commit and tag; --dry-run prints the plan
                                   and runs the checks only (--allow-dirty: from a dirty
                                   tree, dry run only); a skipped check is printed
-  bench [--quick] [args...]       cargo bench (criterion benches), then write
+  bench [--quick] [--peers] [args...]
+                                  cargo bench (criterion benches), then write
                                   target/bench/report.md: medians and ratios against
-                                  each group's baseline; args go to cargo bench
+                                  each group's floor, with the run's noise; args go to
+                                  cargo bench
                                   --quick  -- --warm-up-time 1 --measurement-time 3
+                                  --peers  install MSAL (Python, Node), azure-identity,
+                                           DynamicsWebApi and the Python Dataverse SDK
+                                           (pinned, under target/bench-peers) and run
+                                           them beside d365 in the process bench
 ";
 
 /// A parsed command line.
@@ -209,6 +215,7 @@ mod tests {
             parse_line("bench -- --quick token").unwrap(),
             Command::Bench(BenchArgs {
                 quick: false,
+                peers: false,
                 args: vec!["--".into(), "--quick".into(), "token".into()]
             })
         );
@@ -216,7 +223,16 @@ mod tests {
             parse_line("bench --quick").unwrap(),
             Command::Bench(BenchArgs {
                 quick: true,
+                peers: false,
                 args: Vec::new()
+            })
+        );
+        assert_eq!(
+            parse_line("bench --peers --quick -p d365-cli").unwrap(),
+            Command::Bench(BenchArgs {
+                quick: true,
+                peers: true,
+                args: vec!["-p".into(), "d365-cli".into()]
             })
         );
     }

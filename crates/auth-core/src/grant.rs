@@ -8,6 +8,9 @@
 //!   (authority, client id, HTTP client, timeout), with its setters generated;
 //!   [`AuthoritySettings`] resolves the authority with the grant's own tenant rule.
 //! - [`RefreshTokenRenewal`]: redeem refresh tokens, sign in again only when refused.
+//! - [`http_client_builder`] and [`default_http_client`]: the HTTP client every default
+//!   client of d365 starts from (rustls with the platform verifier, the root certificates
+//!   read on the first TLS handshake rather than when a client is built).
 //! - [`credential_fingerprint`]: what a provider's cache key carries of its credential.
 //! - [`ConnectionAuthenticator`] and [`SendLimits`]: for a credential proven on the
 //!   connection rather than with a token (Windows sign-in).
@@ -31,4 +34,5 @@ pub use crate::registration::{CLIENT_SECRET, GrantConfig, GrantRegistration, Set
 pub use crate::renewal::{OFFLINE_ACCESS, RefreshTokenRenewal};
 pub use crate::resource::ClientKind;
 pub use crate::settings::{AuthoritySettings, ResolvedAuthority};
+pub use crate::tls::http_client_builder;
 pub use crate::token::{AccessTokenBuilder, UnsendableToken};

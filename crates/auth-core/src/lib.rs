@@ -86,6 +86,7 @@ mod registration;
 mod renewal;
 mod resource;
 mod settings;
+mod tls;
 mod token;
 mod urls;
 

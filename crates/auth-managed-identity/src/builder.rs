@@ -304,7 +304,7 @@ impl ManagedIdentityBuilder {
 /// host, and IMDS refuses requests that went through one), no redirects, a short connect
 /// timeout, d365's user agent.
 fn http_client() -> Result<reqwest::Client, ConfigError> {
-    reqwest::Client::builder()
+    d365_auth_core::grant::http_client_builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(CONNECT_TIMEOUT)

@@ -214,8 +214,11 @@ async fn client_for(
     );
     if token_file_allowed && !global.no_token_cache {
         builder = builder.token_store(token_store()?);
+        crate::timing::phase("token file's key read");
     }
-    Ok(builder.build()?.discover_api_version().await?)
+    let client = builder.build()?;
+    crate::timing::phase("Web API client built");
+    Ok(client.discover_api_version().await?)
 }
 
 impl Connection {
@@ -341,6 +344,7 @@ impl Connection {
             }
             None => {
                 let provider = credential.provider(&options).await?;
+                crate::timing::phase("grant built");
                 let client = client_for(
                     org,
                     Arc::clone(&provider),

@@ -257,16 +257,30 @@ impl fmt::Display for KeyringError {
     }
 }
 
-/// Runs a keyring call on a thread of its own, inside the runtime (the Secret Service
-/// client needs one), and gives up after [`KEYRING_TIMEOUT`]: a desktop keyring that
-/// waits for a password prompt nobody sees must not hang the command.
+/// Runs a keyring call on a thread of its own, inside a multi-threaded runtime (the
+/// Secret Service client spawns tasks that must run while this thread waits), and gives
+/// up after [`KEYRING_TIMEOUT`]: a desktop keyring that waits for a password prompt nobody
+/// sees must not hang the command. The caller's runtime when it is multi-threaded; a
+/// one-thread runtime (a command that sends one request) cannot run those tasks while its
+/// only thread waits here, so the call gets a runtime of its own.
 fn with_keyring<T: Send + 'static>(
     call: impl FnOnce() -> keyring::Result<T> + Send + 'static,
 ) -> Result<T, KeyringError> {
     let (sender, receiver) = mpsc::channel();
-    let runtime = tokio::runtime::Handle::try_current().ok();
+    let caller = tokio::runtime::Handle::try_current()
+        .ok()
+        .filter(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     std::thread::spawn(move || {
-        let _entered = runtime.as_ref().map(tokio::runtime::Handle::enter);
+        let own = match caller {
+            Some(_) => None,
+            None => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .ok(),
+        };
+        let handle = caller.or_else(|| own.as_ref().map(|runtime| runtime.handle().clone()));
+        let _entered = handle.as_ref().map(tokio::runtime::Handle::enter);
         let _ = sender.send(call());
     });
     match receiver.recv_timeout(KEYRING_TIMEOUT) {

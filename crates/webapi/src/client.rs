@@ -588,7 +588,7 @@ impl ClientBuilder {
             .map_err(|error| WebApiError::InvalidInput(error.to_string()))?;
         let http = match self.http {
             Some(http) => http,
-            None => reqwest::Client::builder()
+            None => d365_auth_core::grant::http_client_builder()
                 .user_agent(self.user_agent.unwrap_or_else(|| {
                     concat!("d365-webapi/", env!("CARGO_PKG_VERSION")).to_owned()
                 }))

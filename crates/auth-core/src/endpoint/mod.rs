@@ -418,13 +418,14 @@ impl TokenEndpointClientBuilder {
 }
 
 /// The HTTP client token requests use by default: no redirects, a connect timeout, and a
-/// user agent naming d365.
+/// user agent naming d365; the platform's root certificates are read on the first TLS
+/// handshake (see [`http_client_builder`](crate::grant::http_client_builder)).
 ///
 /// # Errors
 ///
-/// When the TLS backend cannot be initialized.
+/// When the HTTP client cannot be built.
 pub fn default_http_client() -> Result<reqwest::Client, AuthError> {
-    reqwest::Client::builder()
+    crate::tls::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("d365/", env!("CARGO_PKG_VERSION")))

@@ -49,6 +49,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logout => login::logout(global).await,
         command => {
             let connection = Connection::resolve(global).await?;
+            crate::timing::phase("connection ready");
             match command {
                 Command::Whoami => token::whoami(&connection, global.output).await,
                 Command::Token { raw } => token::token(&connection, global.output, raw).await,

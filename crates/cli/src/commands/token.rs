@@ -15,6 +15,7 @@ use crate::output;
 /// `d365 whoami`.
 pub(crate) async fn whoami(connection: &Connection, format: OutputFormat) -> anyhow::Result<()> {
     let me = connection.client.who_am_i().await?;
+    crate::timing::phase("WhoAmI answered (token from the cache or the grant, one request)");
     output::facts(
         &mut std::io::stdout().lock(),
         format,

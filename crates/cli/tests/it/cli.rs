@@ -173,6 +173,47 @@ fn whoami_and_token_against_the_emulator() {
     assert!(stdout(&output).starts_with("eyJ"));
 }
 
+/// The root certificates are read on the first TLS handshake, not when a client is built
+/// (a warm `whoami` against a plain-http organization never reads them): certificates are
+/// still checked, against the platform's roots (`SSL_CERT_FILE` names them here).
+#[test]
+fn https_is_checked_against_the_platform_roots_read_on_first_use() {
+    let config = temp_config("https");
+    let emulator = RunningEmulator::start_with(&config, &["--https", "-o", "json"]);
+    assert!(
+        emulator.base_url.starts_with("https://"),
+        "{}",
+        emulator.base_url
+    );
+    let ca = emulator
+        .ca_certificate
+        .clone()
+        .expect("--https -o json names the CA certificate");
+    let whoami = |trust_the_ca: bool| {
+        let mut command = d365(&config);
+        command
+            .args(["whoami", "-o", "json"])
+            .env("D365_CONNECTION_STRING", &emulator.connection_string);
+        if trust_the_ca {
+            command.env("SSL_CERT_FILE", &ca);
+        }
+        command.output().unwrap()
+    };
+
+    let refused = whoami(false);
+    assert!(!refused.status.success(), "an unknown CA is refused");
+    let text = stderr(&refused).to_lowercase();
+    assert!(text.contains("certificate"), "{text}");
+
+    for run in ["cold", "warm"] {
+        let output = whoami(true);
+        assert!(output.status.success(), "{run}: {}", stderr(&output));
+        let me: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(me["UserId"].as_str().unwrap().len(), 36);
+    }
+    emulator.stop();
+}
+
 #[test]
 fn data_commands_against_the_emulator() {
     let config = temp_config("data");

@@ -85,6 +85,8 @@ pub(crate) struct RunningEmulator {
     pub(crate) connection_strings: Vec<String>,
     /// Where its stderr (its logs) goes.
     pub(crate) log_file: PathBuf,
+    /// The CA certificate (PEM file) to trust, with `--https -o json`.
+    pub(crate) ca_certificate: Option<PathBuf>,
 }
 
 impl RunningEmulator {
@@ -113,6 +115,7 @@ impl RunningEmulator {
             .unwrap();
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let mut base_url = None;
+        let mut ca_certificate = None;
         let mut connection_strings = Vec::new();
         for line in lines.by_ref() {
             let line = line.unwrap();
@@ -120,6 +123,7 @@ impl RunningEmulator {
             if line.starts_with('{') {
                 let announcement: serde_json::Value = serde_json::from_str(&line).unwrap();
                 base_url = announcement["base_url"].as_str().map(str::to_owned);
+                ca_certificate = announcement["ca_certificate"].as_str().map(PathBuf::from);
                 connection_strings = announcement["connections"]
                     .as_array()
                     .expect("the JSON line lists the connections")
@@ -156,6 +160,7 @@ impl RunningEmulator {
             user_connection_string: first("AuthType=OAuth"),
             connection_strings,
             log_file,
+            ca_certificate,
         }
     }
 
