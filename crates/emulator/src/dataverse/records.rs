@@ -108,8 +108,12 @@ pub(crate) fn retrieve(
     let expansion = call.expansion(table)?;
     let (body, version) = entity_body(call, db, table, &id, select.as_deref(), expansion.as_ref())?;
     let tag = etag(version);
-    // Dataverse never answers 304 when annotations were asked for.
-    if call.request.if_none_match() == Some(tag.as_str()) && !call.prefer.any_annotations() {
+    // Dataverse never answers 304 when annotations were asked for, nor with `$expand`: the
+    // record's ETag does not change when its related rows do.
+    if call.request.if_none_match() == Some(tag.as_str())
+        && !call.prefer.any_annotations()
+        && expansion.is_none()
+    {
         return Ok(DvResponse::empty(StatusCode::NOT_MODIFIED).header("ETag", tag));
     }
     Ok(DvResponse::json(StatusCode::OK, &body).header("ETag", tag))

@@ -487,7 +487,7 @@ impl AadError {
         )
     }
 
-    /// The device code grant on the v1 endpoint, which the emulator does not serve.
+    /// A device code the person has not approved yet: poll again after the interval.
     pub(crate) fn authorization_pending() -> Self {
         Self::new(
             70016,

@@ -81,6 +81,16 @@ async fn create_retrieve_update_delete() {
     )
     .await;
     assert_eq!(not_modified.status, 304);
+    // With `$expand` the record's ETag says nothing of its related rows: never 304.
+    let expanded = send(
+        api.request(
+            Method::GET,
+            &format!("accounts({id})?$expand=primarycontactid($select=fullname)"),
+        )
+        .header("If-None-Match", &etag),
+    )
+    .await;
+    assert_eq!(expanded.status, 200, "{}", expanded.body);
 
     let reply = api
         .patch(&format!("accounts({id})"), &json!({"name": "Contoso Ltd"}))
