@@ -40,7 +40,13 @@ fn escape(text: &str) -> String {
 }
 
 fn entity_type(out: &mut String, schema: &Schema, table: &Table) {
-    let _ = writeln!(out, r#"      <EntityType Name="{}">"#, table.logical_name);
+    // Every table derives from crmbaseentity, as on the service, so actions bound to
+    // `Collection(mscrm.crmbaseentity)` (CreateMultiple, …) bind to each entity set.
+    let _ = writeln!(
+        out,
+        r#"      <EntityType Name="{}" BaseType="mscrm.crmbaseentity">"#,
+        table.logical_name
+    );
     let _ = writeln!(
         out,
         r#"        <Key><PropertyRef Name="{}" /></Key>"#,

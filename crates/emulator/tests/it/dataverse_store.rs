@@ -152,7 +152,7 @@ async fn schema_file_tables_are_served() {
     );
     let metadata = send(api.request(Method::GET, "$metadata")).await;
     let csdl = metadata.body.as_str().expect("xml");
-    assert!(csdl.contains(r#"<EntityType Name="new_project">"#));
+    assert!(csdl.contains(r#"<EntityType Name="new_project" BaseType="mscrm.crmbaseentity">"#));
     assert!(csdl.contains(r#"<Property Name="new_budget" Type="Edm.Decimal""#));
     assert!(csdl.contains(
         r#"<NavigationProperty Name="new_account_projects" Type="Collection(mscrm.new_project)""#
