@@ -50,14 +50,17 @@ pub(crate) struct Global {
         long,
         global = true,
         env = "D365_CONNECTION_STRING_FILE",
-        value_name = "FILE",
-        conflicts_with = "connection_string"
+        value_name = "FILE"
     )]
     pub(crate) connection_string_file: Option<PathBuf>,
     /// Whether --connection-string came from the command line (where `ps` shows it), not
     /// the environment; set after parsing.
     #[arg(skip)]
     pub(crate) connection_string_on_command_line: bool,
+    /// Where each setting's value came from (flag, environment, default); set after
+    /// parsing, read by the connection's precedence and `d365 config show`.
+    #[arg(skip)]
+    pub(crate) origins: Origins,
     /// A saved profile (see `d365 profile`).
     #[arg(long, short = 'p', global = true, env = "D365_PROFILE")]
     pub(crate) profile: Option<String>,
@@ -213,6 +216,9 @@ pub(crate) enum Command {
     /// Manage saved connection profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Show the effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
 /// `d365 auth …`.
@@ -454,6 +460,65 @@ pub(crate) struct EmulatorArgs {
     pub(crate) server_version: Option<String>,
 }
 
+/// Where a setting's value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Origin {
+    /// A flag on the command line.
+    Flag,
+    /// An environment variable (`D365_…`).
+    Environment,
+    /// Neither: the default, or nothing.
+    #[default]
+    Default,
+}
+
+/// The settings whose origin is recorded, by clap argument id.
+pub(crate) const RECORDED_SETTINGS: &[&str] = &[
+    "connection_string",
+    "connection_string_file",
+    "profile",
+    "grant",
+    "output",
+    "timeout",
+    "max_retries",
+    "max_pages",
+    "api_version",
+];
+
+/// The origin of each of [`RECORDED_SETTINGS`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Origins(std::collections::BTreeMap<&'static str, Origin>);
+
+impl Origins {
+    /// Reads the origins from clap's matches.
+    pub(crate) fn from_matches(matches: &clap::ArgMatches) -> Self {
+        use clap::parser::ValueSource;
+        let mut origins = std::collections::BTreeMap::new();
+        for id in RECORDED_SETTINGS {
+            let origin = match matches.value_source(id) {
+                Some(ValueSource::CommandLine) => Origin::Flag,
+                Some(ValueSource::EnvVariable) => Origin::Environment,
+                _ => Origin::Default,
+            };
+            origins.insert(*id, origin);
+        }
+        Self(origins)
+    }
+
+    /// Where the setting `id` came from.
+    pub(crate) fn of(&self, id: &str) -> Origin {
+        self.0.get(id).copied().unwrap_or_default()
+    }
+}
+
+/// `d365 config …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Every effective setting and where it came from (flag, environment, profile, default),
+    /// without connecting. Secrets are never shown.
+    Show,
+}
+
 /// `d365 profile …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ProfileCommand {
@@ -476,6 +541,10 @@ pub(crate) enum ProfileCommand {
         /// Make it the current profile.
         #[arg(long)]
         use_it: bool,
+        /// Replace a profile of the same name (without it, an existing profile is kept
+        /// and the command exits 4).
+        #[arg(long)]
+        force: bool,
     },
     /// List the profiles.
     List,

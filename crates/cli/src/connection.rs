@@ -1,6 +1,8 @@
-//! Where a command's connection comes from, in order: `--emulator`, `--connection-string`
-//! (or `D365_CONNECTION_STRING`), a profile (`--profile`, `D365_PROFILE`, or the current
-//! one), and the azure-identity environment variables with `D365_URL`. Each becomes one
+//! Where a command's connection comes from ([`choose`]): flags beat the environment, and the
+//! environment beats the current profile. In order: `--emulator`; `--connection-string`
+//! (`-c`, `--connection-string-file`); `--profile NAME`; `D365_CONNECTION_STRING` (or
+//! `D365_CONNECTION_STRING_FILE`); `D365_PROFILE`; the azure-identity environment variables
+//! with `D365_URL`; the current profile (`d365 profile use`). Each becomes one
 //! [`Credential`] of `d365-connect`, which builds the grant: `--grant NAME` signs in with
 //! another registered grant (`device-code`), keeping the connection's client id and
 //! authority. Tokens are kept in the token file (see [`token_file`]) unless
@@ -20,7 +22,7 @@ use d365_emulator::{Emulator, EmulatorBuilder};
 use d365_webapi::{Client, RetrySettings};
 use secrecy::ExposeSecret as _;
 
-use crate::cli::Global;
+use crate::cli::{Global, Origin};
 use crate::exit::UsageError;
 use crate::profiles;
 
@@ -102,12 +104,32 @@ pub(crate) fn token_store() -> anyhow::Result<Arc<dyn TokenStore>> {
 /// The most a connection string read from standard input or a file may hold.
 const MAX_CONNECTION_STRING_LEN: u64 = 64 * 1024;
 
-/// The connection string the options give: `--connection-string TEXT` (or
-/// `D365_CONNECTION_STRING`), `-c -` for standard input, or `--connection-string-file`.
-/// Warns when one typed on the command line holds a secret: every local user can read it
-/// in the process list.
-pub(crate) fn connection_string(global: &Global) -> anyhow::Result<Option<String>> {
-    if let Some(path) = &global.connection_string_file {
+/// The connection string the options give from `origin` (the command line or the
+/// environment): `--connection-string TEXT` (`D365_CONNECTION_STRING`), `-c -` for standard
+/// input, or `--connection-string-file` (`D365_CONNECTION_STRING_FILE`). Warns when one
+/// typed on the command line holds a secret: every local user can read it in the process
+/// list.
+fn connection_string_from(global: &Global, origin: Origin) -> anyhow::Result<Option<String>> {
+    // Checked here, not by clap: clap would also refuse a flag beside the other's variable,
+    // where the flag simply wins.
+    let file_here = global.connection_string_file.is_some()
+        && global.origins.of("connection_string_file") == origin;
+    let text_here =
+        global.connection_string.is_some() && global.origins.of("connection_string") == origin;
+    if file_here && text_here {
+        return Err(UsageError(match origin {
+            Origin::Environment => {
+                "both D365_CONNECTION_STRING and D365_CONNECTION_STRING_FILE are set: unset one"
+                    .to_owned()
+            }
+            _ => "--connection-string and --connection-string-file were both given: give one"
+                .to_owned(),
+        })
+        .into());
+    }
+    if let Some(path) = &global.connection_string_file
+        && global.origins.of("connection_string_file") == origin
+    {
         let bytes = d365_auth_core::store::read_private_file(path, MAX_CONNECTION_STRING_LEN)
             .with_context(|| format!("cannot read the connection string file {}", path.display()))?
             .ok_or_else(|| {
@@ -124,6 +146,9 @@ pub(crate) fn connection_string(global: &Global) -> anyhow::Result<Option<String
         })?;
         return Ok(Some(text.trim().to_owned()));
     }
+    if global.origins.of("connection_string") != origin {
+        return Ok(None);
+    }
     match global.connection_string.as_deref() {
         None => Ok(None),
         Some("-") => read_stdin("the connection string").map(Some),
@@ -134,6 +159,87 @@ pub(crate) fn connection_string(global: &Global) -> anyhow::Result<Option<String
             Ok(Some(text.to_owned()))
         }
     }
+}
+
+/// The connection a command's options, environment and profiles choose (see the module
+/// documentation for the order), with where it came from.
+pub(crate) enum Chosen {
+    /// A connection string.
+    ConnectionString {
+        /// The connection string.
+        text: String,
+        /// Where it came from, for messages and `config show`.
+        from: String,
+    },
+    /// A saved profile.
+    Profile {
+        /// The profile.
+        profile: profiles::Profile,
+        /// Why this profile (`--profile`, `D365_PROFILE`, the current one).
+        from: String,
+    },
+    /// The azure-identity environment variables with `D365_URL`.
+    Environment,
+    /// Nothing names a connection.
+    Nothing,
+}
+
+/// Chooses the connection: flags, then the environment, then the current profile.
+pub(crate) fn choose(global: &Global) -> anyhow::Result<Chosen> {
+    if let Some(text) = connection_string_from(global, Origin::Flag)? {
+        let from = if global.connection_string_file.is_some()
+            && global.origins.of("connection_string_file") == Origin::Flag
+        {
+            "--connection-string-file"
+        } else {
+            "--connection-string"
+        };
+        return Ok(Chosen::ConnectionString {
+            text,
+            from: from.to_owned(),
+        });
+    }
+    let named_profile = |origin: Origin, from: &str| -> anyhow::Result<Option<Chosen>> {
+        if global.origins.of("profile") != origin {
+            return Ok(None);
+        }
+        let Some(profile) = profiles::selected(global.profile.as_deref())? else {
+            return Ok(None);
+        };
+        Ok(Some(Chosen::Profile {
+            from: format!("profile `{}` ({from})", profile.name),
+            profile,
+        }))
+    };
+    if let Some(chosen) = named_profile(Origin::Flag, "--profile")? {
+        return Ok(chosen);
+    }
+    if let Some(text) = connection_string_from(global, Origin::Environment)? {
+        let from = if global.connection_string_file.is_some()
+            && global.origins.of("connection_string_file") == Origin::Environment
+        {
+            "D365_CONNECTION_STRING_FILE"
+        } else {
+            "D365_CONNECTION_STRING"
+        };
+        return Ok(Chosen::ConnectionString {
+            text,
+            from: from.to_owned(),
+        });
+    }
+    if let Some(chosen) = named_profile(Origin::Environment, "D365_PROFILE")? {
+        return Ok(chosen);
+    }
+    if std::env::var_os("D365_URL").is_some_and(|url| !url.is_empty()) {
+        return Ok(Chosen::Environment);
+    }
+    Ok(match profiles::selected(None)? {
+        Some(profile) => Chosen::Profile {
+            from: format!("profile `{}` (the current one)", profile.name),
+            profile,
+        },
+        None => Chosen::Nothing,
+    })
 }
 
 /// Standard input, whole and trimmed, for a value that may hold a secret.
@@ -233,25 +339,25 @@ impl Connection {
         if global.emulator {
             return Self::embedded_emulator(global, grant).await;
         }
-        let (credential, source) = if let Some(text) = connection_string(global)? {
-            let parsed = ConnectionString::parse(&text)?;
-            (parsed.into_credential(), "connection string".to_owned())
-        } else if let Some(profile) = profiles::selected(global.profile.as_deref())? {
-            let parsed = ConnectionString::parse(&profile.connection_string)?;
-            (
-                parsed.into_credential(),
+        let (credential, source) = match choose(global)? {
+            Chosen::ConnectionString { text, .. } => (
+                ConnectionString::parse(&text)?.into_credential(),
+                "connection string".to_owned(),
+            ),
+            Chosen::Profile { profile, .. } => (
+                ConnectionString::parse(&profile.connection_string)?.into_credential(),
                 format!("profile `{}`", profile.name),
-            )
-        } else if std::env::var_os("D365_URL").is_some_and(|url| !url.is_empty()) {
-            (
+            ),
+            Chosen::Environment => (
                 environment_credential(grant)?,
                 "environment (D365_URL, AZURE_*)".to_owned(),
-            )
-        } else {
-            return Err(UsageError(
-                "no connection: give --connection-string (or D365_CONNECTION_STRING), --profile, or --emulator, or set D365_URL with the AZURE_* variables; `d365 demo` shows everything offline".to_owned(),
-            )
-            .into());
+            ),
+            Chosen::Nothing => {
+                return Err(UsageError(
+                    "no connection: give --connection-string (or D365_CONNECTION_STRING), --profile, or --emulator, or set D365_URL with the AZURE_* variables; `d365 demo` shows everything offline".to_owned(),
+                )
+                .into());
+            }
         };
         Self::from_credential(credential, source, global, grant, None).await
     }

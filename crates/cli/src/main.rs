@@ -106,6 +106,7 @@ fn parse_command_line() -> cli::Cli {
         matches.value_source("connection_string") == Some(ValueSource::CommandLine)
     }
     cli.global.connection_string_on_command_line = typed(&matches);
+    cli.global.origins = cli::Origins::from_matches(&matches);
     if let cli::Command::Profile(cli::ProfileCommand::Add {
         connection_string_on_command_line,
         ..

@@ -130,6 +130,15 @@ fn check_name(name: &str) -> Result<(), UsageError> {
     }
 }
 
+/// What [`add`] does with a profile of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Existing {
+    /// Refuse (exit 4): `profile add` without `--force`.
+    Refuse,
+    /// Replace it: `profile add --force`, and `login`, which signs the profile in again.
+    Replace,
+}
+
 /// Saves a profile: `info` in `profiles.toml`, the connection string in `secrets.toml`.
 pub(crate) fn add(
     dir: &Path,
@@ -137,9 +146,22 @@ pub(crate) fn add(
     connection_string: &str,
     info: ProfileInfo,
     make_current: bool,
+    existing: Existing,
 ) -> anyhow::Result<()> {
     check_name(name)?;
     let mut profiles = read_profiles(dir)?;
+    if existing == Existing::Refuse
+        && let Some(old) = profiles.profiles.get(name)
+    {
+        return Err(crate::exit::Failed {
+            code: crate::exit::NOT_FOUND_OR_CONFLICT,
+            message: format!(
+                "a profile `{name}` exists already (for {}): add --force to replace it, or choose another name",
+                old.url
+            ),
+        }
+        .into());
+    }
     let mut secrets = read_secrets(dir)?;
     secrets.insert(name.to_owned(), connection_string.to_owned());
     profiles.profiles.insert(name.to_owned(), info);
@@ -233,6 +255,7 @@ mod tests {
             "AuthType=ClientSecret;Url=https://dev.crm.dynamics.com;ClientSecret=SECRET-1",
             info("https://dev.crm.dynamics.com"),
             false,
+            Existing::Refuse,
         )
         .unwrap();
         add(
@@ -241,8 +264,28 @@ mod tests {
             "AuthType=ClientSecret;Url=https://prod.crm.dynamics.com;ClientSecret=SECRET-2",
             info("https://prod.crm.dynamics.com"),
             false,
+            Existing::Refuse,
         )
         .unwrap();
+        let refused = add(
+            &dir,
+            "prod",
+            "AuthType=ClientSecret;Url=https://other.crm.dynamics.com;ClientSecret=SECRET-X",
+            info("https://other.crm.dynamics.com"),
+            false,
+            Existing::Refuse,
+        )
+        .unwrap_err();
+        assert!(refused.to_string().contains("--force"), "{refused}");
+        assert_eq!(
+            crate::exit::code_for(&refused),
+            crate::exit::NOT_FOUND_OR_CONFLICT
+        );
+        assert_eq!(
+            read_secrets(&dir).unwrap()["prod"],
+            "AuthType=ClientSecret;Url=https://prod.crm.dynamics.com;ClientSecret=SECRET-2",
+            "a refused add leaves the profile as it was"
+        );
         let profiles = read_profiles(&dir).unwrap();
         assert_eq!(
             profiles.current.as_deref(),
@@ -299,6 +342,7 @@ mod tests {
             "AuthType=ClientSecret;Url=https://dev.crm.dynamics.com;ClientSecret=SECRET-3",
             info("https://dev.crm.dynamics.com"),
             false,
+            Existing::Replace,
         )
         .unwrap();
         assert!(!stolen.exists(), "nothing was written through a symlink");

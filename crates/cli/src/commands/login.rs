@@ -94,6 +94,8 @@ pub(crate) async fn login(global: &Global, args: &LoginArgs) -> anyhow::Result<(
             summary: parsed.to_redacted_string(),
         },
         true,
+        // Signing in again under the same profile is what `login` is for.
+        profiles::Existing::Replace,
     )?;
     output::facts(
         &mut std::io::stdout().lock(),

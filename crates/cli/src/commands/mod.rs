@@ -3,6 +3,7 @@
 
 pub(crate) mod auth;
 mod batch;
+mod config;
 mod data;
 mod demo;
 mod emulator;
@@ -12,7 +13,7 @@ mod profile;
 mod request;
 mod token;
 
-use crate::cli::{AuthCommand, Cli, Command};
+use crate::cli::{AuthCommand, Cli, Command, ConfigCommand};
 use crate::connection::Connection;
 
 /// Runs the command `cli` names.
@@ -26,6 +27,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo => demo::run(global).await,
         Command::Emulator(args) => emulator::run(&args, global.output).await,
         Command::Profile(command) => profile::run(global, command),
+        Command::Config(ConfigCommand::Show) => config::show(global),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -68,6 +70,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Demo
                 | Command::Emulator(_)
                 | Command::Profile(_)
+                | Command::Config(_)
                 | Command::Completions { .. }
                 | Command::Man
                 | Command::Login(_)

@@ -17,6 +17,7 @@ pub(crate) fn run(global: &Global, command: ProfileCommand) -> anyhow::Result<()
             connection_string,
             connection_string_on_command_line,
             use_it,
+            force,
         } => {
             let connection_string = match connection_string.as_deref() {
                 None => ask_for_connection_string()?,
@@ -36,7 +37,19 @@ pub(crate) fn run(global: &Global, command: ProfileCommand) -> anyhow::Result<()
                     .map_or_else(|| parsed.grant().name().to_owned(), |auth| auth.to_string()),
                 summary: parsed.to_redacted_string(),
             };
-            profiles::add(&dir, &name, &connection_string, info.clone(), use_it)?;
+            let existing = if force {
+                profiles::Existing::Replace
+            } else {
+                profiles::Existing::Refuse
+            };
+            profiles::add(
+                &dir,
+                &name,
+                &connection_string,
+                info.clone(),
+                use_it,
+                existing,
+            )?;
             output::facts(
                 &mut stdout,
                 global.output,

@@ -10,5 +10,6 @@ mod hostile;
 mod login;
 mod no_secrets;
 mod on_premises;
+mod precedence;
 mod scripts;
 mod support;

@@ -23,7 +23,12 @@ pub(crate) fn d365_process(config: &Path) -> std::process::Command {
         // Never the real OS keyring: the token file's key goes to a file in `config`.
         .env("D365_TOKEN_KEY_STORE", "file")
         .env_remove("D365_CONNECTION_STRING")
+        .env_remove("D365_CONNECTION_STRING_FILE")
         .env_remove("D365_PROFILE")
+        .env_remove("D365_TIMEOUT")
+        .env_remove("D365_MAX_RETRIES")
+        .env_remove("D365_MAX_PAGES")
+        .env_remove("D365_API_VERSION")
         .env_remove("D365_URL")
         .env_remove("D365_GRANT")
         .env_remove("AZURE_CLIENT_ID")
