@@ -213,12 +213,17 @@ pub(crate) fn assert_error(reply: &Reply, status: u16, code: &str, message_part:
 }
 
 /// Where `cargo xtask test` installs the third-party clients the interop tests drive:
-/// `$D365_INTEROP_DIR`, else the workspace's `target/interop`.
+/// `$D365_INTEROP_DIR`, else `interop` in the target directory, found as xtask finds it
+/// (`$CARGO_TARGET_DIR`, relative to the workspace root, or the workspace's `target`), so a
+/// plain `cargo test` with a shared target directory finds what xtask installed there.
 pub(crate) fn interop_dir() -> PathBuf {
-    std::env::var_os("D365_INTEROP_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/interop"),
-        PathBuf::from,
-    )
+    if let Some(dir) = std::env::var_os("D365_INTEROP_DIR") {
+        return PathBuf::from(dir);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), |dir| root.join(dir));
+    target.join("interop")
 }
 
 /// The interop virtualenv's Python.
