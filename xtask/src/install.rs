@@ -70,6 +70,13 @@ pub(crate) const TOOLS: &[Tool] = &[
         package: "dynamics-web-api",
         version: "2.5.0",
     },
+    // Microsoft's token library for Node: the DynamicsWebApi scenario gets its tokens with
+    // it (secret, certificate, password) instead of a hand-rolled token request.
+    Tool {
+        source: Source::Npm,
+        package: "@azure/msal-node",
+        version: "7.2.4",
+    },
     // Microsoft's own clients, pointed at our emulator: it must satisfy them unmodified.
     Tool {
         source: Source::Pip,
@@ -80,6 +87,13 @@ pub(crate) const TOOLS: &[Tool] = &[
         source: Source::Pip,
         package: "azure-identity",
         version: "1.27.0",
+    },
+    // Microsoft's Python Dataverse SDK (`from PowerPlatform.Dataverse.client import
+    // DataverseClient`), which takes an azure-identity credential.
+    Tool {
+        source: Source::Pip,
+        package: "PowerPlatform-Dataverse-Client",
+        version: "1.1.0",
     },
     // A real Redis for the Redis token store's tests (d365-token-store-redis), which start
     // it on a random loopback port.
@@ -322,6 +336,10 @@ mod tests {
             "azure_identity-1.27.0.dist-info"
         );
         assert_eq!(dist_info_name("MSAL", "1.39.0"), "msal-1.39.0.dist-info");
+        assert_eq!(
+            dist_info_name("PowerPlatform-Dataverse-Client", "1.1.0"),
+            "powerplatform_dataverse_client-1.1.0.dist-info"
+        );
         assert_eq!(dist_info_name("a.-_b", "1"), "a_b-1.dist-info");
         assert_eq!(
             dist_info_name("PowerPlatform-Dataverse-Client", "1.1.0"),
@@ -408,6 +426,18 @@ mod tests {
         );
         fs::create_dir_all(site.join("azure_identity-1.27.0.dist-info")).unwrap();
         assert!(is_installed(&dir, &pip));
+
+        // A scoped npm package lives in a folder per scope.
+        let scoped = Tool {
+            source: Source::Npm,
+            package: "@azure/msal-node",
+            version: "7.2.4",
+        };
+        assert!(!is_installed(&dir, &scoped));
+        let scoped_dir = dir.join("node/node_modules/@azure/msal-node");
+        fs::create_dir_all(&scoped_dir).unwrap();
+        fs::write(scoped_dir.join("package.json"), r#"{"version": "7.2.4"}"#).unwrap();
+        assert!(is_installed(&dir, &scoped));
 
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -153,8 +153,7 @@ fn http_part(part_headers: &[(String, String)], lines: &[&str]) -> ApiResult<Par
             None => return Err(ApiError::unreadable_batch("a part has no request line")),
         }
     };
-    let mut words = request_line.split_whitespace();
-    let (Some(method), Some(target)) = (words.next(), words.next()) else {
+    let Some((method, target)) = request_target(request_line) else {
         return Err(ApiError::unreadable_batch(&format!(
             "'{request_line}' is not a request line"
         )));
@@ -179,6 +178,20 @@ fn http_part(part_headers: &[(String, String)], lines: &[&str]) -> ApiResult<Par
         headers: header_map,
         body: body.trim_end().as_bytes().to_vec(),
     })
+}
+
+/// Splits a part's request line into its method and target. The target is everything between
+/// the first space and the last one (before `HTTP/1.1`), as OData's own batch reader takes it:
+/// clients put URLs with raw spaces there (Microsoft's Python Dataverse SDK sends
+/// `$filter=lastname eq 'x'` unencoded), and Dataverse answers them.
+fn request_target(request_line: &str) -> Option<(&str, &str)> {
+    let (method, rest) = request_line.trim().split_once(' ')?;
+    let rest = rest.trim();
+    let target = match rest.rsplit_once(' ') {
+        Some((target, version)) if version.starts_with("HTTP/") => target.trim(),
+        _ => rest,
+    };
+    (!method.is_empty() && !target.is_empty()).then_some((method, target))
 }
 
 /// Parses a batch body.
@@ -446,6 +459,17 @@ mod tests {
         };
         assert_eq!(get.target, "/api/data/v9.2/accounts?$select=name");
         assert!(get.body.is_empty());
+    }
+
+    #[test]
+    fn a_target_may_hold_spaces() {
+        assert_eq!(
+            request_target("GET /api/data/v9.2/contacts?$filter=lastname eq 'A B' HTTP/1.1"),
+            Some(("GET", "/api/data/v9.2/contacts?$filter=lastname eq 'A B'"))
+        );
+        assert_eq!(request_target("PATCH $1 HTTP/1.1"), Some(("PATCH", "$1")));
+        assert_eq!(request_target("GET accounts"), Some(("GET", "accounts")));
+        assert_eq!(request_target("GET"), None);
     }
 
     #[test]

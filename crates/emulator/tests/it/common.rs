@@ -1,5 +1,8 @@
-//! Helpers shared by the integration tests: an HTTP client, form posts, JWT inspection and
-//! client assertions built the way Microsoft's SDKs build them.
+//! Helpers shared by the integration tests: an HTTP client, form posts, JWT inspection,
+//! client assertions built the way Microsoft's SDKs build them, and finding the third-party
+//! clients the interop tests drive.
+
+use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -207,4 +210,73 @@ pub(crate) fn assert_error(reply: &Reply, status: u16, code: &str, message_part:
         message.contains(message_part),
         "'{message}' lacks '{message_part}'"
     );
+}
+
+/// Where `cargo xtask test` installs the third-party clients the interop tests drive:
+/// `$D365_INTEROP_DIR`, else `interop` in the target directory, found as xtask finds it
+/// (`$CARGO_TARGET_DIR`, relative to the workspace root, or the workspace's `target`), so a
+/// plain `cargo test` with a shared target directory finds what xtask installed there.
+pub(crate) fn interop_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("D365_INTEROP_DIR") {
+        return PathBuf::from(dir);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), |dir| root.join(dir));
+    target.join("interop")
+}
+
+/// The interop virtualenv's Python.
+pub(crate) fn interop_python() -> PathBuf {
+    interop_dir().join("venv").join("bin").join("python")
+}
+
+/// Whether the interop virtualenv has the PyPI distribution `normalized` (the `.dist-info`
+/// prefix pip writes: lower case, `_` for `-`), at any version: `cargo xtask test` pins it.
+pub(crate) fn interop_python_has(normalized: &str) -> bool {
+    let prefix = format!("{normalized}-");
+    std::fs::read_dir(interop_dir().join("venv").join("lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|python| std::fs::read_dir(python.path().join("site-packages")).ok())
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.starts_with(&prefix) && name.ends_with(".dist-info")
+        })
+}
+
+/// The `package.json` of an npm package installed in the interop npm prefix.
+pub(crate) fn interop_npm_package(name: &str) -> PathBuf {
+    interop_dir()
+        .join("node")
+        .join("node_modules")
+        .join(name)
+        .join("package.json")
+}
+
+/// Whether every interop client a test needs is installed. If one is missing the test fails
+/// on CI (`CI=true`), where `cargo xtask test` has just installed them, so a broken install
+/// can never pass as a skip; elsewhere it says why it skips and returns `false`.
+// The skip notice is the one thing this test must tell a person running it locally.
+#[allow(clippy::print_stderr)]
+pub(crate) fn interop_clients_installed(test: &str, missing: &[(&str, bool)]) -> bool {
+    let missing: Vec<&str> = missing
+        .iter()
+        .filter(|(_, present)| !present)
+        .map(|(what, _)| *what)
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!(
+        "{test}: {} not installed under {}; run `cargo xtask test` to install the pinned interop clients",
+        missing.join(", "),
+        interop_dir().display()
+    );
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+    eprintln!("skipping {message}");
+    false
 }

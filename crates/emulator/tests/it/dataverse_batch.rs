@@ -1,6 +1,6 @@
 //! `$batch` over HTTP: the reference's worked example (a change set with Content-ID
 //! references, then a GET) answered in Dataverse's wire format, atomic change sets,
-//! `odata.continue-on-error`, and the framing errors.
+//! `odata.continue-on-error`, request lines whose URL holds raw spaces, and the framing errors.
 
 use d365_emulator::Emulator;
 use reqwest::Method;
@@ -80,6 +80,25 @@ async fn the_reference_example_round_trips() {
     let contact = &contacts.body["value"][0];
     assert_eq!(account["_primarycontactid_value"], contact["contactid"]);
     assert_eq!(contact["_parentcustomerid_value"], account["accountid"]);
+}
+
+/// Microsoft's Python Dataverse SDK writes a query's `$filter` into a part's request line
+/// unencoded; like OData's batch reader, the URL is everything between the method and the
+/// HTTP version.
+#[tokio::test]
+async fn a_request_line_may_hold_raw_spaces() {
+    let emulator = Emulator::builder().start().await.expect("started");
+    let api = Api::new(&emulator).await;
+    let body = example(r#"{"name":"Fabrikam (batch)"}"#).replace(
+        "$filter=name%20eq%20'Fabrikam%20(batch)'",
+        "$filter=name eq 'Fabrikam (batch)'",
+    );
+    assert!(body.contains("name eq 'Fabrikam (batch)' HTTP/1.1\r\n"));
+    let reply = send(batch(&api, "batch_b", body)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let text = reply.body.as_str().expect("text");
+    assert!(text.contains("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains(r#""name":"Fabrikam (batch)""#), "{text}");
 }
 
 #[tokio::test]

@@ -13,34 +13,19 @@ use secrecy::ExposeSecret as _;
 
 use crate::common;
 
-fn interpreter() -> PathBuf {
-    let dir = std::env::var_os("D365_INTEROP_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/interop"),
-        PathBuf::from,
-    );
-    dir.join("venv").join("bin").join("python")
-}
-
-// The skip notice is the one thing this test must tell a person running it locally.
-#[allow(clippy::print_stderr)]
-fn skip_or_fail(python: &std::path::Path) -> bool {
-    if python.exists() {
-        return false;
-    }
-    let message = format!(
-        "no Python interop environment at {}; run `cargo xtask test` to create it \
-         (python3 -m venv target/interop/venv && target/interop/venv/bin/pip install msal azure-identity)",
-        python.display()
-    );
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
-    eprintln!("skipping interop_python: {message}");
-    true
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn msal_and_azure_identity_get_tokens_over_https() {
-    let python = interpreter();
-    if skip_or_fail(&python) {
+    let python = common::interop_python();
+    if !common::interop_clients_installed(
+        "interop_python",
+        &[
+            ("msal", common::interop_python_has("msal")),
+            (
+                "azure-identity",
+                common::interop_python_has("azure_identity"),
+            ),
+        ],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");

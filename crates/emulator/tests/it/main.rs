@@ -22,6 +22,7 @@ mod device_code;
 mod discovery;
 mod errors;
 mod identity_fidelity;
+mod interop_dataverse_client;
 mod interop_dynamics_web_api;
 mod interop_python;
 mod lifecycle;
