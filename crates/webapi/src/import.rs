@@ -465,10 +465,8 @@ impl RowConverter {
                 .columns
                 .get(name)
                 .ok_or_else(|| format!("`{name}`: not a column of the table"))?;
-            if let Value::String(text) = value {
-                if text.is_empty() {
-                    continue;
-                }
+            if value.as_str().is_some_and(str::is_empty) {
+                continue;
             }
             if let Some(lookup) = self.lookups.get(name) {
                 let (navigation, reference) = lookup_bind(name, lookup, value)?;

@@ -282,10 +282,8 @@ async fn import(
         }
         Err(error) => return Err(error.into()),
     };
-    if let Some(path) = &checkpoint_path {
-        if !args.dry_run {
-            remove_if_present(path)?;
-        }
+    if let Some(path) = checkpoint_path.as_ref().filter(|_| !args.dry_run) {
+        remove_if_present(path)?;
     }
 
     let state = &observer.state;
