@@ -196,9 +196,11 @@ pub(crate) enum Command {
     Delete(KeyArgs),
     /// Send a $batch described in a JSON file.
     Batch(BatchArgs),
-    /// Load rows into a table from a CSV, JSON lines or JSON file (or standard input):
-    /// values converted with the table's metadata, sent in bulk requests several at once,
-    /// resumable after an interruption, rows the service refuses written to a rejects file.
+    /// Load rows into a table from a CSV, JSON lines or JSON file.
+    ///
+    /// Values are converted with the table's metadata and sent in bulk requests, several at
+    /// once; a checkpoint beside the file lets a run stopped by Ctrl-C, a kill or the network
+    /// continue where it stopped; rows the service refuses go to a rejects file (exit code 1).
     Import(ImportArgs),
     /// Send any Web API request (like `az rest`).
     Request(RequestArgs),
