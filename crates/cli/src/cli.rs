@@ -199,6 +199,12 @@ pub(crate) enum Command {
     Delete(KeyArgs),
     /// Send a $batch described in a JSON file.
     Batch(BatchArgs),
+    /// Load rows into a table from a CSV, JSON lines or JSON file.
+    ///
+    /// Values are converted with the table's metadata and sent in bulk requests, several at
+    /// once; a checkpoint beside the file lets a run stopped by Ctrl-C, a kill or the network
+    /// continue where it stopped; rows the service refuses go to a rejects file (exit code 1).
+    Import(ImportArgs),
     /// Send any Web API request (like `az rest`).
     Request(RequestArgs),
     /// Run the local Entra ID and Dataverse emulator until Ctrl-C.
@@ -412,6 +418,48 @@ pub(crate) struct UpsertArgs {
 pub(crate) struct BatchArgs {
     /// A JSON file: {"continue_on_error": bool, "requests": [{"method","url","body"?,"change_set"?}]}.
     pub(crate) file: PathBuf,
+}
+
+/// `d365 import`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The table: its logical name (`account`) or entity set (`accounts`).
+    pub(crate) table: String,
+    /// The input: a CSV file with a header row, JSON lines, or a JSON array of objects;
+    /// `-` for standard input (with --format).
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// The input's format (default: from the file's extension: .csv, .jsonl/.ndjson, .json).
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<InputFormat>,
+    /// Create or update each row found by this alternate key's columns (comma-separated),
+    /// so loading the same file again changes nothing; without it every row is created.
+    #[arg(long, value_name = "KEY", value_delimiter = ',')]
+    pub(crate) upsert: Vec<String>,
+    /// Convert and check every row (columns, values, lookup syntax) and send nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Forget the checkpoint of an earlier, unfinished import of this file and start over.
+    #[arg(long)]
+    pub(crate) restart: bool,
+    /// Rows per bulk request to start with (halved after a timeout or a 413), 1 to 1000.
+    #[arg(long, value_name = "ROWS", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub(crate) chunk_size: Option<u16>,
+    /// Where rows the service refuses go (default: beside the input, `FILE.rejects.csv` or
+    /// `FILE.rejects.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) rejects: Option<PathBuf>,
+}
+
+/// The format of an import's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum InputFormat {
+    /// Comma-separated values with a header row of column names.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+    /// One JSON array of objects (read one object at a time).
+    Json,
 }
 
 /// `d365 request`.

@@ -194,7 +194,11 @@ impl Client {
 }
 
 /// A key column's JSON value as the literal of an `@odata.id` key.
-fn key_literal(index: usize, column: &str, value: &Value) -> Result<Literal, WebApiError> {
+pub(crate) fn key_literal(
+    index: usize,
+    column: &str,
+    value: &Value,
+) -> Result<Literal, WebApiError> {
     match value {
         Value::String(text) => Ok(Literal::String(text.clone())),
         Value::Bool(flag) => Ok(Literal::Bool(*flag)),

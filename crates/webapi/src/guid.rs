@@ -25,6 +25,21 @@ impl Guid {
         Self(uuid::Uuid::new_v4())
     }
 
+    /// The name-based (version 5, SHA-1) GUID of `name` in `namespace` (RFC 9562): the same
+    /// inputs always give the same GUID, as an import gives each row an id it can send
+    /// again without creating the row twice.
+    #[must_use]
+    pub fn from_name(namespace: Guid, name: &[u8]) -> Self {
+        use sha1::Digest as _;
+        let mut hasher = sha1::Sha1::new();
+        hasher.update(namespace.0.as_bytes());
+        hasher.update(name);
+        let digest = hasher.finalize();
+        let mut bytes = [0_u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Self(uuid::Builder::from_sha1_bytes(bytes).into_uuid())
+    }
+
     /// The all-zero GUID.
     #[must_use]
     pub fn nil() -> Self {

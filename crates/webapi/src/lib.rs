@@ -39,6 +39,7 @@ mod client;
 mod error;
 mod fetchxml;
 mod guid;
+mod import;
 mod metadata;
 mod ops;
 mod options;
@@ -55,6 +56,10 @@ pub use client::{Client, ClientBuilder, RetrySettings};
 pub use error::{ErrorKind, ServiceError, WebApiError};
 pub use fetchxml::FetchPage;
 pub use guid::{Guid, GuidError};
+pub use import::{
+    ChunkReport, DEFAULT_CHUNK_ROWS, ImportError, ImportMode, ImportObserver, ImportOptions,
+    ImportRow, ImportSummary, RowConverter,
+};
 pub use metadata::{ChoiceOption, ColumnDefinition, TableDefinition};
 pub use ops::{Created, FORMATTED_VALUES, RawResponse, UpsertMode, WhoAmI, etag, formatted_value};
 pub use options::RequestOptions;

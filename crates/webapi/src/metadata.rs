@@ -377,6 +377,40 @@ impl Client {
         Ok(columns)
     }
 
+    /// The single-valued navigation property of each lookup column and target
+    /// (`ManyToOneRelationships`): `(column, target table, navigation property)`, as an
+    /// import binds `parentcustomerid` to an account through `parentcustomerid_account`.
+    pub(crate) async fn lookup_navigations(
+        &self,
+        logical_name: &str,
+    ) -> Result<Vec<(String, String, String)>, WebApiError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Relationship {
+            referencing_attribute: String,
+            referenced_entity: String,
+            #[serde(default)]
+            referencing_entity_navigation_property_name: Option<String>,
+        }
+        let name = checked_name("table's logical name", logical_name)?;
+        let path = format!(
+            "EntityDefinitions(LogicalName='{name}')/ManyToOneRelationships?$select=ReferencingAttribute,ReferencedEntity,ReferencingEntityNavigationPropertyName"
+        );
+        let found = self.metadata::<Collection<Relationship>>(&path).await?;
+        Ok(found
+            .value
+            .into_iter()
+            .filter_map(|relationship| {
+                let navigation = relationship.referencing_entity_navigation_property_name?;
+                Some((
+                    relationship.referencing_attribute,
+                    relationship.referenced_entity,
+                    navigation,
+                ))
+            })
+            .collect())
+    }
+
     /// GETs a metadata path and decodes it.
     async fn metadata<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, WebApiError> {
         let request = Prepared::new(Method::GET, self.url(path)?, Replay::Safe);

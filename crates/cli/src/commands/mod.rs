@@ -7,6 +7,7 @@ mod config;
 mod data;
 mod demo;
 mod emulator;
+mod import;
 pub(crate) mod login;
 mod metadata;
 mod profile;
@@ -66,6 +67,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Upsert(args) => data::upsert(&connection, global.output, &args).await,
                 Command::Delete(args) => data::delete(&connection, global.output, &args).await,
                 Command::Batch(args) => batch::run(&connection, global.output, &args).await,
+                Command::Import(args) => import::run(&connection, global.output, &args).await,
                 Command::Request(args) => request::run(&connection, global.output, &args).await,
                 Command::Demo
                 | Command::Emulator(_)

@@ -7,6 +7,7 @@ mod cli;
 mod docs_snippets;
 mod exit_codes;
 mod hostile;
+mod import;
 mod login;
 mod no_secrets;
 mod on_premises;

@@ -316,6 +316,22 @@ fn no_command_prints_or_logs_a_secret() {
         &mut d365,
         with(app, &["delete", "accounts", "accountnumber=LEAK-2"]),
     );
+    let import = config.join("import.csv");
+    std::fs::write(&import, "name,accountnumber\nLeak import,LEAK-3\n").unwrap();
+    run_ok(
+        &mut d365,
+        with(
+            app,
+            &[
+                "import",
+                "accounts",
+                "-f",
+                import.to_str().unwrap(),
+                "--upsert",
+                "accountnumber",
+            ],
+        ),
+    );
     run_ok(&mut d365, with(app, &["auth", "doctor"]));
     run_ok(&mut d365, with(app, &["auth", "compare", "-o", "json"]));
 

@@ -6,6 +6,7 @@ mod batch_split;
 mod chaos;
 mod emulator;
 mod faults;
+mod import;
 mod long_run;
 mod metadata_bulk;
 mod no_secrets;
