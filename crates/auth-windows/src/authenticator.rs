@@ -219,19 +219,33 @@ impl WindowsSignIn {
             }
             if connection.opened() <= 1 {
                 // Both legs on the one socket: the server refused the account.
-                return Err(AuthError::credential(
-                    format!(
-                        "the server refused the Windows sign-in of {} ({scheme}): check the password and the domain (Domain=CONTOSO;Username=alice, or CONTOSO\\alice), and that the account may use Dynamics 365",
-                        self.account.shown()
-                    ),
-                    None,
-                ));
+                return Err(self.refused(scheme, ""));
             }
-            tracing::debug!("the NTLM handshake crossed two sockets; starting it again");
+            // The pool may have opened a second socket while the first one was being
+            // checked back in (under load), even if AUTHENTICATE went on the first: give
+            // its check-in a turn before the next attempt.
+            tracing::debug!("the NTLM handshake may have crossed two sockets; starting it again");
+            tokio::task::yield_now().await;
         }
-        Err(self.failure(&format!(
-            "the handshake did not stay on one connection in {MAX_HANDSHAKES} attempts (a proxy between here and the server that does not keep connections?)"
-        )))
+        // Every attempt ended with the server refusing AUTHENTICATE, on what may have been a
+        // second socket each time: most often it is the account that is refused.
+        Err(self.refused(
+            scheme,
+            &format!(
+                " ({MAX_HANDSHAKES} attempts; if the password is right, a proxy between here and the server may not keep connections, which NTLM needs)"
+            ),
+        ))
+    }
+
+    /// The server refused the account's AUTHENTICATE.
+    fn refused(&self, scheme: &str, detail: &str) -> AuthError {
+        AuthError::credential(
+            format!(
+                "the server refused the Windows sign-in of {} ({scheme}){detail}: check the password and the domain (Domain=CONTOSO;Username=alice, or CONTOSO\\alice), and that the account may use Dynamics 365",
+                self.account.shown()
+            ),
+            None,
+        )
     }
 
     fn failure(&self, problem: &str) -> AuthError {
