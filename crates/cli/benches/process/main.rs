@@ -20,7 +20,11 @@
 //!   (`VmHWM`, polled from `/proc` every 5 ms) of each process. Every exported file is
 //!   checked to hold every row, and every raw pass to count every row.
 //!
-//! `D365_BENCH_ROWS=a,b` changes the export sizes; criterion's `--quick` options (passed by
+//! - **Import** (`import.rs`): `d365 import` against one create per request and `$batch`
+//!   of 1,000, its peak RSS at two sizes, and a run under throttling and cut connections
+//!   that must end with exactly every row.
+//!
+//! `D365_BENCH_ROWS=a,b` changes the export sizes (`D365_BENCH_IMPORT_ROWS` the import's); criterion's `--quick` options (passed by
 //! `cargo xtask bench --quick`) shrink them to 10,000 and 100,000 and run fewer start-ups.
 
 #![allow(
@@ -28,6 +32,7 @@
     reason = "a benchmark reports on stdout, as criterion does"
 )]
 
+mod import;
 mod measure;
 mod peers;
 mod raw;
@@ -380,8 +385,9 @@ fn main() {
     let options = Options::from_args();
     let run_start_up = options.selects("cli_start_up");
     let run_export = options.selects("cli_export");
+    let run_import = options.selects("cli_import");
     let peers = peers::Peers::from_environment().filter(|_| options.selects("peers"));
-    if !run_start_up && !run_export && peers.is_none() {
+    if !run_start_up && !run_export && !run_import && peers.is_none() {
         return;
     }
     let scratch = Scratch::new();
@@ -391,6 +397,9 @@ fn main() {
     }
     if run_export {
         export(&options, &scratch, &mut out);
+    }
+    if run_import {
+        import::run(&options, &scratch, &mut out);
     }
     if let Some(peers) = &peers {
         peers::run(peers, &options, &scratch, &mut out);
