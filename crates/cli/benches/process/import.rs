@@ -32,6 +32,9 @@ const BATCH_ROWS: usize = 1_000;
 /// The first row number of the batch baseline (after the single creates' rows).
 const BATCH_ROW_BASE: u64 = 1 << 32;
 
+/// The first row number of the `CreateMultiple` reference.
+const MULTIPLE_ROW_BASE: u64 = 1 << 33;
+
 impl Options {
     /// The two import sizes: `D365_BENCH_IMPORT_ROWS=a,b`, else 100,000 and 1,000,000
     /// (10,000 and 100,000 quick).
@@ -146,6 +149,26 @@ fn batches(runtime: &tokio::runtime::Runtime, client: &Client, rows: usize) -> f
     rows as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Rows per second of `CreateMultiple` requests of 1,000 rows, one after another: what the
+/// emulator itself takes for the requests `d365 import` sends.
+fn create_multiples(runtime: &tokio::runtime::Runtime, client: &Client, rows: usize) -> f64 {
+    let started = Instant::now();
+    runtime.block_on(async {
+        let mut next = 0u64;
+        while (next as usize) < rows {
+            let end = (next + BATCH_ROWS as u64).min(rows as u64);
+            let chunk: Vec<serde_json::Value> =
+                (next..end).map(|n| row(MULTIPLE_ROW_BASE + n)).collect();
+            client
+                .create_multiple("accounts", &chunk)
+                .await
+                .expect("CreateMultiple");
+            next = end;
+        }
+    });
+    rows as f64 / started.elapsed().as_secs_f64()
+}
+
 /// `d365 import accounts --file input` against `emulator`, as a process.
 fn import(scratch: &Scratch, emulator: &Emulator, input: &Path) -> Watched {
     let mut command = d365_in(scratch);
@@ -172,11 +195,15 @@ pub(crate) fn run(options: &Options, scratch: &Scratch, out: &mut String) {
          (`Client::create`, {single_rows} rows, as parallel as the client goes) and `$batch` \
          requests of {BATCH_ROWS} creates in a change set ({batch_rows} rows, one request \
          after another), each into a fresh emulator without service protection limits. \
-         Rates are rows over wall time; peak RSS is `VmHWM` of the `d365` process.\n"
+         For reference, `CreateMultiple` requests of {BATCH_ROWS} rows one after another \
+         ({batch_rows} rows, the library alone): what the emulator takes for the requests the \
+         import sends. Rates are rows over wall time; peak RSS is `VmHWM` of the `d365` \
+         process.\n"
     );
     out.push_str(
-        "| rows | d365 import | one create per request | $batch of 1,000 | import / single | \
-         import / batch | peak RSS of d365 |\n|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| rows | d365 import | one create per request | $batch of 1,000 | CreateMultiple of \
+         1,000 | import / single | import / batch | peak RSS of d365 |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut peaks = Vec::new();
     for rows in options.import_sizes() {
@@ -190,6 +217,7 @@ pub(crate) fn run(options: &Options, scratch: &Scratch, out: &mut String) {
         let baseline_client = client(&runtime, &baseline);
         let single = single_creates(&runtime, &baseline_client, single_rows);
         let batched = batches(&runtime, &baseline_client, batch_rows);
+        let multiple = create_multiples(&runtime, &baseline_client, batch_rows);
         drop(baseline);
 
         let emulator = runtime
@@ -206,7 +234,7 @@ pub(crate) fn run(options: &Options, scratch: &Scratch, out: &mut String) {
         peaks.push((rows, imported.peak_mib()));
         let _ = writeln!(
             out,
-            "| {rows} | {rate:.0} rows/s ({}) | {single:.0} rows/s | {batched:.0} rows/s | {:.1} | {:.2} | {:.1} MiB |",
+            "| {rows} | {rate:.0} rows/s ({}) | {single:.0} rows/s | {batched:.0} rows/s | {multiple:.0} rows/s | {:.1} | {:.2} | {:.1} MiB |",
             millis(imported.elapsed),
             rate / single,
             rate / batched,
