@@ -72,7 +72,7 @@ fn row(n: u64) -> serde_json::Value {
 }
 
 /// Writes `rows` account rows as JSON lines to `path`.
-fn write_input(path: &Path, rows: u64) {
+pub(crate) fn write_input(path: &Path, rows: u64) {
     let file = std::fs::File::create(path).expect("input file");
     let mut writer = std::io::BufWriter::with_capacity(1 << 16, file);
     for n in 0..rows {

@@ -9,6 +9,10 @@
 //! variable each platform reads: `SSL_CERT_FILE` for `d365`, `REQUESTS_CA_BUNDLE` and an
 //! explicit `verify` for Python, `NODE_EXTRA_CA_CERTS` for Node.js.
 //!
+//! Jobs: a token cache hit, a cold token, a one-shot WhoAmI process, a whole-table export,
+//! and a bulk create of 100,000 rows (`d365 import` against DynamicsWebApi's and the Python
+//! SDK's `CreateMultiple` paths).
+//!
 //! One table per job, each row a peer: its figure, d365's figure from the same run, and the
 //! ratio peer / d365 (above 1: the peer takes longer or holds more). A peer that cannot run
 //! against today's emulator is a row saying why, in the peer's own words.
@@ -216,7 +220,7 @@ pub(crate) fn run(peers: &Peers, options: &Options, scratch: &Scratch, out: &mut
     start_up(peers, options, &target, scratch, out);
     drop(target);
     export(peers, options, &runtime, scratch, out);
-    bulk_create(out);
+    bulk_create(peers, options, &runtime, scratch, out);
 }
 
 /// Token cache hits and cold tokens.
@@ -500,17 +504,120 @@ fn export(
     }
 }
 
-/// Bulk create: not measurable yet, and the table says why.
-fn bulk_create(out: &mut String) {
-    let _ = writeln!(out, "\n### Bulk create of 100,000 rows\n");
-    out.push_str(
-        "| peer | figure | d365 | ratio |\n|---|---:|---:|---:|\n\
-         | DynamicsWebApi 2.5.0 (`executeBatch` of `create`s; it has no `CreateMultiple` call) | pending | pending: `d365 import` does not exist yet | — |\n\
-         | PowerPlatform-Dataverse-Client 1.1.0 (`records.create` with a list: `CreateMultiple`) | pending | pending: `d365 import` does not exist yet | — |\n\n\
-         Pending: there is no `d365 import` to measure yet, and the emulator has no \
-         `CreateMultiple` action for the Python SDK's bulk path (bulk operations are other \
-         issues' work). This job is measured once they exist.\n",
+/// Bulk create: the rows of one JSON lines file into an empty table, by each peer's bulk
+/// path and by `d365 import`, each into a fresh emulator; every table is then exported and
+/// counted.
+fn bulk_create(
+    peers: &Peers,
+    options: &Options,
+    runtime: &tokio::runtime::Runtime,
+    scratch: &Scratch,
+    out: &mut String,
+) {
+    let rows: u64 = if options.quick { 20_000 } else { 100_000 };
+    let chunk = "1000";
+    let _ = writeln!(out, "\n### Bulk create of {rows} rows\n");
+    let _ = writeln!(
+        out,
+        "The rows of one JSON lines file (name, account number, revenue) into an empty \
+         `accounts`: DynamicsWebApi calling the bound action `CreateMultiple` with {chunk} \
+         rows a request (it has no helper for it), the Python SDK's `records.create` with a \
+         list of {chunk} (it sends a list as one `CreateMultiple` and does not chunk), both \
+         one request after another as their documentation shows; and `d365 import accounts \
+         --file F` (chunks of 200, several in flight, a checkpoint file). Each into a fresh \
+         emulator; wall time and peak RSS of each process; every table is then counted.\n"
     );
+    out.push_str(
+        "| peer | wall time | d365 | ratio | peak RSS | d365 | ratio |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let input = scratch.path("peer-bulk.jsonl");
+    crate::import::write_input(&input, rows);
+    let input_arg = input.display().to_string();
+    let limit = Duration::from_secs(900);
+    let counted = |target: &Target| -> u64 {
+        let file = scratch.path("peer-bulk-count.jsonl");
+        let mut command = target.d365(scratch);
+        command
+            .args([
+                "get",
+                "accounts",
+                "--all",
+                "--select",
+                "accountid",
+                "-o",
+                "jsonl",
+            ])
+            .args(["--no-token-cache", "--out"])
+            .arg(&file);
+        run_within(command, limit).expect_success("d365 get (count)");
+        let rows = crate::count_lines(&file);
+        let _ = std::fs::remove_file(&file);
+        rows
+    };
+
+    let target = Target::start(runtime, scratch, 0);
+    let before = counted(&target);
+    let mut d365 = target.d365(scratch);
+    d365.args([
+        "import",
+        "accounts",
+        "--no-token-cache",
+        "-o",
+        "json",
+        "--file",
+    ])
+    .arg(&input);
+    let d365 = run_within(d365, limit).expect_success("d365 import (https)");
+    assert_eq!(counted(&target) - before, rows, "d365 imported every row");
+    drop(target);
+
+    for (name, program) in [
+        (
+            "DynamicsWebApi 2.5.0 `callAction` CreateMultiple (Node.js)",
+            "bulk.mjs",
+        ),
+        (
+            "PowerPlatform-Dataverse-Client 1.1.0 `records.create` (Python)",
+            "bulk_sdk.py",
+        ),
+    ] {
+        let target = Target::start(runtime, scratch, 0);
+        let before = counted(&target);
+        let command = if program.ends_with(".mjs") {
+            target.node(peers, program, &[&input_arg, chunk])
+        } else {
+            target.python(peers, program, &[&input_arg, chunk])
+        };
+        let peer = run_within(command, limit);
+        let written = counted(&target) - before;
+        if peer.success && written == rows {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1}× |",
+                millis(peer.elapsed),
+                millis(d365.elapsed),
+                ratio(peer.elapsed, d365.elapsed),
+                peer.peak_mib(),
+                d365.peak_mib(),
+                peer.peak_mib() / d365.peak_mib()
+            );
+        } else {
+            let why = if peer.success {
+                format!("the table got {written} rows of {rows}")
+            } else {
+                failure(&target, &peer)
+            };
+            let _ = writeln!(
+                out,
+                "| {name} | could not run: {} | {} | — | — | {:.1} MiB | — |",
+                why.replace('|', "\\|"),
+                millis(d365.elapsed),
+                d365.peak_mib()
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&input);
 }
 
 /// When this executable was started in d365's token mode (`ROUNDS,CALLS,COLD_RUNS` in
