@@ -285,6 +285,42 @@ async fn upserts_and_resent_rows_are_applied_once() {
 }
 
 #[tokio::test]
+async fn a_broken_connection_does_not_shrink_the_chunks() {
+    const ROWS: u64 = 12_000;
+    let emulator = Emulator::builder()
+        .faults(FaultConfig::new(5).cut(0.1))
+        .start()
+        .await
+        .unwrap();
+    let client = client(&emulator);
+    let mut converter = RowConverter::load(&client, "accounts", true).await.unwrap();
+    let input: Vec<Value> = (1..=ROWS)
+        .map(|n| json!({"name": format!("Cut {n:04}")}))
+        .collect();
+    let summary = client
+        .import(
+            &mut converter,
+            &ImportOptions::new().chunk_size(200),
+            rows(input),
+            &mut (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.created + summary.upserted, ROWS, "{summary:?}");
+    let cuts = emulator.dataverse_stats().injected_cuts;
+    assert!(cuts > 0, "cuts happened");
+    // 60 chunks, each sent again once per cut (the metadata reads count among the cuts).
+    // Halving the chunks on every cut took such a run to chunks of a row and thousands of
+    // requests.
+    assert!(
+        summary.requests <= 60 + 2 * cuts,
+        "{} requests for 60 chunks and {cuts} cuts",
+        summary.requests
+    );
+    assert_eq!(all(&client, "accounts", &["name"]).await.len() as u64, ROWS);
+}
+
+#[tokio::test]
 async fn cut_connections_leave_exactly_n_rows() {
     const ROWS: u64 = 600;
     let emulator = Emulator::builder()
