@@ -202,7 +202,7 @@ fn install_paths() -> Result<()> {
     );
     let help = Cmd::new(bin.join("d365-emulator")).arg("--help").read()?;
     anyhow::ensure!(
-        help.contains("Usage"),
+        help.to_ascii_lowercase().contains("usage"),
         "`d365-emulator --help` printed {help:?}"
     );
     std::fs::remove_dir_all(&root)?;
