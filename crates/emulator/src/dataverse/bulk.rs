@@ -132,6 +132,19 @@ pub(crate) fn multiple(
     action: &str,
 ) -> ApiResult<DvResponse> {
     let ctx = call.ctx;
+    if super::schema::BULK_MESSAGES.contains(&action)
+        && !table.bulk_messages.iter().any(|message| message == action)
+    {
+        // The service's answer for a message the table has no processor for (our reading:
+        // the text Dataverse gives; its code is the generic one).
+        return Err(ApiError::bad_request(
+            "0x80040216",
+            format!(
+                "The '{action}' method does not support entities of type '{}'. MessageProcessorCache returned MessageProcessor.Empty.",
+                table.logical_name
+            ),
+        ));
+    }
     match action {
         "CreateMultiple" => {
             ctx.caller.require(table, Access::Create)?;

@@ -79,6 +79,11 @@ pub struct TableConfig {
     /// `statuscode` are added), `organization`, `business` or `none`.
     #[serde(default)]
     pub ownership: Option<Ownership>,
+    /// The bulk messages the table takes, of `CreateMultiple`, `UpdateMultiple` and
+    /// `UpsertMultiple` (default: all three). Dataverse's tables differ here; one left out
+    /// is refused as the service refuses a message a table has no processor for.
+    #[serde(default)]
+    pub bulk_messages: Option<Vec<String>>,
 }
 
 /// Who owns a table's rows (`OwnershipType` in the metadata API).
@@ -322,6 +327,8 @@ pub(crate) struct Table {
     pub(crate) object_type_code: i32,
     /// `statuscode` value → the `statecode` value it belongs to.
     pub(crate) status_states: Vec<(i64, i64)>,
+    /// The bulk messages (`CreateMultiple`, …) the table takes.
+    pub(crate) bulk_messages: Vec<String>,
 }
 
 /// What a name in `$select`, `$filter` or `$orderby` stands for.
@@ -759,6 +766,18 @@ fn resolve(
             ..Column::new(&column.name, kind, false)
         });
     }
+    if let Some(unknown) = config
+        .bulk_messages
+        .iter()
+        .flatten()
+        .find(|message| !BULK_MESSAGES.contains(&message.as_str()))
+    {
+        return Err(invalid(format!(
+            "bulk_messages of '{}' names '{unknown}'; the bulk messages are {}",
+            config.logical_name,
+            BULK_MESSAGES.join(", ")
+        )));
+    }
     let ownership = config.ownership.unwrap_or(Ownership::User);
     let declared_status = columns.iter().any(|c| c.name == "statuscode");
     add_system_columns(&mut columns, config, tables, ownership, !custom);
@@ -806,8 +825,17 @@ fn resolve(
             Origin::Custom(code) => code,
         },
         status_states,
+        bulk_messages: config.bulk_messages.clone().unwrap_or_else(|| {
+            BULK_MESSAGES
+                .iter()
+                .map(|&message| message.to_owned())
+                .collect()
+        }),
     })
 }
+
+/// The bulk messages a table takes unless its schema says otherwise.
+pub(crate) const BULK_MESSAGES: [&str; 3] = ["CreateMultiple", "UpdateMultiple", "UpsertMultiple"];
 
 /// A lookup column's targets, each with its relationship and navigation property names.
 fn lookup_kind(

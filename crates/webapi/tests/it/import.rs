@@ -354,3 +354,57 @@ async fn cut_connections_leave_exactly_n_rows() {
     assert_eq!(names.len() as u64, ROWS);
     assert_eq!(unique.len() as u64, ROWS, "no row twice");
 }
+
+#[tokio::test]
+async fn a_table_without_bulk_messages_is_imported_through_batches() {
+    const ROWS: u64 = 250;
+    let schema = d365_emulator::SchemaConfig::from_toml_str(
+        r#"
+[[tables]]
+logical_name = "new_note"
+entity_set_name = "new_notes"
+primary_id = "new_noteid"
+primary_name = "new_name"
+bulk_messages = []
+columns = [{ name = "new_code", type = "string", max_length = 20 }]
+"#,
+    )
+    .unwrap();
+    let emulator = Emulator::builder().schema(schema).start().await.unwrap();
+    let client = client(&emulator);
+    // The table refuses the bulk messages, as some of Dataverse's do.
+    let refused = client
+        .create_multiple("new_notes", &[json!({"new_name": "direct"})])
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("does not support entities of type 'new_note'"),
+        "{refused}"
+    );
+    let mut converter = RowConverter::load(&client, "new_notes", true)
+        .await
+        .unwrap();
+    let input: Vec<Value> = (1..=ROWS)
+        .map(|n| json!({"new_name": format!("Note {n:03}"), "new_code": format!("N{n}")}))
+        .collect();
+    let summary = client
+        .import(
+            &mut converter,
+            &ImportOptions::new().chunk_size(100),
+            rows(input),
+            &mut (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.created + summary.upserted, ROWS, "{summary:?}");
+    assert_eq!(summary.rejected, 0, "{summary:?}");
+    let names = all(&client, "new_notes", &["new_name"]).await;
+    let unique: std::collections::HashSet<String> = names
+        .iter()
+        .map(|row| row["new_name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names.len() as u64, ROWS);
+    assert_eq!(unique.len() as u64, ROWS, "no row twice");
+}
