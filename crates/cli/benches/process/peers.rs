@@ -524,7 +524,7 @@ fn bulk_create(
          rows a request (it has no helper for it), the Python SDK's `records.create` with a \
          list of {chunk} (it sends a list as one `CreateMultiple` and does not chunk), both \
          one request after another as their documentation shows; and `d365 import accounts \
-         --file F` (chunks of 200, several in flight, a checkpoint file). Each into a fresh \
+         --file F` (chunks of 500, several in flight, a checkpoint file). Each into a fresh \
          emulator; wall time and peak RSS of each process; every table is then counted.\n"
     );
     out.push_str(
