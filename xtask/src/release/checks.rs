@@ -23,6 +23,8 @@ pub(crate) struct Tools {
     /// The MSRVs whose toolchain is installed (`rustup run <msrv> cargo --version`
     /// succeeds).
     pub(crate) msrv_toolchains: Vec<String>,
+    /// `rustup run nightly cargo --version` succeeds: docs.rs builds with nightly.
+    pub(crate) nightly: bool,
 }
 
 /// The crates that declare one `rust-version`, in publish order.
@@ -180,6 +182,36 @@ pub(crate) fn checks(target: &Target<'_>, tools: &Tools) -> Vec<Check> {
             action,
         });
     }
+    // docs.rs builds every feature with nightly and `--cfg docsrs` (the crates'
+    // `[package.metadata.docs.rs]`), which labels feature-gated items; stable cannot.
+    let docs = if tools.nightly {
+        let mut command = words([
+            "env",
+            "RUSTDOCFLAGS=--cfg docsrs -D warnings",
+            "rustup",
+            "run",
+            "nightly",
+            "cargo",
+            "doc",
+            "--no-deps",
+            "--all-features",
+            "--locked",
+            "--target-dir",
+            "target/docsrs",
+        ]);
+        command = with_packages(command, target.publish_order);
+        Action::Command(command)
+    } else {
+        Action::Skipped(
+            "no nightly toolchain, so the docs.rs build (nightly, --cfg docsrs, all features) \
+             was not run (install it with `rustup toolchain install nightly --profile minimal`)"
+                .to_owned(),
+        )
+    };
+    checks.push(Check {
+        name: "docs.rs",
+        action: docs,
+    });
     checks
 }
 
@@ -270,6 +302,7 @@ mod tests {
         Tools {
             semver_checks: true,
             msrv_toolchains: vec!["1.89".to_owned(), "1.93".to_owned()],
+            nightly: true,
         }
     }
 
@@ -293,7 +326,10 @@ mod tests {
         let groups = groups(&order);
         let checks = checks(&target(&order, &groups, Some("v0.1.0")), &all_tools());
         let names: Vec<_> = checks.iter().map(|check| check.name).collect();
-        assert_eq!(names, ["package", "package contents", "semver", "msrv"]);
+        assert_eq!(
+            names,
+            ["package", "package contents", "semver", "msrv", "docs.rs"]
+        );
         assert_eq!(
             command(&checks[0]),
             "cargo package --no-verify --locked --allow-dirty \
@@ -308,6 +344,12 @@ mod tests {
         assert_eq!(
             command(&checks[3]),
             "rustup run 1.89 cargo check --locked --lib --bins \
+             --package d365-auth-core --package d365-webapi"
+        );
+        assert_eq!(
+            command(&checks[4]),
+            "env RUSTDOCFLAGS=--cfg docsrs -D warnings rustup run nightly cargo doc --no-deps \
+             --all-features --locked --target-dir target/docsrs \
              --package d365-auth-core --package d365-webapi"
         );
     }
@@ -346,7 +388,7 @@ mod tests {
         );
         tools.msrv_toolchains.retain(|version| version == "1.89");
         let some = checks(&target(&order, &groups, Some("v0.1.0")), &tools);
-        let last = some.last().unwrap();
+        let last = some.iter().rfind(|check| check.name == "msrv").unwrap();
         assert!(
             skipped(last)
                 .contains("Rust 1.93 toolchain (rust-version of d365-auth-windows, d365-cli)")
@@ -368,6 +410,7 @@ mod tests {
         let none = Tools {
             semver_checks: false,
             msrv_toolchains: Vec::new(),
+            nightly: false,
         };
         let checks = checks(&target(&order, &groups, Some("v0.1.0")), &none);
         let semver = skipped(&checks[2]);
@@ -377,6 +420,8 @@ mod tests {
         );
         assert!(semver.contains("v0.1.0"));
         assert!(semver.contains("cargo install cargo-semver-checks --locked"));
+        let docs = skipped(&checks[4]);
+        assert!(docs.contains("rustup toolchain install nightly"), "{docs}");
         let msrv = skipped(&checks[3]);
         assert!(msrv.contains("Rust 1.89 toolchain"), "{msrv}");
         assert!(msrv.contains("rustup toolchain install 1.89 --profile minimal"));

@@ -310,6 +310,11 @@ pub(crate) fn run(args: &ReleaseArgs) -> Result<()> {
                     .unwrap_or(false)
             })
             .collect(),
+        nightly: Cmd::new("rustup")
+            .args(["run", "nightly", "cargo", "--version"])
+            .env("RUSTUP_AUTO_INSTALL", "0")
+            .succeeds()
+            .unwrap_or(false),
     };
     let checks = checks::checks(
         &checks::Target {
