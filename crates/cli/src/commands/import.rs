@@ -723,12 +723,20 @@ impl RejectsFile {
             return Ok(());
         }
         if self.writer.is_none() {
-            let file = std::fs::OpenOptions::new()
+            // The rows hold the organization's data: a new rejects file is private, and a
+            // symlink planted under its name is refused rather than followed.
+            let mut options = std::fs::OpenOptions::new();
+            options
                 .create(true)
                 .append(self.append)
                 .write(true)
-                .truncate(!self.append)
-                .open(&self.path)?;
+                .truncate(!self.append);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+            }
+            let file = options.open(&self.path)?;
             let empty = file.metadata()?.len() == 0;
             let mut writer = std::io::BufWriter::new(file);
             if let (Some(headers), true) = (&self.csv_headers, empty) {

@@ -159,7 +159,12 @@ fn files_are_converted_checked_and_imported() {
     let summary: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["created"], 2, "{out}");
     assert_eq!(summary["rejected"], 2, "{out}");
-    let rejects = std::fs::read_to_string(dir.path().join("accounts.csv.rejects.csv")).unwrap();
+    let rejects_path = dir.path().join("accounts.csv.rejects.csv");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&rejects_path).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the rejects file holds data: private");
+    let rejects = std::fs::read_to_string(&rejects_path).unwrap();
     let lines: Vec<&str> = rejects.lines().collect();
     assert_eq!(lines.len(), 3, "{rejects}");
     assert!(
