@@ -474,31 +474,14 @@ fn export(
             let _ = std::fs::remove_file(&file);
             let peer = run_within(command, limit);
             let counted = peer.stdout.trim().parse::<u64>().ok();
-            if peer.success && counted == Some(rows) && crate::count_lines(&file) == rows {
-                let _ = writeln!(
-                    out,
-                    "| {rows} | {name} | {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1}× |",
-                    millis(peer.elapsed),
-                    millis(d365.elapsed),
-                    ratio(peer.elapsed, d365.elapsed),
-                    peer.peak_mib(),
-                    d365.peak_mib(),
-                    peer.peak_mib() / d365.peak_mib()
-                );
+            let outcome = if !peer.success {
+                Err(failure(&target, &peer))
+            } else if counted == Some(rows) && crate::count_lines(&file) == rows {
+                Ok(())
             } else {
-                let why = if peer.success {
-                    format!("it wrote {counted:?} rows of {rows}")
-                } else {
-                    failure(&target, &peer)
-                };
-                let _ = writeln!(
-                    out,
-                    "| {rows} | {name} | could not run: {} | {} | — | — | {:.1} MiB | — |",
-                    why.replace('|', "\\|"),
-                    millis(d365.elapsed),
-                    d365.peak_mib()
-                );
-            }
+                Err(format!("it wrote {counted:?} rows of {rows}"))
+            };
+            let _ = writeln!(out, "| {rows} {}", process_row(name, &peer, &d365, outcome));
         }
         let _ = std::fs::remove_file(&file);
     }
@@ -591,33 +574,38 @@ fn bulk_create(
         };
         let peer = run_within(command, limit);
         let written = counted(&target) - before;
-        if peer.success && written == rows {
-            let _ = writeln!(
-                out,
-                "| {name} | {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1}× |",
-                millis(peer.elapsed),
-                millis(d365.elapsed),
-                ratio(peer.elapsed, d365.elapsed),
-                peer.peak_mib(),
-                d365.peak_mib(),
-                peer.peak_mib() / d365.peak_mib()
-            );
+        let outcome = if !peer.success {
+            Err(failure(&target, &peer))
+        } else if written == rows {
+            Ok(())
         } else {
-            let why = if peer.success {
-                format!("the table got {written} rows of {rows}")
-            } else {
-                failure(&target, &peer)
-            };
-            let _ = writeln!(
-                out,
-                "| {name} | could not run: {} | {} | — | — | {:.1} MiB | — |",
-                why.replace('|', "\\|"),
-                millis(d365.elapsed),
-                d365.peak_mib()
-            );
-        }
+            Err(format!("the table got {written} rows of {rows}"))
+        };
+        let _ = writeln!(out, "{}", process_row(name, &peer, &d365, outcome));
     }
     let _ = std::fs::remove_file(&input);
+}
+
+/// One table row comparing a peer's process with d365's: `| name | wall time | d365 | ratio |
+/// peak RSS | d365 | ratio |`, or why the peer could not run.
+fn process_row(name: &str, peer: &Watched, d365: &Watched, outcome: Result<(), String>) -> String {
+    match outcome {
+        Ok(()) => format!(
+            "| {name} | {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1}× |",
+            millis(peer.elapsed),
+            millis(d365.elapsed),
+            ratio(peer.elapsed, d365.elapsed),
+            peer.peak_mib(),
+            d365.peak_mib(),
+            peer.peak_mib() / d365.peak_mib()
+        ),
+        Err(why) => format!(
+            "| {name} | could not run: {} | {} | — | — | {:.1} MiB | — |",
+            why.replace('|', "\\|"),
+            millis(d365.elapsed),
+            d365.peak_mib()
+        ),
+    }
 }
 
 /// When this executable was started in d365's token mode (`ROUNDS,CALLS,COLD_RUNS` in
